@@ -1,0 +1,147 @@
+// auth.go guards the write endpoints: the API key (compared in constant
+// time), the client address (X-Forwarded-For only from trusted proxies) and
+// per-address rate limits (token buckets in a table that forgets idle
+// addresses, so a scan from many addresses cannot grow it without bound).
+
+package registry
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/time/rate"
+)
+
+// keyOK reports whether req carries the API key, if one is set. Both sides
+// are hashed first so that the comparison takes the same time whatever the
+// length of the key sent.
+func (r *Registry) keyOK(req *http.Request) bool {
+	if r.opts.APIKey == "" {
+		return true
+	}
+	got := sha256.Sum256([]byte(req.Header.Get("X-API-Key")))
+	return subtle.ConstantTimeCompare(got[:], r.keyHash[:]) == 1
+}
+
+// clientAddr is the address a request is rate limited by: the connection's
+// peer, or, when that peer is a trusted proxy, the last address in
+// X-Forwarded-For that is not itself a trusted proxy.
+func (r *Registry) clientAddr(req *http.Request) netip.Addr {
+	peer := parseAddr(req.RemoteAddr)
+	if !r.trusted(peer) {
+		return peer
+	}
+	hops := strings.Split(strings.Join(req.Header.Values("X-Forwarded-For"), ","), ",")
+	for i := len(hops) - 1; i >= 0; i-- {
+		a, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // a malformed hop: trust nothing further left
+		}
+		a = a.Unmap()
+		if !r.trusted(a) {
+			return a
+		}
+		peer = a
+	}
+	return peer
+}
+
+func (r *Registry) trusted(a netip.Addr) bool {
+	for _, p := range r.opts.TrustedProxies {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parseAddr reads the address of a RemoteAddr ("host:port"); an unparsable
+// one maps to the zero Addr, which then shares one bucket.
+func parseAddr(hostport string) netip.Addr {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	a, _ := netip.ParseAddr(host)
+	return a.Unmap()
+}
+
+// A route is a rate-limited endpoint; each has its own bucket per address,
+// as in the reference.
+type route uint8
+
+const (
+	routeRegister route = iota
+	routeTools
+	routeDelete
+	routeHeartbeat
+	numRoutes
+)
+
+type limitKey struct {
+	addr  netip.Addr
+	route route
+}
+
+// maxLimiters bounds one generation of the limiter table.
+const maxLimiters = 100_000
+
+// A limiter keeps a token bucket per (address, route). Buckets live in two
+// generations: a bucket not used for a whole minute is full again, so
+// dropping it changes nothing, and the table holds only the addresses seen in
+// the last two minutes (or maxLimiters of them, if a flood comes first).
+type limiter struct {
+	perMinute [numRoutes]int
+	now       func() time.Time
+
+	mu      sync.Mutex
+	cur     map[limitKey]*rate.Limiter
+	prev    map[limitKey]*rate.Limiter
+	rotated time.Time
+}
+
+func newLimiter(write, heartbeat int, now func() time.Time) *limiter {
+	l := &limiter{now: now, cur: make(map[limitKey]*rate.Limiter), rotated: now()}
+	l.perMinute = [numRoutes]int{write, write, write, heartbeat}
+	return l
+}
+
+// allow takes a token for addr on rt, or returns how long until one is there.
+func (l *limiter) allow(addr netip.Addr, rt route) (time.Duration, bool) {
+	n := l.perMinute[rt]
+	if n == 0 {
+		return 0, true
+	}
+	now := l.now()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if now.Sub(l.rotated) >= time.Minute || len(l.cur) >= maxLimiters {
+		l.prev, l.cur, l.rotated = l.cur, make(map[limitKey]*rate.Limiter), now
+	}
+	k := limitKey{addr, rt}
+	lim := l.cur[k]
+	if lim == nil {
+		if lim = l.prev[k]; lim == nil {
+			lim = rate.NewLimiter(rate.Limit(float64(n)/60), n)
+		}
+		l.cur[k] = lim
+	}
+	res := lim.ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d, false
+	}
+	return 0, true
+}
+
+func (l *limiter) size() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return len(l.cur) + len(l.prev)
+}

@@ -1,0 +1,415 @@
+// encode.go writes the protocol's JSON answers straight from the indexes. The
+// fixed parts of a record are encoded once (at registration, at interning);
+// a listing is produced in chunks, with the registry's read lock held only
+// while a chunk is filled, so a slow client never holds up writers and
+// concurrent full listings cost one chunk of memory each.
+
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+)
+
+// chunkSize is how much of a listing is encoded under one hold of the lock.
+const chunkSize = 64 << 10
+
+// Filter selects what a listing shows. The zero Filter selects everything.
+type Filter struct {
+	// ActiveOnly keeps only active instances (and tools and hosts offered by
+	// one). The HTTP API sets it by default on /tools and /hosts, as v1 does.
+	ActiveOnly bool
+	// Host keeps only the instances on this host.
+	Host string
+	// Name keeps only the instances with this agent name (Instances and Hosts).
+	Name string
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendString appends s as a JSON string. Like the reference, it keeps
+// non-ASCII text as UTF-8; invalid UTF-8 becomes U+FFFD.
+func appendString(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' {
+				i++
+				continue
+			}
+			buf = append(buf, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				buf = append(buf, '\\', c)
+			case '\n':
+				buf = append(buf, '\\', 'n')
+			case '\r':
+				buf = append(buf, '\\', 'r')
+			case '\t':
+				buf = append(buf, '\\', 't')
+			default:
+				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\ufffd`...)
+			i++
+			start = i
+			continue
+		}
+		i += size
+	}
+	buf = append(buf, s[start:]...)
+	return append(buf, '"')
+}
+
+// appendHead encodes the fixed start of an instance record.
+func appendHead(buf []byte, in *instance) []byte {
+	buf = append(buf, `{"instance_id":`...)
+	buf = appendString(buf, in.id)
+	buf = append(buf, `,"name":`...)
+	buf = appendString(buf, in.name)
+	buf = append(buf, `,"version":`...)
+	buf = appendString(buf, in.version)
+	buf = append(buf, `,"host":`...)
+	return appendString(buf, in.host)
+}
+
+// appendSeconds appends a number of seconds the way Python prints a float
+// time: the shortest decimal that reads back the same.
+func appendSeconds(buf []byte, micros int64) []byte {
+	return strconv.AppendFloat(buf, float64(micros)/1e6, 'f', -1, 64)
+}
+
+// appendInstance appends the record of in as GET /instances shows it.
+func (r *Registry) appendInstance(buf []byte, in *instance, now int64) []byte {
+	buf = append(buf, in.head...)
+	if in.activeAt(now) {
+		buf = append(buf, `,"active":true`...)
+	} else {
+		buf = append(buf, `,"active":false`...)
+	}
+	buf = append(buf, `,"last_seen":`...)
+	buf = appendSeconds(buf, r.wall(in.lastSeen()).UnixMicro())
+	buf = append(buf, `,"tools":[`...)
+	if ts := in.tools.Load(); ts != nil {
+		for i, t := range ts.list {
+			if i > 0 {
+				buf = append(buf, ',')
+			}
+			buf = appendToolObject(buf, t.s.inner, t.execInner())
+		}
+	}
+	buf = append(buf, `],"heartbeat_interval":`...)
+	buf = appendSeconds(buf, in.interval.Microseconds())
+	if sys := in.getSystem(); sys != nil {
+		buf = append(buf, `,"system":`...)
+		buf = append(buf, sys...)
+	}
+	return append(buf, '}')
+}
+
+func (t *toolRef) execInner() string {
+	if t.x == nil {
+		return ""
+	}
+	return t.x.inner
+}
+
+// appendTool appends the grouped tool of members (all offering one tool
+// name, by registration order), or reports false if no member qualifies.
+func appendTool(buf []byte, members []member, activeOnly bool, now int64) ([]byte, bool) {
+	first := -1
+	for i, m := range members {
+		if !activeOnly || m.in.activeAt(now) {
+			first = i
+			break
+		}
+	}
+	if first < 0 {
+		return buf, false
+	}
+	buf = append(buf, '{')
+	buf = append(buf, members[first].t.s.head...)
+	buf = append(buf, `,"hosts":[`...)
+	for i, m := range members[first:] {
+		if i > 0 {
+			if activeOnly && !m.in.activeAt(now) {
+				continue
+			}
+			buf = append(buf, ',')
+		}
+		buf = append(buf, `{"host":`...)
+		buf = appendString(buf, m.in.host)
+		if m.t.x != nil {
+			buf = append(buf, ',')
+			buf = append(buf, m.t.x.inner...)
+		}
+		buf = append(buf, '}')
+	}
+	return append(buf, "]}"...), true
+}
+
+// pick chooses the instance a (host, name) group shows: an active one if
+// any, and among those the most recently registered.
+func (g *hostGroup) pick(activeOnly bool, now int64) *instance {
+	var best *instance
+	bestActive := false
+	for _, in := range g.members {
+		a := in.activeAt(now)
+		if activeOnly && !a {
+			continue
+		}
+		if best == nil || (a && !bestActive) || (a == bestActive && in.registered >= best.registered) {
+			best, bestActive = in, a
+		}
+	}
+	return best
+}
+
+func appendHostEntry(buf []byte, in *instance) []byte {
+	buf = append(buf, `{"host":`...)
+	buf = appendString(buf, in.host)
+	buf = append(buf, `,"name":`...)
+	buf = appendString(buf, in.name)
+	buf = append(buf, `,"instance_id":`...)
+	buf = appendString(buf, in.id)
+	buf = append(buf, `,"version":`...)
+	buf = appendString(buf, in.version)
+	buf = append(buf, `,"tool_count":`...)
+	buf = strconv.AppendInt(buf, int64(in.toolCount()), 10)
+	return append(buf, '}')
+}
+
+// A cursorIndex is an ordered index seen through a filter, as the listing
+// driver walks it. Keys order the items; a cursor is the key of the last
+// item of the previous page.
+type cursorIndex interface {
+	len() int
+	key(i int) string
+	seek(after string) int // the first position with a key greater than after
+	append(buf []byte, i int, now int64) ([]byte, bool)
+}
+
+// list writes a JSON array of the items of the index that mk builds (called
+// with the read lock held, once per chunk), starting after cursor, with at
+// most limit items if limit > 0. emit receives the answer in chunks. The
+// returned cursor is that of the next page, "" if there is none.
+func (r *Registry) list(mk func() cursorIndex, cursor string, limit int, emit func([]byte) error) (string, error) {
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	buf := append((*bp)[:0], '[')
+	defer func() { *bp = buf[:0] }()
+	count := 0
+	for {
+		r.mu.RLock()
+		now := r.clock()
+		ix := mk()
+		start := ix.seek(cursor)
+		i := start
+		for ; i < ix.len() && len(buf) < chunkSize && (limit <= 0 || count < limit); i++ {
+			mark := len(buf)
+			if count > 0 {
+				buf = append(buf, ',')
+			}
+			var ok bool
+			if buf, ok = ix.append(buf, i, now); ok {
+				count++
+			} else {
+				buf = buf[:mark]
+			}
+		}
+		more := i < ix.len()
+		if i > start {
+			cursor = ix.key(i - 1)
+		}
+		r.mu.RUnlock()
+		if !more {
+			cursor = ""
+			break
+		}
+		if limit > 0 && count >= limit {
+			break
+		}
+		if err := emit(buf); err != nil {
+			return "", err
+		}
+		buf = buf[:0]
+	}
+	buf = append(buf, ']')
+	return cursor, emit(buf)
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize+chunkSize/4); return &b }}
+
+// instIndex lists instances by registration order.
+type instIndex struct {
+	r     *Registry
+	items []*instance
+	f     Filter
+}
+
+func seqKey(seq uint64) string { return strconv.FormatUint(seq, 10) }
+
+func (x instIndex) len() int         { return len(x.items) }
+func (x instIndex) key(i int) string { return seqKey(x.items[i].seq) }
+func (x instIndex) seek(after string) int {
+	if after == "" {
+		return 0
+	}
+	seq, _ := strconv.ParseUint(after, 10, 64) // validated by the caller
+	i, found := slices.BinarySearchFunc(x.items, seq, bySeq)
+	if found {
+		i++
+	}
+	return i
+}
+func (x instIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
+	in := x.items[i]
+	if (x.f.ActiveOnly && !in.activeAt(now)) || (x.f.Name != "" && in.name != x.f.Name) || (x.f.Host != "" && in.host != x.f.Host) {
+		return buf, false
+	}
+	return x.r.appendInstance(buf, in, now), true
+}
+
+// instances returns the index for GET /instances with f. With a host or name
+// filter it gathers the few matching instances from the (host, name) groups
+// instead of walking every instance.
+func (r *Registry) instances(f Filter) cursorIndex {
+	if f.Host == "" && f.Name == "" {
+		return instIndex{r, r.v.insts, f}
+	}
+	var items []*instance
+	for _, g := range r.v.groupsOf(f.Host) {
+		if f.Name == "" || g.name == f.Name {
+			items = append(items, g.members...)
+		}
+	}
+	slices.SortFunc(items, func(a, b *instance) int { return bySeq(a, b.seq) })
+	return instIndex{r, items, f}
+}
+
+// groupsOf returns the (host, name) groups of host, or all groups if host
+// is empty.
+func (v *view) groupsOf(host string) []*hostGroup {
+	if host == "" {
+		return v.hosts
+	}
+	lo, _ := slices.BinarySearchFunc(v.hosts, hostKey{host, ""}, groupOrder)
+	hi := lo
+	for hi < len(v.hosts) && v.hosts[hi].host == host {
+		hi++
+	}
+	return v.hosts[lo:hi]
+}
+
+// toolIndex lists grouped tools by name.
+type toolIndex struct {
+	names      []string
+	members    func(name string) []member
+	activeOnly bool
+}
+
+func (x toolIndex) len() int         { return len(x.names) }
+func (x toolIndex) key(i int) string { return x.names[i] }
+func (x toolIndex) seek(after string) int {
+	if after == "" {
+		return 0
+	}
+	i, found := slices.BinarySearch(x.names, after)
+	if found {
+		i++
+	}
+	return i
+}
+func (x toolIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
+	return appendTool(buf, x.members(x.names[i]), x.activeOnly, now)
+}
+
+// tools returns the index for GET /tools with f. With a host filter it
+// gathers that host's tools, each with only that host's entries.
+func (r *Registry) tools(f Filter) cursorIndex {
+	if f.Host == "" {
+		return toolIndex{r.v.names, r.v.members, f.ActiveOnly}
+	}
+	byName := make(map[string][]member)
+	for _, g := range r.v.groupsOf(f.Host) {
+		for _, in := range g.members {
+			if ts := in.tools.Load(); ts != nil {
+				for i := range ts.list {
+					t := &ts.list[i]
+					byName[t.s.name] = append(byName[t.s.name], member{in, t})
+				}
+			}
+		}
+	}
+	names := make([]string, 0, len(byName))
+	for name, ms := range byName {
+		names = append(names, name)
+		slices.SortFunc(ms, func(a, b member) int { return memberBySeq(a, b.in.seq) })
+	}
+	slices.Sort(names)
+	return toolIndex{names, func(name string) []member { return byName[name] }, f.ActiveOnly}
+}
+
+func (v *view) members(name string) []member {
+	if e := v.tools[name]; e != nil {
+		return e.members
+	}
+	return nil
+}
+
+// groupIndex lists /hosts entries by host, then name.
+type groupIndex struct {
+	groups []*hostGroup
+	f      Filter
+}
+
+func groupKey(host, name string) string { return host + "\x00" + name }
+
+func (x groupIndex) len() int         { return len(x.groups) }
+func (x groupIndex) key(i int) string { return groupKey(x.groups[i].host, x.groups[i].name) }
+func (x groupIndex) seek(after string) int {
+	if after == "" {
+		return 0
+	}
+	host, name, _ := strings.Cut(after, "\x00")
+	i, found := slices.BinarySearchFunc(x.groups, hostKey{host, name}, groupOrder)
+	if found {
+		i++
+	}
+	return i
+}
+func (x groupIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
+	g := x.groups[i]
+	if x.f.Name != "" && g.name != x.f.Name {
+		return buf, false
+	}
+	in := g.pick(x.f.ActiveOnly, now)
+	if in == nil {
+		return buf, false
+	}
+	return appendHostEntry(buf, in), true
+}
+
+func (r *Registry) hosts(f Filter) cursorIndex {
+	return groupIndex{r.v.groupsOf(f.Host), f}
+}
+
+// isJSONObject reports whether b is one valid JSON object.
+func isJSONObject(b []byte) bool {
+	t := bytes.TrimLeft(b, " \t\r\n")
+	return len(t) > 0 && t[0] == '{' && json.Valid(b)
+}

@@ -1,0 +1,88 @@
+// export.go writes the /hosts entries as session files for SSH clients:
+// SuperPuTTY's XML and MobaXterm's .mxtsessions.
+
+package registry
+
+import (
+	"bytes"
+	"encoding/xml"
+	"net/http"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+// exportHosts parses an export request and returns the entries to write.
+func (r *Registry) exportHosts(w http.ResponseWriter, req *http.Request) ([]Host, string, bool) {
+	q, errs := parseQuery(req, true)
+	if q.user != "" {
+		if msg := checkField(q.user); msg != "" {
+			errs = append(errs, FieldError{Loc: []string{"query", "user"}, Msg: msg, Type: "value_error"})
+		}
+	}
+	if errs != nil {
+		writeInvalid(w, errs...)
+		return nil, "", false
+	}
+	q.f.Host, q.f.Name = "", ""
+	hosts, err := r.Hosts(req.Context(), q.f)
+	if err != nil {
+		r.writeError(w, err, "")
+		return nil, "", false
+	}
+	return hosts, q.user, true
+}
+
+// writeSuperPuTTY writes hosts as a SuperPuTTY sessions document.
+func writeSuperPuTTY(buf *bytes.Buffer, hosts []Host, user string) {
+	buf.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n")
+	buf.WriteString(`<ArrayOfSessionData xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.datacontract.org/2004/07/SuperPuTTY">` + "\n")
+	elem := func(name, text string) {
+		buf.WriteString("    <" + name + ">")
+		xml.EscapeText(buf, []byte(text))
+		buf.WriteString("</" + name + ">\n")
+	}
+	for _, h := range hosts {
+		buf.WriteString("  <SessionData>\n")
+		elem("Host", h.Host)
+		elem("Port", "22")
+		elem("Proto", "SSH")
+		elem("PuttySession", "Default Settings")
+		elem("SessionId", "runspec/"+h.Name+"/"+h.Host)
+		elem("SessionName", h.Name+" ("+h.Host+")")
+		elem("Username", user)
+		buf.WriteString("  </SessionData>\n")
+	}
+	buf.WriteString("</ArrayOfSessionData>\n")
+}
+
+// writeMobaXterm writes hosts as a MobaXterm .mxtsessions file.
+func writeMobaXterm(buf *bytes.Buffer, hosts []Host, user string) {
+	buf.WriteString("[Bookmarks]\nSubRep=runspec\nImgNum=42\n\n")
+	for _, h := range hosts {
+		buf.WriteString(h.Name + " (" + h.Host + ") =#109#0#" + h.Host + "#22#" + user + "##-1#0#0#0#1080##0#0#0#-1#0#0#0#0\n")
+	}
+}
+
+func (r *Registry) handleSuperPuTTY(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	hosts, user, ok := r.exportHosts(w, req)
+	if !ok {
+		return
+	}
+	var buf bytes.Buffer
+	writeSuperPuTTY(&buf, hosts, user)
+	w.Header().Set("Content-Type", "application/xml")
+	w.Header().Set("Content-Disposition", `attachment; filename="runspec-sessions.xml"`)
+	w.Write(buf.Bytes())
+}
+
+func (r *Registry) handleMobaXterm(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	hosts, user, ok := r.exportHosts(w, req)
+	if !ok {
+		return
+	}
+	var buf bytes.Buffer
+	writeMobaXterm(&buf, hosts, user)
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	w.Header().Set("Content-Disposition", `attachment; filename="runspec.mxtsessions"`)
+	w.Write(buf.Bytes())
+}

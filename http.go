@@ -1,0 +1,477 @@
+// http.go serves the protocol over HTTP: routes, the order of checks on
+// writes (rate limit, key, size, body), request decoding with the protocol's
+// 422 details, JSON error bodies, pagination and request logging.
+
+package registry
+
+import (
+	"bytes"
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"math"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/julienschmidt/httprouter"
+)
+
+var _ http.Handler = (*Registry)(nil)
+
+// ServeHTTP serves the registry's HTTP API, with routes relative to "/".
+// Mount it under a prefix with http.StripPrefix.
+func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	r.handler.ServeHTTP(w, req)
+}
+
+func (r *Registry) newHandler() http.Handler {
+	rt := httprouter.New()
+	// Redirects would drop the prefix of a mounted registry: answer 404.
+	rt.RedirectTrailingSlash = false
+	rt.RedirectFixedPath = false
+	rt.HandleOPTIONS = false
+	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeDetail(w, http.StatusNotFound, "Not Found")
+	})
+	rt.MethodNotAllowed = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		writeDetail(w, http.StatusMethodNotAllowed, "Method Not Allowed")
+	})
+	rt.PanicHandler = func(w http.ResponseWriter, req *http.Request, v any) {
+		r.log.Error("handler panic", "method", req.Method, "path", req.URL.Path, "panic", v)
+		writeDetail(w, http.StatusInternalServerError, "Internal Server Error")
+	}
+
+	rt.POST("/instances", r.write(routeRegister, r.handleRegister))
+	rt.POST("/instances/:id/heartbeat", r.write(routeHeartbeat, r.handleHeartbeat))
+	rt.POST("/instances/:id/tools", r.write(routeTools, r.handleSetTools))
+	rt.DELETE("/instances/:id", r.write(routeDelete, r.handleDeregister))
+	rt.GET("/instances", r.handleInstances)
+	rt.GET("/instances/:id", r.handleInstance)
+	rt.GET("/tools", r.handleListTools)
+	rt.GET("/tools/:name", r.handleTool)
+	rt.GET("/hosts", r.handleHosts)
+	rt.GET("/export/superputty", r.handleSuperPuTTY)
+	rt.GET("/export/mobaxterm", r.handleMobaXterm)
+	rt.GET("/health", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+		writeJSON(w, http.StatusOK, statusOK)
+	})
+	if r.logOn {
+		return r.logRequests(rt)
+	}
+	return rt
+}
+
+var (
+	statusOK      = []byte(`{"status":"ok"}`)
+	statusAck     = []byte(`{"status":"ack"}`)
+	statusRefresh = []byte(`{"status":"refresh"}`)
+)
+
+func writeJSON(w http.ResponseWriter, code int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(code)
+	w.Write(body)
+}
+
+// writeDetail writes the protocol's error body {"detail": msg}.
+func writeDetail(w http.ResponseWriter, code int, msg string) {
+	b := append([]byte(`{"detail":`), appendString(nil, msg)...)
+	writeJSON(w, code, append(b, '}'))
+}
+
+// writeInvalid writes a 422 with the detail list of err's fields.
+func writeInvalid(w http.ResponseWriter, fields ...FieldError) {
+	b, _ := json.Marshal(struct {
+		Detail []FieldError `json:"detail"`
+	}{fields})
+	writeJSON(w, http.StatusUnprocessableEntity, b)
+}
+
+// writeError maps a Registry error to its status.
+func (r *Registry) writeError(w http.ResponseWriter, err error, notFound string) {
+	var ve *ValidationError
+	switch {
+	case errors.As(err, &ve):
+		writeInvalid(w, ve.Fields...)
+	case errors.Is(err, ErrNotFound):
+		writeDetail(w, http.StatusNotFound, notFound)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		writeDetail(w, http.StatusServiceUnavailable, "Request canceled")
+	default:
+		r.log.Error("request failed", "err", err)
+		writeDetail(w, http.StatusInternalServerError, "Internal Server Error")
+	}
+}
+
+type writeHandler func(w http.ResponseWriter, req *http.Request, ps httprouter.Params, body []byte)
+
+// write guards a write endpoint: rate limit (429), then key (403), then body
+// size (413), in that order, before the handler decodes the body (422).
+func (r *Registry) write(rt route, h writeHandler) httprouter.Handle {
+	return func(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+		if wait, ok := r.limiter.allow(r.clientAddr(req), rt); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			writeDetail(w, http.StatusTooManyRequests,
+				fmt.Sprintf("Rate limit exceeded: %d per 1 minute", r.limiter.perMinute[rt]))
+			return
+		}
+		if !r.keyOK(req) {
+			writeDetail(w, http.StatusForbidden, "Invalid or missing API key")
+			return
+		}
+		var body []byte
+		if rt != routeDelete {
+			var err error
+			if body, err = r.readBody(w, req); err != nil {
+				var tooLarge *http.MaxBytesError
+				if errors.As(err, &tooLarge) {
+					writeDetail(w, http.StatusRequestEntityTooLarge, "Request body too large")
+				} else {
+					writeDetail(w, http.StatusBadRequest, "Could not read the request body")
+				}
+				return
+			}
+		}
+		h(w, req, ps, body)
+	}
+}
+
+func (r *Registry) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
+	max := r.opts.MaxBodyBytes
+	if req.ContentLength > max {
+		return nil, &http.MaxBytesError{Limit: max}
+	}
+	if req.ContentLength == 0 {
+		return nil, nil
+	}
+	return io.ReadAll(http.MaxBytesReader(w, req.Body, max))
+}
+
+// decodeObject unmarshals a request body that must be a JSON object.
+func decodeObject(body []byte) (map[string]json.RawMessage, *FieldError) {
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil, &FieldError{Loc: []string{"body"}, Msg: "Field required", Type: "missing"}
+	}
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(body, &m); err != nil || m == nil {
+		if !json.Valid(body) {
+			return nil, &FieldError{Loc: []string{"body"}, Msg: "JSON decode error", Type: "json_invalid"}
+		}
+		return nil, &FieldError{Loc: []string{"body"},
+			Msg: "Input should be a valid dictionary or object to extract fields from", Type: "model_attributes_type"}
+	}
+	return m, nil
+}
+
+func isNull(v json.RawMessage) bool { return v == nil || string(v) == "null" }
+
+func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ httprouter.Params, body []byte) {
+	m, fe := decodeObject(body)
+	if fe != nil {
+		writeInvalid(w, *fe)
+		return
+	}
+	var reg Registration
+	var errs []FieldError
+	for _, f := range []struct {
+		name string
+		dst  *string
+	}{{"instance_id", &reg.ID}, {"name", &reg.Name}, {"version", &reg.Version}, {"host", &reg.Host}} {
+		v, ok := m[f.name]
+		if !ok {
+			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: "Field required", Type: "missing"})
+		} else if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, f.dst) != nil {
+			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: "Input should be a valid string", Type: "string_type"})
+		} else if msg := checkField(*f.dst); msg != "" && f.name != "version" {
+			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: msg, Type: "value_error"})
+		}
+	}
+	if v := m["heartbeat_interval"]; !isNull(v) {
+		var secs float64
+		loc := []string{"body", "heartbeat_interval"}
+		if len(v) == 0 || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) || json.Unmarshal(v, &secs) != nil {
+			errs = append(errs, FieldError{Loc: loc, Msg: "Input should be a valid number", Type: "float_type"})
+		} else if d := time.Duration(secs * float64(time.Second)); !(secs > 0 && secs <= MaxHeartbeatInterval.Seconds()) || d <= 0 {
+			errs = append(errs, FieldError{Loc: loc, Msg: "Value error, heartbeat_interval must be > 0 and <= 86400 seconds", Type: "value_error"})
+		} else {
+			reg.HeartbeatInterval = d
+		}
+	}
+	if errs != nil {
+		writeInvalid(w, errs...)
+		return
+	}
+	if err := r.Register(req.Context(), reg); err != nil {
+		r.writeError(w, err, "")
+		return
+	}
+	writeJSON(w, http.StatusCreated, statusOK)
+}
+
+func (r *Registry) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps httprouter.Params, body []byte) {
+	var system json.RawMessage
+	if len(bytes.TrimSpace(body)) > 0 { // the real agent sends no body at all
+		m, fe := decodeObject(body)
+		if fe != nil {
+			writeInvalid(w, *fe)
+			return
+		}
+		if v := m["system"]; !isNull(v) {
+			if v[0] != '{' {
+				writeInvalid(w, FieldError{Loc: []string{"body", "system"}, Msg: "Input should be a valid dictionary", Type: "dict_type"})
+				return
+			}
+			system = v
+		}
+	}
+	st, err := r.Heartbeat(req.Context(), ps.ByName("id"), system)
+	if err != nil {
+		r.writeError(w, err, "Instance not found")
+		return
+	}
+	if st == Ack {
+		writeJSON(w, http.StatusOK, statusAck)
+	} else {
+		writeJSON(w, http.StatusOK, statusRefresh)
+	}
+}
+
+func (r *Registry) handleSetTools(w http.ResponseWriter, req *http.Request, ps httprouter.Params, body []byte) {
+	m, fe := decodeObject(body)
+	if fe != nil {
+		writeInvalid(w, *fe)
+		return
+	}
+	v, ok := m["tools"]
+	var tools []json.RawMessage
+	switch {
+	case !ok:
+		writeInvalid(w, FieldError{Loc: []string{"body", "tools"}, Msg: "Field required", Type: "missing"})
+		return
+	case len(v) == 0 || v[0] != '[' || json.Unmarshal(v, &tools) != nil:
+		writeInvalid(w, FieldError{Loc: []string{"body", "tools"}, Msg: "Input should be a valid list", Type: "list_type"})
+		return
+	}
+	if tools == nil {
+		tools = []json.RawMessage{}
+	}
+	if err := r.UpdateTools(req.Context(), ps.ByName("id"), tools); err != nil {
+		r.writeError(w, err, "Instance not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, statusOK)
+}
+
+func (r *Registry) handleDeregister(w http.ResponseWriter, req *http.Request, ps httprouter.Params, _ []byte) {
+	if err := r.Deregister(req.Context(), ps.ByName("id")); err != nil {
+		r.writeError(w, err, "Instance not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, statusOK)
+}
+
+// query holds the parsed query parameters of a read.
+type query struct {
+	f      Filter
+	limit  int
+	cursor string
+	user   string
+}
+
+// maxLimit is the largest page size.
+const maxLimit = 100_000
+
+// parseQuery reads the query of a read; activeDefault is the endpoint's v1
+// default for the active filter.
+func parseQuery(req *http.Request, activeDefault bool) (query, []FieldError) {
+	vals := req.URL.Query()
+	q := query{f: Filter{ActiveOnly: activeDefault, Host: vals.Get("host"), Name: vals.Get("name")}, user: vals.Get("user")}
+	var errs []FieldError
+	if s, ok := vals["active"]; ok {
+		b, ok := parseBool(s[0])
+		if !ok {
+			errs = append(errs, FieldError{Loc: []string{"query", "active"},
+				Msg: "Input should be a valid boolean, unable to interpret input", Type: "bool_parsing"})
+		}
+		q.f.ActiveOnly = b
+	}
+	if s := vals.Get("limit"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1 || n > maxLimit {
+			errs = append(errs, FieldError{Loc: []string{"query", "limit"},
+				Msg: fmt.Sprintf("Input should be a whole number from 1 to %d", maxLimit), Type: "int_parsing"})
+		}
+		q.limit = n
+	}
+	if s := vals.Get("cursor"); s != "" {
+		b, err := base64.RawURLEncoding.DecodeString(s)
+		if err != nil || len(b) == 0 {
+			errs = append(errs, FieldError{Loc: []string{"query", "cursor"}, Msg: "Invalid cursor", Type: "value_error"})
+		}
+		q.cursor = string(b)
+	}
+	return q, errs
+}
+
+func parseBool(s string) (value, ok bool) {
+	switch strings.ToLower(s) {
+	case "true", "1", "yes", "on":
+		return true, true
+	case "false", "0", "no", "off":
+		return false, true
+	}
+	return false, false
+}
+
+// writeList answers a listing: streamed as it is encoded, or, with a limit,
+// one page with a Link header to the next.
+func (r *Registry) writeList(w http.ResponseWriter, req *http.Request, q query, mk func() cursorIndex) {
+	w.Header().Set("Content-Type", "application/json")
+	if q.limit == 0 {
+		r.list(mk, q.cursor, 0, func(b []byte) error {
+			_, err := w.Write(b)
+			return err
+		})
+		return
+	}
+	var page []byte
+	next, _ := r.list(mk, q.cursor, q.limit, func(b []byte) error {
+		page = append(page, b...)
+		return nil
+	})
+	if next != "" {
+		vals := req.URL.Query()
+		vals.Set("cursor", base64.RawURLEncoding.EncodeToString([]byte(next)))
+		vals.Set("limit", strconv.Itoa(q.limit))
+		w.Header().Set("Link", "<?"+vals.Encode()+`>; rel="next"`)
+	}
+	w.Write(page)
+}
+
+// cursorOK checks that a cursor has the shape of the listing's keys.
+func cursorOK(cursor string, numeric bool) bool {
+	if cursor == "" || !numeric {
+		return true
+	}
+	_, err := strconv.ParseUint(cursor, 10, 64)
+	return err == nil
+}
+
+func badCursor() FieldError {
+	return FieldError{Loc: []string{"query", "cursor"}, Msg: "Invalid cursor", Type: "value_error"}
+}
+
+func (r *Registry) handleInstances(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	q, errs := parseQuery(req, false)
+	if errs == nil && !cursorOK(q.cursor, true) {
+		errs = append(errs, badCursor())
+	}
+	if errs != nil {
+		writeInvalid(w, errs...)
+		return
+	}
+	r.writeList(w, req, q, func() cursorIndex { return r.instances(q.f) })
+}
+
+func (r *Registry) handleInstance(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+	b, err := r.instanceJSON(ps.ByName("id"))
+	if err != nil {
+		r.writeError(w, err, "Instance not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (r *Registry) handleListTools(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	q, errs := parseQuery(req, true)
+	if errs != nil {
+		writeInvalid(w, errs...)
+		return
+	}
+	r.writeList(w, req, q, func() cursorIndex { return r.tools(q.f) })
+}
+
+func (r *Registry) handleTool(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+	q, errs := parseQuery(req, true)
+	if errs != nil {
+		writeInvalid(w, errs...)
+		return
+	}
+	bp := bufPool.Get().(*[]byte)
+	defer bufPool.Put(bp)
+	b, err := r.toolJSON((*bp)[:0], ps.ByName("name"), q.f)
+	*bp = b[:0]
+	if err != nil {
+		r.writeError(w, err, "Tool not found")
+		return
+	}
+	writeJSON(w, http.StatusOK, b)
+}
+
+func (r *Registry) handleHosts(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	q, errs := parseQuery(req, true)
+	if errs != nil {
+		writeInvalid(w, errs...)
+		return
+	}
+	r.writeList(w, req, q, func() cursorIndex { return r.hosts(q.f) })
+}
+
+// logRequests logs a line per request: at info for writes and errors, at
+// debug for reads and heartbeats, so that a busy fleet does not flood the
+// log. It never logs the API key.
+func (r *Registry) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
+		next.ServeHTTP(sw, req)
+		level := slog.LevelDebug
+		if sw.code >= 400 || (req.Method != http.MethodGet && !strings.HasSuffix(req.URL.Path, "/heartbeat")) {
+			level = slog.LevelInfo
+		}
+		if !r.log.Enabled(req.Context(), level) {
+			return
+		}
+		r.log.LogAttrs(req.Context(), level, "request",
+			slog.String("method", req.Method),
+			slog.String("path", req.URL.Path),
+			slog.Int("status", sw.code),
+			slog.Duration("duration", time.Since(start)),
+			slog.String("client", req.RemoteAddr))
+	})
+}
+
+// statusWriter records the status of a response.
+type statusWriter struct {
+	http.ResponseWriter
+	code  int
+	wrote bool
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	if !w.wrote {
+		w.code, w.wrote = code, true
+	}
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *statusWriter) Write(b []byte) (int, error) {
+	w.wrote = true
+	return w.ResponseWriter.Write(b)
+}
+
+// Unwrap lets http.ResponseController reach the connection (flushes).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
+
+// Flush passes streaming answers through.
+func (w *statusWriter) Flush() {
+	if f, ok := w.ResponseWriter.(http.Flusher); ok {
+		f.Flush()
+	}
+}

@@ -1,0 +1,134 @@
+// instance.go defines an instance as the registry holds it in memory: fixed
+// fields encoded once, a lock-free liveness word for heartbeats, and an
+// immutable tool list swapped as a whole.
+
+package registry
+
+import (
+	"encoding/json"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+type instance struct {
+	id, name, version, host string
+	seq                     uint64 // order of the id's first registration
+	registered              int64  // clock offset of this registration
+	interval                time.Duration
+	ttl                     int64  // ttlFactor x interval, in nanoseconds
+	floor                   int64  // the deadline is never earlier (grace after a restart)
+	head                    []byte // `{"instance_id":…,"name":…,"version":…,"host":…`, encoded once
+
+	// live packs last_seen and active in one word so that a heartbeat and an
+	// expiry race through compare-and-swap, not a lock. See pack.
+	live atomic.Int64
+	// tools is nil until a list is posted after the registration. The
+	// toolSet is immutable; it is replaced under Registry.mu.
+	tools atomic.Pointer[toolSet]
+
+	sysMu  sync.Mutex
+	system json.RawMessage
+
+	// Guarded by Registry.mu.
+	due        int64 // heap key: the deadline while active, the deletion time while inactive
+	heapIdx    int   // position in the due heap, -1 when not in it
+	inactiveAt int64 // when it became inactive
+	index      uint64
+	deleted    bool
+
+	// Guarded by Registry.cpMu: the last_seen of the last checkpoint.
+	cpSeen int64
+}
+
+// pack makes the liveness word: seen is a clock offset, and the low bit says
+// whether the instance is active.
+func pack(seen int64, active bool) int64 {
+	if active {
+		return seen<<1 | 1
+	}
+	return seen << 1
+}
+
+func unpack(l int64) (seen int64, active bool) { return l >> 1, l&1 == 1 }
+
+func (r *Registry) newInstance(reg Registration, seq uint64, now int64) *instance {
+	interval := reg.HeartbeatInterval
+	if interval == 0 {
+		interval = r.opts.HeartbeatInterval
+	}
+	in := &instance{
+		id: reg.ID, name: reg.Name, version: reg.Version, host: reg.Host,
+		seq:        seq,
+		registered: now,
+		interval:   interval,
+		ttl:        int64(ttlFactor * interval),
+		floor:      math.MinInt64,
+		heapIdx:    -1,
+	}
+	in.head = appendHead(nil, in)
+	in.live.Store(pack(now, true))
+	in.cpSeen = now
+	return in
+}
+
+// touch moves last_seen to now if the instance is active and within its
+// deadline, and reports whether it did. Otherwise the heartbeat changes the
+// instance's state and must take the slow path.
+func (in *instance) touch(now int64) bool {
+	for {
+		l := in.live.Load()
+		seen, active := unpack(l)
+		if !active || now > in.deadline(seen) {
+			return false
+		}
+		if now <= seen { // a later heartbeat won, or the clock stood still
+			return true
+		}
+		if in.live.CompareAndSwap(l, pack(now, true)) {
+			return true
+		}
+	}
+}
+
+// activeAt reports whether the instance is active at clock offset now: a read
+// never shows an instance active after its deadline, even before Purge runs.
+func (in *instance) activeAt(now int64) bool {
+	seen, active := unpack(in.live.Load())
+	return active && now <= in.deadline(seen)
+}
+
+// deadline is the last moment an instance last seen at seen is active.
+func (in *instance) deadline(seen int64) int64 { return max(seen+in.ttl, in.floor) }
+
+func (in *instance) lastSeen() int64 {
+	seen, _ := unpack(in.live.Load())
+	return seen
+}
+
+func (in *instance) status() HeartbeatStatus {
+	if in.tools.Load() == nil {
+		return Refresh
+	}
+	return Ack
+}
+
+func (in *instance) setSystem(sys json.RawMessage) {
+	in.sysMu.Lock()
+	in.system = sys
+	in.sysMu.Unlock()
+}
+
+func (in *instance) getSystem() json.RawMessage {
+	in.sysMu.Lock()
+	defer in.sysMu.Unlock()
+	return in.system
+}
+
+func (in *instance) toolCount() int {
+	if ts := in.tools.Load(); ts != nil {
+		return len(ts.list)
+	}
+	return 0
+}

@@ -1,0 +1,169 @@
+// purge.go drives liveness: Purge applies what is due (expiry at the exact
+// deadline, deletion after the retention), and Run calls it from a timer set
+// at the next deadline, and writes heartbeat checkpoints to the Store.
+
+package registry
+
+import (
+	"context"
+	"math"
+	"time"
+)
+
+// Purge marks inactive every instance whose deadline has passed and deletes
+// the inactive records older than Options.RetainInactive. Its work is
+// proportional to the instances that are due, found in a deadline heap, not
+// to the size of the registry. Reads never show an instance active after its
+// deadline even if Purge has not run yet; Purge makes the change final (and
+// written to the Store). Run calls Purge at every deadline.
+func (r *Registry) Purge(ctx context.Context) error {
+	_, err := r.purge(ctx)
+	return err
+}
+
+// purge is Purge that also returns the next due time (math.MaxInt64 if none).
+func (r *Registry) purge(ctx context.Context) (next int64, err error) {
+	now := r.clock()
+	r.mu.RLock()
+	due := r.v.due.before(now)
+	r.mu.RUnlock()
+
+	// Settle shard by shard, holding the shard's write lock so that the
+	// Store sees each id's writes in the order the registry made them.
+	var byShard [numShards][]*instance
+	for _, in := range due {
+		i := r.shardIndex(in.id)
+		byShard[i] = append(byShard[i], in)
+	}
+	for i, ins := range byShard {
+		if len(ins) == 0 {
+			continue
+		}
+		if err := r.settleShard(ctx, &r.shards[i], ins, now); err != nil && ctx.Err() == nil {
+			r.log.Error("purge: store write failed", "err", err)
+		}
+	}
+
+	r.mu.RLock()
+	next, ok := r.v.due.next()
+	r.mu.RUnlock()
+	if !ok {
+		next = math.MaxInt64
+	}
+	return next, ctx.Err()
+}
+
+func (r *Registry) settleShard(ctx context.Context, s *shard, ins []*instance, now int64) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	var expired, deleted []*instance
+	r.mu.Lock()
+	for _, in := range ins {
+		exp, del := r.v.settle(s, in, now, r.opts.RetainInactive)
+		switch {
+		case del:
+			deleted = append(deleted, in)
+		case exp:
+			expired = append(expired, in)
+		}
+	}
+	r.mu.Unlock()
+	if r.store == nil {
+		return nil
+	}
+	if len(expired) > 0 {
+		states := make([]State, len(expired))
+		for i, in := range expired {
+			states[i] = r.state(in)
+		}
+		if err := r.store.Update(ctx, states); err != nil {
+			return err
+		}
+	}
+	if len(deleted) > 0 {
+		ids := make([]string, len(deleted))
+		for i, in := range deleted {
+			ids[i] = in.id
+		}
+		return r.store.Delete(ctx, ids)
+	}
+	return nil
+}
+
+// Run applies expiry and retention at each due time (a timer set at the next
+// deadline, so an expiry is applied when it happens, plus a sweep every
+// Options.PurgeInterval), and writes heartbeat checkpoints to the Store every
+// Options.CheckpointInterval. It returns when ctx is done, after a last
+// checkpoint, with that checkpoint's error.
+func (r *Registry) Run(ctx context.Context) error {
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	sweep := time.NewTicker(r.opts.PurgeInterval)
+	defer sweep.Stop()
+	var checkpoints <-chan time.Time
+	if r.store != nil {
+		t := time.NewTicker(r.opts.CheckpointInterval)
+		defer t.Stop()
+		checkpoints = t.C
+	}
+	purge := func() {
+		next, err := r.purge(ctx)
+		if err != nil {
+			return
+		}
+		d := time.Duration(next-r.clock()) + time.Nanosecond // due means strictly after
+		timer.Reset(min(max(d, 0), r.opts.PurgeInterval))
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return r.Checkpoint(context.WithoutCancel(ctx))
+		case <-timer.C:
+			purge()
+		case <-r.wake:
+			purge()
+		case <-sweep.C:
+			purge()
+		case <-checkpoints:
+			if err := r.Checkpoint(ctx); err != nil && ctx.Err() == nil {
+				r.log.Error("checkpoint failed", "err", err)
+			}
+		}
+	}
+}
+
+// Checkpoint writes to the Store the last_seen and system of every instance
+// that heartbeated since the last checkpoint. Run calls it periodically and
+// when it ends; without a Store it does nothing.
+func (r *Registry) Checkpoint(ctx context.Context) error {
+	if r.store == nil {
+		return nil
+	}
+	r.cpMu.Lock()
+	defer r.cpMu.Unlock()
+	var seen []Seen
+	var ins []*instance
+	var offs []int64
+	for i := range r.shards {
+		s := &r.shards[i]
+		s.mu.RLock()
+		for _, in := range s.m {
+			if last := in.lastSeen(); last != in.cpSeen {
+				seen = append(seen, Seen{ID: in.id, LastSeen: r.wall(last).Round(0), System: in.getSystem()})
+				ins = append(ins, in)
+				offs = append(offs, last)
+			}
+		}
+		s.mu.RUnlock()
+	}
+	if len(seen) == 0 {
+		return nil
+	}
+	if err := r.store.Touch(ctx, seen); err != nil {
+		return err
+	}
+	for i, in := range ins {
+		in.cpSeen = offs[i]
+	}
+	return nil
+}

@@ -1,0 +1,291 @@
+// store.go defines Store, the interface through which a Registry keeps its
+// records beyond its own memory (a file, a cluster), the values it exchanges
+// with one, MemStore, and how a Registry loads and writes records.
+
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"sync"
+	"time"
+)
+
+// A Store keeps registry records beyond the memory of one process.
+//
+// The Registry keeps every record and index in memory and answers reads from
+// there; a Store makes its writes durable (or shared) and gives them back at
+// start-up. The Registry serializes the writes for any one id, and does not
+// modify a Record, State or Seen after passing it. Implementations must be
+// safe for concurrent use: writes for different ids arrive concurrently, and
+// a store should batch them rather than commit each alone.
+type Store interface {
+	// Load calls fn for every stored record, in any order, and returns fn's
+	// first error.
+	Load(ctx context.Context, fn func(Record) error) error
+
+	// Put creates or replaces the record of rec.ID. It must be durable when
+	// Put returns: the registry acknowledges the write right after.
+	Put(ctx context.Context, rec Record) error
+
+	// Update changes the liveness fields of stored records (deregistration,
+	// expiry, revival). Ids that are not stored are skipped.
+	Update(ctx context.Context, states []State) error
+
+	// Touch records heartbeats: a LastSeen older than the stored one is
+	// ignored, a nil System leaves the stored one. It need not be durable at
+	// once: the registry calls it every Options.CheckpointInterval, and a
+	// crash may lose that much. Ids that are not stored are skipped.
+	Touch(ctx context.Context, seen []Seen) error
+
+	// Delete removes records. Ids that are not stored are skipped.
+	Delete(ctx context.Context, ids []string) error
+}
+
+// A Record is an instance as a Store keeps it.
+type Record struct {
+	ID, Name, Version, Host string
+
+	// Seq orders ids by their first registration: grouped tools take their
+	// schema from the earliest registered instance.
+	Seq uint64
+
+	Registered        time.Time // the latest (re)registration
+	LastSeen          time.Time
+	HeartbeatInterval time.Duration
+	Active            bool
+	InactiveSince     time.Time // zero while active
+
+	// Tools are the posted tool objects; nil if none was posted since the
+	// registration (an empty list was posted if it is empty but not nil).
+	Tools []json.RawMessage
+
+	System json.RawMessage // the last heartbeat's system object, or nil
+}
+
+// State is the liveness part of a Record.
+type State struct {
+	ID            string
+	Active        bool
+	LastSeen      time.Time
+	InactiveSince time.Time // zero while active
+}
+
+// Seen is what a heartbeat changes.
+type Seen struct {
+	ID       string
+	LastSeen time.Time
+	System   json.RawMessage // nil: unchanged
+}
+
+// MemStore is a Store that keeps records in memory. A registry does not need
+// one to work in memory; a MemStore lets tests and embedders start a new
+// Registry on the records of an old one, as after a restart.
+type MemStore struct {
+	mu   sync.Mutex
+	recs map[string]Record
+}
+
+var _ Store = (*MemStore)(nil)
+
+// NewMemStore returns an empty MemStore.
+func NewMemStore() *MemStore {
+	return &MemStore{recs: make(map[string]Record)}
+}
+
+// Load implements Store.
+func (m *MemStore) Load(ctx context.Context, fn func(Record) error) error {
+	m.mu.Lock()
+	recs := make([]Record, 0, len(m.recs))
+	for _, rec := range m.recs {
+		recs = append(recs, rec)
+	}
+	m.mu.Unlock()
+	for _, rec := range recs {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		if err := fn(rec); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Put implements Store.
+func (m *MemStore) Put(ctx context.Context, rec Record) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.recs[rec.ID] = rec
+	return nil
+}
+
+// Update implements Store.
+func (m *MemStore) Update(ctx context.Context, states []State) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, st := range states {
+		if rec, ok := m.recs[st.ID]; ok {
+			rec.Active, rec.LastSeen, rec.InactiveSince = st.Active, st.LastSeen, st.InactiveSince
+			m.recs[st.ID] = rec
+		}
+	}
+	return nil
+}
+
+// Touch implements Store.
+func (m *MemStore) Touch(ctx context.Context, seen []Seen) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, s := range seen {
+		if rec, ok := m.recs[s.ID]; ok {
+			if s.LastSeen.After(rec.LastSeen) {
+				rec.LastSeen = s.LastSeen
+			}
+			if s.System != nil {
+				rec.System = s.System
+			}
+			m.recs[s.ID] = rec
+		}
+	}
+	return nil
+}
+
+// Delete implements Store.
+func (m *MemStore) Delete(ctx context.Context, ids []string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, id := range ids {
+		delete(m.recs, id)
+	}
+	return nil
+}
+
+// load fills an empty registry from its store. An instance that was active
+// gets a full TTL from now, so agents whose heartbeats fell into the restart
+// do not flap.
+func (r *Registry) load(ctx context.Context) error {
+	now := r.clock()
+	var maxSeq uint64
+	err := r.store.Load(ctx, func(rec Record) error {
+		if err := r.restore(rec, now); err != nil {
+			return fmt.Errorf("registry: stored record %q: %w", rec.ID, err)
+		}
+		maxSeq = max(maxSeq, rec.Seq)
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	r.nextSeq.Store(maxSeq)
+	return nil
+}
+
+func (r *Registry) restore(rec Record, now int64) error {
+	if msg := checkField(rec.ID); msg != "" {
+		return fmt.Errorf("bad id: %s", msg)
+	}
+	if rec.Seq == 0 {
+		return fmt.Errorf("no registration order (seq 0)")
+	}
+	if rec.HeartbeatInterval < 0 || rec.HeartbeatInterval > MaxHeartbeatInterval {
+		return fmt.Errorf("bad heartbeat interval %v", rec.HeartbeatInterval)
+	}
+	var parsed []parsedTool
+	if rec.Tools != nil {
+		parsed = make([]parsedTool, len(rec.Tools))
+		for i, raw := range rec.Tools {
+			p, fe := parseTool(raw)
+			if fe != nil {
+				return fmt.Errorf("tool %d: %s", i, fe.Msg)
+			}
+			parsed[i] = p
+		}
+	}
+	in := r.newInstance(Registration{ID: rec.ID, Name: rec.Name, Version: rec.Version, Host: rec.Host,
+		HeartbeatInterval: rec.HeartbeatInterval}, rec.Seq, int64(rec.Registered.Sub(r.base)))
+	seen := int64(rec.LastSeen.Sub(r.base))
+	in.live.Store(pack(seen, rec.Active))
+	in.cpSeen = seen
+	in.system = rec.System
+	if rec.Active {
+		in.floor = now + in.ttl
+	} else if rec.InactiveSince.IsZero() {
+		in.inactiveAt = now
+	} else {
+		in.inactiveAt = int64(rec.InactiveSince.Sub(r.base))
+	}
+	s := r.shard(rec.ID)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if s.m[rec.ID] != nil {
+		return fmt.Errorf("stored twice")
+	}
+	r.v.register(s, in, nil)
+	if parsed != nil {
+		r.v.setTools(in, parsed)
+	}
+	return nil
+}
+
+// record is in as a Store keeps it, with tools as its tool list (nil: none
+// posted). Called with in's shard wmu held.
+func (r *Registry) record(in *instance, tools []parsedTool) Record {
+	st := r.state(in)
+	rec := Record{
+		ID: in.id, Name: in.name, Version: in.version, Host: in.host,
+		Seq:               in.seq,
+		Registered:        r.wall(in.registered).Round(0),
+		LastSeen:          st.LastSeen,
+		HeartbeatInterval: in.interval,
+		Active:            st.Active,
+		InactiveSince:     st.InactiveSince,
+		System:            in.getSystem(),
+	}
+	if tools != nil {
+		rec.Tools = make([]json.RawMessage, len(tools))
+		for i, t := range tools {
+			rec.Tools[i] = appendToolObject(nil, t.inner, t.exec)
+		}
+	}
+	return rec
+}
+
+// state is the liveness of in. Called with in's shard wmu held.
+func (r *Registry) state(in *instance) State {
+	seen, active := unpack(in.live.Load())
+	st := State{ID: in.id, Active: active, LastSeen: r.wall(seen).Round(0)}
+	if !active {
+		st.InactiveSince = r.wall(in.inactiveAt).Round(0)
+	}
+	return st
+}
+
+// storeUpdate writes the liveness of ins; a failure is logged, not returned:
+// the next checkpoint or state change writes it again.
+func (r *Registry) storeUpdate(ctx context.Context, ins []*instance) {
+	if r.store == nil || len(ins) == 0 {
+		return
+	}
+	states := make([]State, len(ins))
+	for i, in := range ins {
+		states[i] = r.state(in)
+	}
+	if err := r.store.Update(ctx, states); err != nil {
+		r.log.Error("store update failed", "instances", len(ins), "err", err)
+	}
+}
+
+func (r *Registry) storeDelete(ctx context.Context, ins ...*instance) {
+	if r.store == nil || len(ins) == 0 {
+		return
+	}
+	ids := make([]string, len(ins))
+	for i, in := range ins {
+		ids[i] = in.id
+	}
+	if err := r.store.Delete(ctx, ids); err != nil {
+		r.log.Error("store delete failed", "instances", len(ins), "err", err)
+	}
+}

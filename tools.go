@@ -1,0 +1,223 @@
+// tools.go parses posted tools and interns them: a tool's schema (every member
+// but the per-host execution fields) is stored once per distinct content, so
+// a tool offered by 20,000 hosts costs one schema and 20,000 small references.
+
+package registry
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"strconv"
+)
+
+// execKeys are the per-host execution fields. They are kept apart from the
+// schema and shown per host in grouped answers.
+var execKeys = [...]string{"x-command", "x-run-as", "x-become-method", "x-become-flags"}
+
+func isExecKey(k string) bool {
+	for _, e := range execKeys {
+		if k == e {
+			return true
+		}
+	}
+	return false
+}
+
+// A schema is the interned part of a tool.
+type schema struct {
+	inner string // the object's members, compact, without braces
+	name  string
+	head  string // name, description and inputSchema members, for grouped answers
+	refs  int
+}
+
+// execFields are interned too: most hosts of a package run the same command.
+type execFields struct {
+	inner string // the execution members, compact, without braces
+	refs  int
+}
+
+// A toolRef is one tool of one instance.
+type toolRef struct {
+	s *schema
+	x *execFields // nil when the tool has no execution fields
+}
+
+// A toolSet is an instance's posted tool list. It is never modified.
+type toolSet struct {
+	list []toolRef
+}
+
+// A parsedTool is a validated tool before interning.
+type parsedTool struct {
+	name, inner, head, exec string
+}
+
+// appendToolObject writes a tool object back from its parts.
+func appendToolObject(buf []byte, inner, exec string) []byte {
+	buf = append(buf, '{')
+	buf = append(buf, inner...)
+	if exec != "" {
+		buf = append(buf, ',')
+		buf = append(buf, exec...)
+	}
+	return append(buf, '}')
+}
+
+// maxToolErrors bounds the 422 detail list of a bad tool list.
+const maxToolErrors = 20
+
+// parseTools validates a posted tool list and splits each tool into parts.
+func (r *Registry) parseTools(tools []json.RawMessage) ([]parsedTool, error) {
+	if tools == nil {
+		return nil, invalid(FieldError{Loc: []string{"body", "tools"}, Msg: "Field required", Type: "missing"})
+	}
+	if len(tools) > r.opts.MaxTools {
+		return nil, invalid(FieldError{Loc: []string{"body", "tools"},
+			Msg:  fmt.Sprintf("List should have at most %d items after validation, not %d", r.opts.MaxTools, len(tools)),
+			Type: "too_long"})
+	}
+	parsed := make([]parsedTool, len(tools))
+	seen := make(map[string]int, len(tools))
+	var errs []FieldError
+	for i, raw := range tools {
+		loc := []string{"body", "tools", strconv.Itoa(i)}
+		p, fe := parseTool(raw)
+		if fe != nil {
+			fe.Loc = append(loc, fe.Loc...)
+			errs = append(errs, *fe)
+		} else if j, dup := seen[p.name]; dup {
+			errs = append(errs, FieldError{Loc: append(loc, "name"),
+				Msg: fmt.Sprintf("Value error, duplicate tool name %q (also tool %d)", p.name, j), Type: "value_error"})
+		} else {
+			seen[p.name] = i
+			parsed[i] = p
+		}
+		if len(errs) == maxToolErrors {
+			break
+		}
+	}
+	if errs != nil {
+		return nil, &ValidationError{Fields: errs}
+	}
+	return parsed, nil
+}
+
+// parseTool splits one tool object. The error's Loc is relative to the tool.
+func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
+	notObject := &FieldError{Msg: "Input should be a valid dictionary", Type: "dict_type"}
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return parsedTool{}, notObject
+	}
+	type member struct {
+		key string
+		val []byte
+	}
+	var members []member
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return parsedTool{}, notObject
+		}
+		key, _ := tok.(string)
+		var val json.RawMessage
+		if err := dec.Decode(&val); err != nil {
+			return parsedTool{}, notObject
+		}
+		var c bytes.Buffer
+		if err := json.Compact(&c, val); err != nil {
+			return parsedTool{}, notObject
+		}
+		m := member{key, c.Bytes()}
+		replaced := false
+		for i := range members { // a repeated key keeps its first place and its last value
+			if members[i].key == key {
+				members[i], replaced = m, true
+			}
+		}
+		if !replaced {
+			members = append(members, m)
+		}
+	}
+	var p parsedTool
+	var inner, head, exec []byte
+	for _, m := range members {
+		kv := appendString(nil, m.key)
+		kv = append(kv, ':')
+		kv = append(kv, m.val...)
+		switch {
+		case isExecKey(m.key):
+			exec = appendMember(exec, kv)
+			continue
+		case m.key == "name":
+			if err := json.Unmarshal(m.val, &p.name); err != nil {
+				return parsedTool{}, &FieldError{Loc: []string{"name"}, Msg: "Input should be a valid string", Type: "string_type"}
+			}
+		}
+		inner = appendMember(inner, kv)
+	}
+	for _, k := range [...]string{"name", "description", "inputSchema"} {
+		for _, m := range members {
+			if m.key == k {
+				kv := appendString(nil, m.key)
+				head = appendMember(head, append(append(kv, ':'), m.val...))
+			}
+		}
+	}
+	if p.name == "" {
+		return parsedTool{}, &FieldError{Loc: []string{"name"}, Msg: "Field required: a non-empty string", Type: "missing"}
+	}
+	p.inner, p.head, p.exec = string(inner), string(head), string(exec)
+	return p, nil
+}
+
+func appendMember(buf, kv []byte) []byte {
+	if len(buf) > 0 {
+		buf = append(buf, ',')
+	}
+	return append(buf, kv...)
+}
+
+// intern turns parsed tools into a toolSet that shares schemas and execution
+// fields with every other instance. Called with Registry.mu held.
+func (v *view) intern(parsed []parsedTool) *toolSet {
+	ts := &toolSet{list: make([]toolRef, len(parsed))}
+	for i, p := range parsed {
+		s := v.schemas[p.inner]
+		if s == nil {
+			s = &schema{inner: p.inner, name: p.name, head: p.head}
+			v.schemas[p.inner] = s
+		}
+		s.refs++
+		ts.list[i].s = s
+		if p.exec != "" {
+			x := v.execs[p.exec]
+			if x == nil {
+				x = &execFields{inner: p.exec}
+				v.execs[p.exec] = x
+			}
+			x.refs++
+			ts.list[i].x = x
+		}
+	}
+	return ts
+}
+
+// release drops a toolSet's references. Called with Registry.mu held.
+func (v *view) release(ts *toolSet) {
+	if ts == nil {
+		return
+	}
+	for _, t := range ts.list {
+		if t.s.refs--; t.s.refs == 0 {
+			delete(v.schemas, t.s.inner)
+		}
+		if t.x != nil {
+			if t.x.refs--; t.x.refs == 0 {
+				delete(v.execs, t.x.inner)
+			}
+		}
+	}
+}

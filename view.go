@@ -1,0 +1,325 @@
+// view.go holds the registry's indexes (instances in registration order, tools
+// by name, (host, name) groups, the deadline heap) and the state changes that
+// keep them in step. Everything here is guarded by Registry.mu.
+
+package registry
+
+import (
+	"cmp"
+	"container/heap"
+	"slices"
+	"time"
+)
+
+type view struct {
+	index   uint64      // change counter: bumped by every visible change
+	insts   []*instance // by seq
+	tools   map[string]*toolEntry
+	names   []string     // tool names, sorted
+	hosts   []*hostGroup // by host, then name
+	groups  map[hostKey]*hostGroup
+	due     dueHeap
+	schemas map[string]*schema
+	execs   map[string]*execFields
+}
+
+// A toolEntry lists the instances offering one tool name, active or not.
+type toolEntry struct {
+	name    string
+	members []member // by instance seq
+	index   uint64   // last change that affects GET /tools/{name}
+}
+
+type member struct {
+	in *instance
+	t  *toolRef
+}
+
+type hostKey struct{ host, name string }
+
+// A hostGroup lists the instances of one (host, name): usually one, more
+// when an agent restarted before its old record expired.
+type hostGroup struct {
+	host, name string
+	members    []*instance // by seq
+}
+
+func (v *view) init() {
+	v.tools = make(map[string]*toolEntry)
+	v.groups = make(map[hostKey]*hostGroup)
+	v.schemas = make(map[string]*schema)
+	v.execs = make(map[string]*execFields)
+}
+
+func bySeq(in *instance, seq uint64) int { return cmp.Compare(in.seq, seq) }
+
+func (v *view) bump() uint64 {
+	v.index++
+	return v.index
+}
+
+// register adds in, replacing old (same id) if it is not nil.
+func (v *view) register(s *shard, in, old *instance) {
+	in.index = v.bump()
+	if old != nil {
+		v.unlinkTools(old, old.tools.Load())
+		v.release(old.tools.Load())
+		v.leaveGroup(old)
+		v.due.remove(old)
+		old.deleted = true
+		i, _ := slices.BinarySearchFunc(v.insts, old.seq, bySeq)
+		v.insts[i] = in
+	} else {
+		i, _ := slices.BinarySearchFunc(v.insts, in.seq, bySeq)
+		v.insts = slices.Insert(v.insts, i, in)
+	}
+	v.joinGroup(in)
+	v.due.set(in, in.deadline(in.lastSeen()))
+	s.mu.Lock()
+	s.m[in.id] = in
+	s.mu.Unlock()
+}
+
+// setTools replaces the tool list of in.
+func (v *view) setTools(in *instance, parsed []parsedTool) {
+	in.index = v.bump()
+	ts := v.intern(parsed)
+	old := in.tools.Load()
+	v.unlinkTools(in, old)
+	in.tools.Store(ts)
+	v.linkTools(in, ts)
+	v.release(old)
+}
+
+// deregister marks in inactive, reporting whether it was active.
+func (v *view) deregister(in *instance, now int64, retain time.Duration) bool {
+	for {
+		l := in.live.Load()
+		seen, active := unpack(l)
+		if !active {
+			return false
+		}
+		if in.live.CompareAndSwap(l, pack(seen, false)) {
+			v.markInactive(in, min(now, in.deadline(seen)), retain)
+			return true
+		}
+	}
+}
+
+// revive makes in active again, last seen now.
+func (v *view) revive(in *instance, now int64) {
+	if in.touch(now) { // another heartbeat revived it first
+		return
+	}
+	in.live.Store(pack(now, true))
+	in.index = v.bump()
+	v.touchTools(in)
+	v.due.set(in, in.deadline(now))
+}
+
+// settle applies what is due for in at now: expiry at its deadline, deletion
+// when its retention has passed. Otherwise it moves in's heap key to its
+// current deadline (heartbeats extend deadlines without touching the heap).
+func (v *view) settle(s *shard, in *instance, now int64, retain time.Duration) (expired, deleted bool) {
+	if in.deleted {
+		return false, false
+	}
+	for {
+		l := in.live.Load()
+		seen, active := unpack(l)
+		if !active {
+			break
+		}
+		dl := in.deadline(seen)
+		if now <= dl {
+			v.due.set(in, dl)
+			return false, false
+		}
+		if in.live.CompareAndSwap(l, pack(seen, false)) {
+			v.markInactive(in, dl, retain)
+			expired = true
+			break
+		}
+	}
+	if retain < 0 {
+		return expired, false
+	}
+	if end := in.inactiveAt + int64(retain); now <= end {
+		v.due.set(in, end)
+		return expired, false
+	}
+	v.delete(s, in)
+	return expired, true
+}
+
+func (v *view) markInactive(in *instance, at int64, retain time.Duration) {
+	in.inactiveAt = at
+	in.index = v.bump()
+	v.touchTools(in)
+	if retain < 0 {
+		v.due.remove(in)
+	} else {
+		v.due.set(in, at+int64(retain))
+	}
+}
+
+// delete removes every trace of in.
+func (v *view) delete(s *shard, in *instance) {
+	v.bump()
+	ts := in.tools.Load()
+	v.unlinkTools(in, ts)
+	v.release(ts)
+	v.leaveGroup(in)
+	v.due.remove(in)
+	if i, ok := slices.BinarySearchFunc(v.insts, in.seq, bySeq); ok {
+		v.insts = slices.Delete(v.insts, i, i+1)
+	}
+	in.deleted = true
+	s.mu.Lock()
+	if s.m[in.id] == in {
+		delete(s.m, in.id)
+	}
+	s.mu.Unlock()
+}
+
+// touchTools records a change of in's liveness in the entries of its tools.
+func (v *view) touchTools(in *instance) {
+	if ts := in.tools.Load(); ts != nil {
+		for _, t := range ts.list {
+			v.tools[t.s.name].index = v.index
+		}
+	}
+}
+
+func (v *view) linkTools(in *instance, ts *toolSet) {
+	for i := range ts.list {
+		t := &ts.list[i]
+		e := v.tools[t.s.name]
+		if e == nil {
+			e = &toolEntry{name: t.s.name}
+			v.tools[e.name] = e
+			j, _ := slices.BinarySearch(v.names, e.name)
+			v.names = slices.Insert(v.names, j, e.name)
+		}
+		j, _ := slices.BinarySearchFunc(e.members, in.seq, memberBySeq)
+		e.members = slices.Insert(e.members, j, member{in, t})
+		e.index = v.index
+	}
+}
+
+func (v *view) unlinkTools(in *instance, ts *toolSet) {
+	if ts == nil {
+		return
+	}
+	for _, t := range ts.list {
+		e := v.tools[t.s.name]
+		if j, ok := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); ok && e.members[j].in == in {
+			e.members = slices.Delete(e.members, j, j+1)
+		}
+		e.index = v.index
+		if len(e.members) == 0 {
+			delete(v.tools, e.name)
+			if j, ok := slices.BinarySearch(v.names, e.name); ok {
+				v.names = slices.Delete(v.names, j, j+1)
+			}
+		}
+	}
+}
+
+func memberBySeq(m member, seq uint64) int { return cmp.Compare(m.in.seq, seq) }
+
+func groupOrder(g *hostGroup, k hostKey) int {
+	if c := cmp.Compare(g.host, k.host); c != 0 {
+		return c
+	}
+	return cmp.Compare(g.name, k.name)
+}
+
+func (v *view) joinGroup(in *instance) {
+	k := hostKey{in.host, in.name}
+	g := v.groups[k]
+	if g == nil {
+		g = &hostGroup{host: in.host, name: in.name}
+		v.groups[k] = g
+		i, _ := slices.BinarySearchFunc(v.hosts, k, groupOrder)
+		v.hosts = slices.Insert(v.hosts, i, g)
+	}
+	i, _ := slices.BinarySearchFunc(g.members, in.seq, bySeq)
+	g.members = slices.Insert(g.members, i, in)
+}
+
+func (v *view) leaveGroup(in *instance) {
+	k := hostKey{in.host, in.name}
+	g := v.groups[k]
+	if i, ok := slices.BinarySearchFunc(g.members, in.seq, bySeq); ok {
+		g.members = slices.Delete(g.members, i, i+1)
+	}
+	if len(g.members) == 0 {
+		delete(v.groups, k)
+		if i, ok := slices.BinarySearchFunc(v.hosts, k, groupOrder); ok {
+			v.hosts = slices.Delete(v.hosts, i, i+1)
+		}
+	}
+}
+
+// dueHeap orders instances by their next due time (deadline or deletion).
+type dueHeap []*instance
+
+func (h dueHeap) Len() int           { return len(h) }
+func (h dueHeap) Less(i, j int) bool { return h[i].due < h[j].due }
+func (h dueHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].heapIdx, h[j].heapIdx = i, j
+}
+func (h *dueHeap) Push(x any) {
+	in := x.(*instance)
+	in.heapIdx = len(*h)
+	*h = append(*h, in)
+}
+func (h *dueHeap) Pop() any {
+	old := *h
+	in := old[len(old)-1]
+	old[len(old)-1] = nil
+	*h = old[:len(old)-1]
+	in.heapIdx = -1
+	return in
+}
+
+func (h *dueHeap) set(in *instance, due int64) {
+	in.due = due
+	if in.heapIdx < 0 {
+		heap.Push(h, in)
+	} else {
+		heap.Fix(h, in.heapIdx)
+	}
+}
+
+func (h *dueHeap) remove(in *instance) {
+	if in.heapIdx >= 0 {
+		heap.Remove(h, in.heapIdx)
+	}
+}
+
+// before returns the instances due before now, visiting only them.
+func (h dueHeap) before(now int64) []*instance {
+	var out []*instance
+	var walk func(i int)
+	walk = func(i int) {
+		if i >= len(h) || h[i].due >= now {
+			return
+		}
+		out = append(out, h[i])
+		walk(2*i + 1)
+		walk(2*i + 2)
+	}
+	walk(0)
+	return out
+}
+
+// next returns the earliest due time, if any.
+func (h dueHeap) next() (int64, bool) {
+	if len(h) == 0 {
+		return 0, false
+	}
+	return h[0].due, true
+}
