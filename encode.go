@@ -411,5 +411,5 @@ func (r *Registry) hosts(f Filter) cursorIndex {
 // isJSONObject reports whether b is one valid JSON object.
 func isJSONObject(b []byte) bool {
 	t := bytes.TrimLeft(b, " \t\r\n")
-	return len(t) > 0 && t[0] == '{' && json.Valid(b)
+	return len(t) > 0 && t[0] == '{' && json.Valid(b) && utf8.Valid(b)
 }

@@ -18,6 +18,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 )
@@ -158,11 +159,11 @@ func decodeObject(body []byte) (map[string]json.RawMessage, *FieldError) {
 	if len(bytes.TrimSpace(body)) == 0 {
 		return nil, &FieldError{Loc: []string{"body"}, Msg: "Field required", Type: "missing"}
 	}
+	if !json.Valid(body) || !utf8.Valid(body) { // the reference cannot decode invalid UTF-8 either
+		return nil, &FieldError{Loc: []string{"body"}, Msg: "JSON decode error", Type: "json_invalid"}
+	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
-		if !json.Valid(body) {
-			return nil, &FieldError{Loc: []string{"body"}, Msg: "JSON decode error", Type: "json_invalid"}
-		}
 		return nil, &FieldError{Loc: []string{"body"},
 			Msg: "Input should be a valid dictionary or object to extract fields from", Type: "model_attributes_type"}
 	}

@@ -9,6 +9,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"unicode/utf8"
 )
 
 // execKeys are the per-host execution fields. They are kept apart from the
@@ -106,35 +107,37 @@ func (r *Registry) parseTools(tools []json.RawMessage) ([]parsedTool, error) {
 
 // parseTool splits one tool object. The error's Loc is relative to the tool.
 func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
-	notObject := &FieldError{Msg: "Input should be a valid dictionary", Type: "dict_type"}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
-		return parsedTool{}, notObject
+	var c bytes.Buffer
+	c.Grow(len(raw))
+	if json.Compact(&c, raw) != nil || c.Len() < 2 || c.Bytes()[0] != '{' {
+		return parsedTool{}, &FieldError{Msg: "Input should be a valid dictionary", Type: "dict_type"}
+	}
+	if !utf8.Valid(c.Bytes()) {
+		return parsedTool{}, &FieldError{Msg: "Input should be valid UTF-8", Type: "string_unicode"}
 	}
 	type member struct {
-		key string
-		val []byte
+		key    string // decoded
+		kv     []byte // `"key":value`, compact
+		keyLen int    // length of the encoded key in kv
 	}
 	var members []member
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return parsedTool{}, notObject
+	b := c.Bytes() // valid compact JSON: the scans below cannot run off its end
+	for i := 1; b[i] != '}'; {
+		kend := scanString(b, i)
+		key := string(b[i+1 : kend-1])
+		if bytes.IndexByte(b[i:kend], '\\') >= 0 {
+			json.Unmarshal(b[i:kend], &key)
 		}
-		key, _ := tok.(string)
-		var val json.RawMessage
-		if err := dec.Decode(&val); err != nil {
-			return parsedTool{}, notObject
+		vend := scanValue(b, kend+1)
+		m := member{key, b[i:vend], kend - i}
+		i = vend
+		if b[i] == ',' {
+			i++
 		}
-		var c bytes.Buffer
-		if err := json.Compact(&c, val); err != nil {
-			return parsedTool{}, notObject
-		}
-		m := member{key, c.Bytes()}
 		replaced := false
-		for i := range members { // a repeated key keeps its first place and its last value
-			if members[i].key == key {
-				members[i], replaced = m, true
+		for j := range members { // a repeated key keeps its first place and its last value
+			if members[j].key == key {
+				members[j], replaced = m, true
 			}
 		}
 		if !replaced {
@@ -144,25 +147,21 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 	var p parsedTool
 	var inner, head, exec []byte
 	for _, m := range members {
-		kv := appendString(nil, m.key)
-		kv = append(kv, ':')
-		kv = append(kv, m.val...)
 		switch {
 		case isExecKey(m.key):
-			exec = appendMember(exec, kv)
+			exec = appendMember(exec, m.kv)
 			continue
 		case m.key == "name":
-			if err := json.Unmarshal(m.val, &p.name); err != nil {
+			if err := json.Unmarshal(m.kv[m.keyLen+1:], &p.name); err != nil {
 				return parsedTool{}, &FieldError{Loc: []string{"name"}, Msg: "Input should be a valid string", Type: "string_type"}
 			}
 		}
-		inner = appendMember(inner, kv)
+		inner = appendMember(inner, m.kv)
 	}
 	for _, k := range [...]string{"name", "description", "inputSchema"} {
 		for _, m := range members {
 			if m.key == k {
-				kv := appendString(nil, m.key)
-				head = appendMember(head, append(append(kv, ':'), m.val...))
+				head = appendMember(head, m.kv)
 			}
 		}
 	}
@@ -171,6 +170,42 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 	}
 	p.inner, p.head, p.exec = string(inner), string(head), string(exec)
 	return p, nil
+}
+
+// scanString returns the end of the JSON string starting at b[i].
+func scanString(b []byte, i int) int {
+	for i++; b[i] != '"'; i++ {
+		if b[i] == '\\' {
+			i++
+		}
+	}
+	return i + 1
+}
+
+// scanValue returns the end of the compact JSON value starting at b[i].
+func scanValue(b []byte, i int) int {
+	switch b[i] {
+	case '"':
+		return scanString(b, i)
+	case '{', '[':
+		depth := 0
+		for ; ; i++ {
+			switch b[i] {
+			case '"':
+				i = scanString(b, i) - 1
+			case '{', '[':
+				depth++
+			case '}', ']':
+				if depth--; depth == 0 {
+					return i + 1
+				}
+			}
+		}
+	}
+	for b[i] != ',' && b[i] != '}' && b[i] != ']' { // number, true, false, null
+		i++
+	}
+	return i
 }
 
 func appendMember(buf, kv []byte) []byte {

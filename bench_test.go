@@ -1,0 +1,215 @@
+// bench_test.go measures the library at fleet scale: heartbeats, registration,
+// tool lookups and full listings at 1k, 20k and 100k agents.
+
+package registry_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"runtime"
+	"sync/atomic"
+	"testing"
+
+	"github.com/runspec/registry"
+)
+
+// benchFleet describes a fleet like the reference measurements: agents with
+// tools tools each, each tool name offered on share hosts, identical schemas
+// across hosts and per-host execution fields.
+type benchFleet struct {
+	agents, tools, share int
+}
+
+func (f benchFleet) id(i int) string   { return fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i) }
+func (f benchFleet) host(i int) string { return fmt.Sprintf("host-%05d", i) }
+func (f benchFleet) toolName(i, j int) string {
+	names := f.agents * f.tools / f.share // distinct tool names
+	if names == 0 {
+		names = 1
+	}
+	return fmt.Sprintf("tool-%04d", (i/f.share*f.tools+j)%names)
+}
+
+func (f benchFleet) toolList(i int) []json.RawMessage {
+	out := make([]json.RawMessage, f.tools)
+	for j := range out {
+		name := f.toolName(i, j)
+		out[j] = json.RawMessage(fmt.Sprintf(`{"name":%q,"description":"Run %s against a target host and report what changed, with retries.",`+
+			`"inputSchema":{"type":"object","properties":{"target":{"type":"string","description":"where"},"count":{"type":"integer"}},"required":["target"]},`+
+			`"x-command":"/usr/local/bin/%s","x-run-as":"svc%d","x-become-method":"sudo"}`, name, name, name, i%7))
+	}
+	return out
+}
+
+// load registers the fleet into a new registry.
+func (f benchFleet) load(tb testing.TB) *registry.Registry {
+	tb.Helper()
+	r, err := registry.New(registry.Options{})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	ctx := context.Background()
+	for i := 0; i < f.agents; i++ {
+		reg := registry.Registration{ID: f.id(i), Name: fmt.Sprintf("agent-pkg-%d", i%10), Version: "1", Host: f.host(i)}
+		if err := r.Register(ctx, reg); err != nil {
+			tb.Fatal(err)
+		}
+		if err := r.UpdateTools(ctx, f.id(i), f.toolList(i)); err != nil {
+			tb.Fatal(err)
+		}
+	}
+	return r
+}
+
+var benchSizes = []int{1000, 20000, 100000}
+
+func BenchmarkHeartbeat(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			f := benchFleet{n, 20, 50}
+			r := f.load(b)
+			ids := make([]string, n)
+			for i := range ids {
+				ids[i] = f.id(i)
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				if st, err := r.Heartbeat(ctx, ids[i%n], nil); err != nil || st != registry.Ack {
+					b.Fatal(st, err)
+				}
+			}
+		})
+	}
+}
+
+func BenchmarkHeartbeatParallel(b *testing.B) {
+	f := benchFleet{20000, 20, 50}
+	r := f.load(b)
+	ids := make([]string, f.agents)
+	for i := range ids {
+		ids[i] = f.id(i)
+	}
+	var next atomic.Int64
+	ctx := context.Background()
+	b.ReportAllocs()
+	b.ResetTimer()
+	b.RunParallel(func(pb *testing.PB) {
+		i := int(next.Add(7919))
+		for pb.Next() {
+			i++
+			if _, err := r.Heartbeat(ctx, ids[i%len(ids)], nil); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkRegister measures a registration with its 20-tool list.
+func BenchmarkRegister(b *testing.B) {
+	for _, n := range benchSizes[:2] {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			f := benchFleet{n, 20, 50}
+			r := f.load(b)
+			tools := make([][]json.RawMessage, n)
+			for i := range tools {
+				tools[i] = f.toolList(i)
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				k := i % n
+				r.Register(ctx, registry.Registration{ID: f.id(k), Name: "agent-pkg", Version: "1", Host: f.host(k)})
+				if err := r.UpdateTools(ctx, f.id(k), tools[k]); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// discardWriter is a ResponseWriter that counts and drops the body.
+type discardWriter struct {
+	h    http.Header
+	code int
+	n    int64
+}
+
+func (w *discardWriter) Header() http.Header { return w.h }
+func (w *discardWriter) WriteHeader(c int)   { w.code = c }
+func (w *discardWriter) Write(b []byte) (int, error) {
+	w.n += int64(len(b))
+	return len(b), nil
+}
+
+func serveBench(b *testing.B, h http.Handler, path string) {
+	req := httptest.NewRequest("GET", path, nil)
+	w := &discardWriter{h: http.Header{}}
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		w.code, w.n = 200, 0
+		clear(w.h)
+		h.ServeHTTP(w, req)
+		if w.code != 200 {
+			b.Fatalf("GET %s: %d", path, w.code)
+		}
+	}
+	b.ReportMetric(float64(w.n), "bytes/answer")
+}
+
+func BenchmarkToolLookup(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			r := benchFleet{n, 20, 50}.load(b)
+			serveBench(b, r, "/tools/tool-0001")
+		})
+	}
+}
+
+func BenchmarkListTools(b *testing.B) {
+	for _, n := range benchSizes[:2] {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			r := benchFleet{n, 20, 50}.load(b)
+			serveBench(b, r, "/tools")
+		})
+	}
+}
+
+func BenchmarkListInstances(b *testing.B) {
+	for _, n := range benchSizes[:2] {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			r := benchFleet{n, 20, 50}.load(b)
+			serveBench(b, r, "/instances")
+		})
+	}
+}
+
+// BenchmarkMemory reports the live heap of a loaded fleet (not a speed).
+func BenchmarkMemory(b *testing.B) {
+	for _, n := range benchSizes {
+		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
+			var r *registry.Registry
+			for i := 0; i < b.N; i++ {
+				r = nil
+				runtime.GC()
+				var before runtime.MemStats
+				runtime.ReadMemStats(&before)
+				r = benchFleet{n, 20, 50}.load(b)
+				runtime.GC()
+				var after runtime.MemStats
+				runtime.ReadMemStats(&after)
+				b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/(1<<20), "heapMB")
+			}
+			runtime.KeepAlive(r)
+		})
+	}
+}
+
+var _ io.Writer = (*discardWriter)(nil)

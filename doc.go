@@ -1,0 +1,89 @@
+// Package registry is an embeddable registry for fleets of runspec agents:
+// which tools exist on which hosts, and how to run them there.
+//
+// runspec agents (runspec serve) register with a registry, post their tool
+// list (MCP tool schemas plus execution metadata: x-command, x-run-as,
+// x-become-method, x-become-flags) and heartbeat. The registry marks agents
+// that stop heartbeating inactive, keeps their records for a while as
+// history, and answers orchestrators, CI pipelines and chat apps that ask
+// which tools exist on which hosts.
+//
+// # Embedding
+//
+// A Registry is an http.Handler serving the whole v1 protocol with routes
+// relative to "/". Mount it under any prefix with http.StripPrefix, and call
+// Run in a goroutine for expiry at each deadline (and checkpoints, with a
+// Store):
+//
+//	reg, err := registry.New(registry.Options{})
+//	if err != nil { ... }
+//	go reg.Run(ctx)
+//	mux := http.NewServeMux()
+//	mux.Handle("/registry/", http.StripPrefix("/registry", reg))
+//
+// The same operations are methods (Register, Heartbeat, UpdateTools,
+// Deregister, Purge, Instance, Instances, Tools, Tool, Hosts), for programs
+// and tests that need no network. New starts no goroutine; Options.Now
+// injects a clock. Errors match ErrNotFound and ErrInvalid with errors.Is.
+//
+// # HTTP API
+//
+// Writes (they need X-API-Key when Options.APIKey is set):
+//
+//	POST   /instances                  register: {"instance_id","name","version","host"[,"heartbeat_interval"]} → 201
+//	POST   /instances/{id}/heartbeat   {} or {"system":{...}} or no body → {"status":"ack"|"refresh"}
+//	POST   /instances/{id}/tools       {"tools":[...]} → 200, 404 for an unknown id
+//	DELETE /instances/{id}             mark inactive → 200 (also for an unknown id)
+//
+// Reads:
+//
+//	GET /instances[?active=&host=&name=]   every record (default: active and inactive)
+//	GET /instances/{id}
+//	GET /tools[?active=&host=]             tools grouped by name (default: active only)
+//	GET /tools/{name}[?active=&host=]
+//	GET /hosts[?active=&name=]             one entry per (host, agent name)
+//	GET /export/superputty[?user=]         SSH sessions for SuperPuTTY (XML)
+//	GET /export/mobaxterm[?user=]          SSH sessions for MobaXterm
+//	GET /health
+//
+// Listings also take ?limit=N (and the cursor the answer's Link header
+// gives): the body stays a JSON array and the next page is in a
+// Link: <?cursor=…&limit=N>; rel="next" header, relative so that it works
+// under any prefix. Errors are JSON {"detail": ...}; 422 details list each bad
+// field as {"loc","msg","type"}. On writes the checks run in the order rate
+// limit (429, with Retry-After), key (403), body size (413), body (422).
+//
+// # Liveness
+//
+// An instance is active while now - last_seen <= 3 × its heartbeat interval
+// (the server default, or the heartbeat_interval it registered with). Reads
+// compute this from the clock, so no answer shows an instance active after
+// its deadline; Purge makes the change final, and Run calls Purge from a timer
+// set at the next deadline. Inactive records are deleted after
+// Options.RetainInactive.
+//
+// # Architecture
+//
+// Everything a read needs is in memory, in indexes maintained by every write
+// (view.go): instances in registration order, tool entries by name (each
+// listing its instances in registration order), (host, name) groups sorted
+// by host then name, and a heap of deadlines. A lookup of one tool touches
+// only that tool's entry, so its cost does not grow with the fleet. Tool
+// schemas are interned by content (tools.go): 20,000 hosts offering the same
+// tool share one copy of its schema and of identical execution fields.
+// Fixed parts of records are encoded to JSON once; listings are encoded in
+// 64 KiB chunks with the read lock released between chunks (encode.go), so
+// a slow client never holds the lock and concurrent full listings cost one
+// chunk each.
+//
+// A heartbeat of an active instance takes no registry-wide lock: it finds
+// the instance in one of 64 shards and moves last_seen with a compare-and-
+// swap on a word that packs last_seen and the active bit (instance.go),
+// racing safely with expiry, which uses the same word. It allocates nothing.
+// The deadline heap is not touched by heartbeats: when a heap entry comes
+// due, Purge finds the later deadline and moves the entry, so its work is
+// bounded by one step per instance per TTL, never a scan.
+//
+// Writes that change a record are serialized per shard and written to the
+// Store, if there is one, before they are applied in memory and answered.
+package registry

@@ -1,0 +1,86 @@
+// tools_internal_test.go checks that splitting a tool into interned parts
+// loses nothing: the parts put back together decode to the posted object.
+
+package registry
+
+import (
+	"encoding/json"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+)
+
+func TestParseToolRoundTrip(t *testing.T) {
+	tests := []struct {
+		name, in           string
+		wantName, wantHead string
+		wantExec           string
+	}{
+		{"plain", `{"name":"a","description":"d","inputSchema":{"type":"object"}}`,
+			"a", `"name":"a","description":"d","inputSchema":{"type":"object"}`, ""},
+		{"white space", " {\n \"inputSchema\" : { \"a\" : [ 1 , 2 ] } ,\n \"name\" : \"b c\" } ",
+			"b c", `"name":"b c","inputSchema":{"a":[1,2]}`, ""},
+		{"exec fields apart", `{"x-run-as":"u","name":"t","x-command":"/bin/t","x-autonomy":3}`,
+			"t", `"name":"t"`, `"x-run-as":"u","x-command":"/bin/t"`},
+		{"escapes", `{"n\u0061me":"q\"\\}","description":"{[\"]}","x":null}`,
+			`q"\}`, `"n\u0061me":"q\"\\}","description":"{[\"]}"`, ""},
+		{"repeated key keeps the last value", `{"name":"first","name":"second"}`,
+			"second", `"name":"second"`, ""},
+		{"scalars last", `{"name":"n","a":true,"b":-1.5e3,"c":false}`, "n", `"name":"n"`, ""},
+		{"unicode", `{"name":"déployer ✓"}`, "déployer ✓", `"name":"déployer ✓"`, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p, fe := parseTool(json.RawMessage(tt.in))
+			if fe != nil {
+				t.Fatalf("parseTool: %+v", fe)
+			}
+			got := struct{ Name, Head, Exec string }{p.name, p.head, p.exec}
+			want := struct{ Name, Head, Exec string }{tt.wantName, tt.wantHead, tt.wantExec}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("mismatch (-want +got):\n%s", diff)
+			}
+			checkRoundTrip(t, tt.in, p)
+		})
+	}
+}
+
+func TestParseToolRejects(t *testing.T) {
+	for _, in := range []string{`[]`, `"name"`, `{}`, `{"name":""}`, `{"name":1}`, `{"name":null}`, `{"description":"x"}`, `{"name":"a"`} {
+		if _, fe := parseTool(json.RawMessage(in)); fe == nil {
+			t.Errorf("parseTool(%s) accepted", in)
+		}
+	}
+}
+
+// checkRoundTrip decodes the original and the reassembled tool and compares.
+func checkRoundTrip(t *testing.T, in string, p parsedTool) {
+	t.Helper()
+	var want, got map[string]any
+	if err := json.Unmarshal([]byte(in), &want); err != nil {
+		t.Fatal(err)
+	}
+	out := appendToolObject(nil, p.inner, p.exec)
+	if err := json.Unmarshal(out, &got); err != nil {
+		t.Fatalf("reassembled tool %s: %v", out, err)
+	}
+	if diff := cmp.Diff(want, got); diff != "" {
+		t.Errorf("round trip mismatch (-want +got):\n%s", diff)
+	}
+}
+
+func FuzzParseTool(f *testing.F) {
+	f.Add(`{"name":"a","description":"d","inputSchema":{"type":"object"},"x-command":"c"}`)
+	f.Add(`{"name":"\u00e9","a":[{"b":"]}"}],"x-run-as":null}`)
+	f.Add(` { "name" : "x" , "k" : 1e5 } `)
+	f.Fuzz(func(t *testing.T, in string) {
+		p, fe := parseTool(json.RawMessage(in))
+		if fe != nil {
+			return
+		}
+		if !json.Valid([]byte(in)) {
+			t.Fatalf("accepted invalid JSON %q", in)
+		}
+		checkRoundTrip(t, in, p)
+	})
+}
