@@ -16,8 +16,12 @@ import (
 	"unicode/utf8"
 )
 
-// chunkSize is how much of a listing is encoded under one hold of the lock.
-const chunkSize = 64 << 10
+// chunkSize is how much of a listing is encoded under one hold of the lock,
+// and maxVisit how many items are looked at (a filter may skip most).
+const (
+	chunkSize = 64 << 10
+	maxVisit  = 4096
+)
 
 // Filter selects what a listing shows. The zero Filter selects everything.
 type Filter struct {
@@ -200,7 +204,8 @@ type cursorIndex interface {
 	len() int
 	key(i int) string
 	seek(after string) int // the first position with a key greater than after
-	append(buf []byte, i int, now int64) ([]byte, bool)
+	match(i int, now int64) bool
+	append(buf []byte, i int, now int64) []byte // only for a match
 }
 
 // list writes a JSON array of the items of the index that mk builds (called
@@ -218,29 +223,31 @@ func (r *Registry) list(mk func() cursorIndex, cursor string, limit int, emit fu
 		now := r.clock()
 		ix := mk()
 		start := ix.seek(cursor)
-		i := start
-		for ; i < ix.len() && len(buf) < chunkSize && (limit <= 0 || count < limit); i++ {
-			mark := len(buf)
+		i, pageDone := start, false
+		for visited := 0; i < ix.len() && len(buf) < chunkSize && visited < maxVisit; i, visited = i+1, visited+1 {
+			if !ix.match(i, now) {
+				continue
+			}
+			if limit > 0 && count == limit {
+				pageDone = true // i starts the next page: there is one
+				break
+			}
 			if count > 0 {
 				buf = append(buf, ',')
 			}
-			var ok bool
-			if buf, ok = ix.append(buf, i, now); ok {
-				count++
-			} else {
-				buf = buf[:mark]
-			}
+			buf = ix.append(buf, i, now)
+			count++
 		}
-		more := i < ix.len()
+		end := i >= ix.len()
 		if i > start {
 			cursor = ix.key(i - 1)
 		}
 		r.mu.RUnlock()
-		if !more {
-			cursor = ""
+		if pageDone {
 			break
 		}
-		if limit > 0 && count >= limit {
+		if end {
+			cursor = ""
 			break
 		}
 		if err := emit(buf); err != nil {
@@ -276,12 +283,12 @@ func (x instIndex) seek(after string) int {
 	}
 	return i
 }
-func (x instIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
+func (x instIndex) match(i int, now int64) bool {
 	in := x.items[i]
-	if (x.f.ActiveOnly && !in.activeAt(now)) || (x.f.Name != "" && in.name != x.f.Name) || (x.f.Host != "" && in.host != x.f.Host) {
-		return buf, false
-	}
-	return x.r.appendInstance(buf, in, now), true
+	return (!x.f.ActiveOnly || in.activeAt(now)) && (x.f.Name == "" || in.name == x.f.Name) && (x.f.Host == "" || in.host == x.f.Host)
+}
+func (x instIndex) append(buf []byte, i int, now int64) []byte {
+	return x.r.appendInstance(buf, x.items[i], now)
 }
 
 // instances returns the index for GET /instances with f. With a host or name
@@ -334,8 +341,20 @@ func (x toolIndex) seek(after string) int {
 	}
 	return i
 }
-func (x toolIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
-	return appendTool(buf, x.members(x.names[i]), x.activeOnly, now)
+func (x toolIndex) match(i int, now int64) bool {
+	if !x.activeOnly {
+		return len(x.members(x.names[i])) > 0
+	}
+	for _, m := range x.members(x.names[i]) {
+		if m.in.activeAt(now) {
+			return true
+		}
+	}
+	return false
+}
+func (x toolIndex) append(buf []byte, i int, now int64) []byte {
+	buf, _ = appendTool(buf, x.members(x.names[i]), x.activeOnly, now)
+	return buf
 }
 
 // tools returns the index for GET /tools with f. With a host filter it
@@ -392,16 +411,12 @@ func (x groupIndex) seek(after string) int {
 	}
 	return i
 }
-func (x groupIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
+func (x groupIndex) match(i int, now int64) bool {
 	g := x.groups[i]
-	if x.f.Name != "" && g.name != x.f.Name {
-		return buf, false
-	}
-	in := g.pick(x.f.ActiveOnly, now)
-	if in == nil {
-		return buf, false
-	}
-	return appendHostEntry(buf, in), true
+	return (x.f.Name == "" || g.name == x.f.Name) && g.pick(x.f.ActiveOnly, now) != nil
+}
+func (x groupIndex) append(buf []byte, i int, now int64) []byte {
+	return appendHostEntry(buf, x.groups[i].pick(x.f.ActiveOnly, now))
 }
 
 func (r *Registry) hosts(f Filter) cursorIndex {

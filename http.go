@@ -170,6 +170,13 @@ func decodeObject(body []byte) (map[string]json.RawMessage, *FieldError) {
 	return m, nil
 }
 
+// lossy reports whether decoding the JSON string lit into s replaced invalid
+// text (an unpaired surrogate escape) with U+FFFD.
+func lossy(lit []byte, s string) bool {
+	n := strings.Count(s, "\uFFFD")
+	return n > 0 && n != bytes.Count(lit, []byte("\uFFFD"))+bytes.Count(bytes.ToLower(lit), []byte(`\ufffd`))
+}
+
 func isNull(v json.RawMessage) bool { return v == nil || string(v) == "null" }
 
 func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ httprouter.Params, body []byte) {
@@ -189,8 +196,12 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ ht
 			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: "Field required", Type: "missing"})
 		} else if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, f.dst) != nil {
 			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: "Input should be a valid string", Type: "string_type"})
-		} else if msg := checkField(*f.dst); msg != "" && f.name != "version" {
+		} else if f.name == "version" {
+			continue
+		} else if msg := checkField(*f.dst); msg != "" {
 			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: msg, Type: "value_error"})
+		} else if lossy(v, *f.dst) {
+			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: "Value error, must be valid UTF-8 without control characters", Type: "value_error"})
 		}
 	}
 	if v := m["heartbeat_interval"]; !isNull(v) {
