@@ -16,8 +16,10 @@ import (
 //
 // The Registry keeps every record and index in memory and answers reads from
 // there; a Store makes its writes durable (or shared) and gives them back at
-// start-up. The Registry serializes the writes for any one id, and does not
-// modify a Record, State or Seen after passing it. Implementations must be
+// start-up. The Registry serializes Put, Update and Delete for any one id
+// (Touch, its periodic checkpoint, runs beside them), and does not modify a
+// Record, State or Seen after passing it. Whoever opened a Store closes it,
+// after Run has returned (Run's last checkpoint writes to it). Implementations must be
 // safe for concurrent use: writes for different ids arrive concurrently, and
 // a store should batch them rather than commit each alone.
 type Store interface {
@@ -26,11 +28,13 @@ type Store interface {
 	Load(ctx context.Context, fn func(Record) error) error
 
 	// Put creates or replaces the record of rec.ID. It must be durable when
-	// Put returns: the registry acknowledges the write right after.
+	// Put returns: the registry acknowledges the write right after. After an
+	// error the write may or may not have happened.
 	Put(ctx context.Context, rec Record) error
 
 	// Update changes the liveness fields of stored records (deregistration,
-	// expiry, revival). Ids that are not stored are skipped.
+	// expiry, revival); as in Touch, a LastSeen older than the stored one is
+	// ignored. Ids that are not stored are skipped.
 	Update(ctx context.Context, states []State) error
 
 	// Touch records heartbeats: a LastSeen older than the stored one is
@@ -127,7 +131,10 @@ func (m *MemStore) Update(ctx context.Context, states []State) error {
 	defer m.mu.Unlock()
 	for _, st := range states {
 		if rec, ok := m.recs[st.ID]; ok {
-			rec.Active, rec.LastSeen, rec.InactiveSince = st.Active, st.LastSeen, st.InactiveSince
+			rec.Active, rec.InactiveSince = st.Active, st.InactiveSince
+			if st.LastSeen.After(rec.LastSeen) {
+				rec.LastSeen = st.LastSeen
+			}
 			m.recs[st.ID] = rec
 		}
 	}
