@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -31,6 +32,7 @@ var version = ""
 
 type cli struct {
 	Serve   serveCmd         `cmd:"" default:"withargs" help:"Serve the registry (the default command)."`
+	Backup  backupCmd        `cmd:"" help:"Write a consistent copy of the data file, also while the registry runs."`
 	Version kong.VersionFlag `help:"Print the version and exit."`
 }
 
@@ -53,6 +55,7 @@ type serveCmd struct {
 	LogLevel           string        `default:"info" enum:"debug,info,warn,error" env:"RUNSPEC_REGISTRY_LOG_LEVEL" help:"Log level: debug shows every read and heartbeat."`
 	ShutdownTimeout    time.Duration `default:"10s" env:"RUNSPEC_REGISTRY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown waits for requests in flight."`
 	Reload             bool          `hidden:"" help:"Accepted for compatibility with the reference (a development option); ignored."`
+	storeFlags         `embed:""`
 }
 
 func main() {
@@ -94,6 +97,17 @@ func (s *serveCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	ds, err := s.open(log)
+	if err != nil {
+		return err
+	}
+	if ds != nil {
+		defer ds.Close() // after Run's last checkpoint
+		log.Info("data file", "path", filepath.Join(ds.dir, dataFile))
+	} else {
+		log.Info("records are kept in memory only")
+	}
+	opts.Store = ds.registryStore()
 	reg, err := registry.New(opts)
 	if err != nil {
 		return err

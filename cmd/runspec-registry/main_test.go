@@ -24,6 +24,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -162,6 +163,9 @@ var listeningRE = regexp.MustCompile(`msg=listening url=(\S+)`)
 // start runs bin with args and waits for its "listening" log line.
 func start(t *testing.T, bin string, env []string, args ...string) *server {
 	t.Helper()
+	if !slices.Contains(args, "--in-memory") && !slices.Contains(args, "--data-dir") {
+		args = append(args, "--data-dir", t.TempDir()) // never the real state directory
+	}
 	cmd := exec.Command(bin, append([]string{"--host", "127.0.0.1", "--port", "0"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
 	stderr, err := cmd.StderrPipe()
@@ -329,7 +333,7 @@ func TestEndToEnd(t *testing.T) {
 	t.Run("empty api key refuses to start", func(t *testing.T) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		out, err := exec.CommandContext(ctx, bin, "--port", "0", "--api-key", "").CombinedOutput()
+		out, err := exec.CommandContext(ctx, bin, "--port", "0", "--in-memory", "--api-key", "").CombinedOutput()
 		if err == nil || !strings.Contains(string(out), "API key is empty") {
 			t.Fatalf("exit %v, output %s; want a failure naming the empty key", err, out)
 		}

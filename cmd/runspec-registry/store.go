@@ -1,0 +1,196 @@
+// store.go chooses where the command keeps its records (a bbolt file in the
+// user's state directory by default, or memory), and implements backups of a
+// running registry through a unix socket in the data directory.
+
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"time"
+
+	"github.com/runspec/registry"
+	"github.com/runspec/registry/store/bolt"
+)
+
+const (
+	dataFile   = "registry.db"
+	backupSock = "backup.sock"
+)
+
+// storeFlags are the flags that choose the store.
+type storeFlags struct {
+	Store    string `default:"file" enum:"file,memory" env:"RUNSPEC_REGISTRY_STORE" help:"Where records live: file (durable, the default) or memory."`
+	InMemory bool   `name:"in-memory" env:"RUNSPEC_REGISTRY_IN_MEMORY" help:"Shorthand for --store memory."`
+	DataDir  string `name:"data-dir" env:"RUNSPEC_REGISTRY_DATA_DIR" type:"path" help:"Directory of the data file (default: $XDG_STATE_HOME/runspec-registry or ~/.local/state/runspec-registry)."`
+}
+
+// defaultDataDir is the user's state directory for the registry.
+func defaultDataDir() (string, error) {
+	if d := os.Getenv("XDG_STATE_HOME"); d != "" {
+		return filepath.Join(d, "runspec-registry"), nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("no --data-dir given and no home directory: %w", err)
+	}
+	return filepath.Join(home, ".local", "state", "runspec-registry"), nil
+}
+
+func (f storeFlags) dataDir() (string, error) {
+	if f.DataDir != "" {
+		return f.DataDir, nil
+	}
+	return defaultDataDir()
+}
+
+// durableStore is an open file store and the socket that serves backups.
+type durableStore struct {
+	*bolt.Store
+	dir    string
+	socket *http.Server
+}
+
+// open returns the store the flags choose: nil for memory.
+func (f storeFlags) open(log *slog.Logger) (*durableStore, error) {
+	if f.InMemory || f.Store == "memory" {
+		return nil, nil
+	}
+	dir, err := f.dataDir()
+	if err != nil {
+		return nil, err
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the data directory: %w", err)
+	}
+	st, err := bolt.Open(filepath.Join(dir, dataFile), bolt.Options{})
+	if err != nil {
+		return nil, err
+	}
+	ds := &durableStore{Store: st, dir: dir}
+	if err := ds.serveBackups(log); err != nil {
+		st.Close()
+		return nil, err
+	}
+	return ds, nil
+}
+
+// serveBackups listens on a unix socket in the data directory, so that
+// "runspec-registry backup" can copy the file while this process holds it.
+// We hold the file's lock, so a socket left there is stale.
+func (ds *durableStore) serveBackups(log *slog.Logger) error {
+	path := filepath.Join(ds.dir, backupSock)
+	os.Remove(path)
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return fmt.Errorf("backup socket: %w", err)
+	}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /backup", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if n, err := ds.Backup(w); err != nil {
+			log.Error("backup failed", "bytes", n, "err", err)
+		} else {
+			log.Info("backup written", "bytes", n)
+		}
+	})
+	ds.socket = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	go ds.socket.Serve(ln)
+	return nil
+}
+
+func (ds *durableStore) Close() error {
+	ds.socket.Close()
+	os.Remove(filepath.Join(ds.dir, backupSock))
+	return ds.Store.Close()
+}
+
+// registryStore is what Options.Store gets: nil stays a nil interface.
+func (ds *durableStore) registryStore() registry.Store {
+	if ds == nil {
+		return nil
+	}
+	return ds.Store
+}
+
+type backupCmd struct {
+	DataDir string `name:"data-dir" env:"RUNSPEC_REGISTRY_DATA_DIR" type:"path" help:"Data directory of the registry (default: the state directory)."`
+	File    string `arg:"" type:"path" help:"Where to write the copy. Restore by copying it to DATA-DIR/registry.db while the registry is stopped."`
+}
+
+// Run writes a consistent copy of the data file: through the running
+// registry's socket if it runs, else from the file directly.
+func (b *backupCmd) Run(ctx context.Context) error {
+	dir := b.DataDir
+	if dir == "" {
+		var err error
+		if dir, err = defaultDataDir(); err != nil {
+			return err
+		}
+	}
+	tmp := b.File + ".tmp"
+	out, err := os.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_TRUNC, 0o600)
+	if err != nil {
+		return err
+	}
+	defer os.Remove(tmp)
+	defer out.Close()
+	n, err := backupViaSocket(ctx, filepath.Join(dir, backupSock), out)
+	if errors.Is(err, errNoServer) {
+		n, err = backupFile(filepath.Join(dir, dataFile), out)
+	}
+	if err != nil {
+		return err
+	}
+	if err := out.Sync(); err != nil {
+		return err
+	}
+	if err := out.Close(); err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, b.File); err != nil {
+		return err
+	}
+	fmt.Printf("wrote %s (%d bytes)\n", b.File, n)
+	return nil
+}
+
+var errNoServer = errors.New("no registry is serving this data directory")
+
+func backupViaSocket(ctx context.Context, sock string, w io.Writer) (int64, error) {
+	client := &http.Client{Transport: &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", sock)
+		},
+	}}
+	req, _ := http.NewRequestWithContext(ctx, "GET", "http://registry/backup", nil)
+	resp, err := client.Do(req)
+	if err != nil {
+		return 0, errNoServer
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return 0, fmt.Errorf("backup through %s: %s", sock, resp.Status)
+	}
+	return io.Copy(w, resp.Body)
+}
+
+func backupFile(path string, w io.Writer) (int64, error) {
+	if _, err := os.Stat(path); err != nil {
+		return 0, fmt.Errorf("nothing to back up: %w", err)
+	}
+	st, err := bolt.Open(path, bolt.Options{})
+	if err != nil {
+		return 0, err
+	}
+	defer st.Close()
+	return st.Backup(w)
+}
