@@ -11,8 +11,9 @@ import (
 	"github.com/julienschmidt/httprouter"
 )
 
-// exportHosts parses an export request and returns the entries to write.
-func (r *Registry) exportHosts(w http.ResponseWriter, req *http.Request) ([]Host, string, bool) {
+// serveExport answers an export of the /hosts entries.
+func (r *Registry) serveExport(w http.ResponseWriter, req *http.Request, contentType, filename string,
+	write func(buf *bytes.Buffer, hosts []Host, user string)) {
 	q, errs := parseQuery(req, true)
 	if q.user != "" {
 		if msg := checkField(q.user); msg != "" {
@@ -21,15 +22,21 @@ func (r *Registry) exportHosts(w http.ResponseWriter, req *http.Request) ([]Host
 	}
 	if errs != nil {
 		writeInvalid(w, errs...)
-		return nil, "", false
+		return
 	}
 	q.f.Host, q.f.Name = "", ""
+	idx := r.block(req.Context(), q, topic{kind: topicAll}, func() uint64 { return r.v.index })
 	hosts, err := r.Hosts(req.Context(), q.f)
 	if err != nil {
 		r.writeError(w, err, "")
-		return nil, "", false
+		return
 	}
-	return hosts, q.user, true
+	var buf bytes.Buffer
+	write(&buf, hosts, q.user)
+	w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
+	a := r.newAnswer(w, req, idx, contentType, 0)
+	a.buf = buf.Bytes()
+	a.finish(http.StatusOK)
 }
 
 // writeSuperPuTTY writes hosts as a SuperPuTTY sessions document.
@@ -64,25 +71,9 @@ func writeMobaXterm(buf *bytes.Buffer, hosts []Host, user string) {
 }
 
 func (r *Registry) handleSuperPuTTY(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
-	hosts, user, ok := r.exportHosts(w, req)
-	if !ok {
-		return
-	}
-	var buf bytes.Buffer
-	writeSuperPuTTY(&buf, hosts, user)
-	w.Header().Set("Content-Type", "application/xml")
-	w.Header().Set("Content-Disposition", `attachment; filename="runspec-sessions.xml"`)
-	w.Write(buf.Bytes())
+	r.serveExport(w, req, "application/xml", "runspec-sessions.xml", writeSuperPuTTY)
 }
 
 func (r *Registry) handleMobaXterm(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
-	hosts, user, ok := r.exportHosts(w, req)
-	if !ok {
-		return
-	}
-	var buf bytes.Buffer
-	writeMobaXterm(&buf, hosts, user)
-	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-	w.Header().Set("Content-Disposition", `attachment; filename="runspec.mxtsessions"`)
-	w.Write(buf.Bytes())
+	r.serveExport(w, req, "text/plain; charset=utf-8", "runspec.mxtsessions", writeMobaXterm)
 }

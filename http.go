@@ -59,6 +59,7 @@ func (r *Registry) newHandler() http.Handler {
 	rt.GET("/hosts", r.handleHosts)
 	rt.GET("/export/superputty", r.handleSuperPuTTY)
 	rt.GET("/export/mobaxterm", r.handleMobaXterm)
+	rt.GET("/events", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) { r.handleEvents(w, req) })
 	rt.GET("/health", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		writeJSON(w, http.StatusOK, statusOK)
 	})
@@ -156,7 +157,7 @@ func (r *Registry) readBody(w http.ResponseWriter, req *http.Request) ([]byte, e
 
 // decodeObject unmarshals a request body that must be a JSON object.
 func decodeObject(body []byte) (map[string]json.RawMessage, *FieldError) {
-	if len(bytes.TrimSpace(body)) == 0 {
+	if len(bytes.Trim(body, " \t\r\n")) == 0 {
 		return nil, &FieldError{Loc: []string{"body"}, Msg: "Field required", Type: "missing"}
 	}
 	if !json.Valid(body) || !utf8.Valid(body) { // the reference cannot decode invalid UTF-8 either
@@ -170,11 +171,38 @@ func decodeObject(body []byte) (map[string]json.RawMessage, *FieldError) {
 	return m, nil
 }
 
-// lossy reports whether decoding the JSON string lit into s replaced invalid
-// text (an unpaired surrogate escape) with U+FFFD.
-func lossy(lit []byte, s string) bool {
-	n := strings.Count(s, "\uFFFD")
-	return n > 0 && n != bytes.Count(lit, []byte("\uFFFD"))+bytes.Count(bytes.ToLower(lit), []byte(`\ufffd`))
+// lossy reports whether the JSON string literal lit holds an unpaired
+// surrogate escape, which decoding turns into U+FFFD. (Invalid UTF-8 bytes
+// were refused with the whole body.)
+func lossy(lit []byte) bool {
+	for i := 0; i < len(lit); i++ {
+		if lit[i] != '\\' {
+			continue
+		}
+		i++
+		if i >= len(lit) || lit[i] != 'u' || i+4 >= len(lit) {
+			continue
+		}
+		r, err := strconv.ParseUint(string(lit[i+1:i+5]), 16, 32)
+		i += 4
+		if err != nil {
+			continue
+		}
+		switch {
+		case r >= 0xDC00 && r <= 0xDFFF: // a low surrogate on its own
+			return true
+		case r >= 0xD800 && r <= 0xDBFF: // a high one must be followed by a low one
+			if i+6 >= len(lit) || lit[i+1] != '\\' || lit[i+2] != 'u' {
+				return true
+			}
+			lo, err := strconv.ParseUint(string(lit[i+3:i+7]), 16, 32)
+			if err != nil || lo < 0xDC00 || lo > 0xDFFF {
+				return true
+			}
+			i += 6
+		}
+	}
+	return false
 }
 
 func isNull(v json.RawMessage) bool { return v == nil || string(v) == "null" }
@@ -200,7 +228,7 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ ht
 			continue
 		} else if msg := checkField(*f.dst); msg != "" {
 			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: msg, Type: "value_error"})
-		} else if lossy(v, *f.dst) {
+		} else if lossy(v) {
 			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: "Value error, must be valid UTF-8 without control characters", Type: "value_error"})
 		}
 	}
@@ -228,7 +256,7 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ ht
 
 func (r *Registry) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps httprouter.Params, body []byte) {
 	var system json.RawMessage
-	if len(bytes.TrimSpace(body)) > 0 { // the real agent sends no body at all
+	if len(bytes.Trim(body, " \t\r\n")) > 0 { // the real agent sends no body at all
 		m, fe := decodeObject(body)
 		if fe != nil {
 			writeInvalid(w, *fe)
@@ -290,10 +318,13 @@ func (r *Registry) handleDeregister(w http.ResponseWriter, req *http.Request, ps
 
 // query holds the parsed query parameters of a read.
 type query struct {
-	f      Filter
-	limit  int
-	cursor string
-	user   string
+	f        Filter
+	limit    int
+	cursor   string
+	user     string
+	blocking bool // ?index= was given
+	index    uint64
+	wait     time.Duration
 }
 
 // maxLimit is the largest page size.
@@ -328,6 +359,7 @@ func parseQuery(req *http.Request, activeDefault bool) (query, []FieldError) {
 		}
 		q.cursor = string(b)
 	}
+	errs = append(errs, parseWait(vals, &q)...)
 	return q, errs
 }
 
@@ -339,31 +371,6 @@ func parseBool(s string) (value, ok bool) {
 		return false, true
 	}
 	return false, false
-}
-
-// writeList answers a listing: streamed as it is encoded, or, with a limit,
-// one page with a Link header to the next.
-func (r *Registry) writeList(w http.ResponseWriter, req *http.Request, q query, mk func() cursorIndex) {
-	w.Header().Set("Content-Type", "application/json")
-	if q.limit == 0 {
-		r.list(mk, q.cursor, 0, func(b []byte) error {
-			_, err := w.Write(b)
-			return err
-		})
-		return
-	}
-	var page []byte
-	next, _ := r.list(mk, q.cursor, q.limit, func(b []byte) error {
-		page = append(page, b...)
-		return nil
-	})
-	if next != "" {
-		vals := req.URL.Query()
-		vals.Set("cursor", base64.RawURLEncoding.EncodeToString([]byte(next)))
-		vals.Set("limit", strconv.Itoa(q.limit))
-		w.Header().Set("Link", "<?"+vals.Encode()+`>; rel="next"`)
-	}
-	w.Write(page)
 }
 
 // cursorOK checks that a cursor has the shape of the listing's keys.
@@ -388,16 +395,27 @@ func (r *Registry) handleInstances(w http.ResponseWriter, req *http.Request, _ h
 		writeInvalid(w, errs...)
 		return
 	}
-	r.writeList(w, req, q, func() cursorIndex { return r.instances(q.f) })
+	// Heartbeats change last_seen without a change of index: the weak ETag
+	// of a streamed listing counts them too.
+	r.serveList(w, req, q, topic{kind: topicAll}, func() uint64 { return r.v.index }, r.beats.Load(),
+		func() cursorIndex { return r.instances(q.f) })
 }
 
 func (r *Registry) handleInstance(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
-	b, err := r.instanceJSON(ps.ByName("id"))
-	if err != nil {
-		r.writeError(w, err, "Instance not found")
+	q, errs := parseQuery(req, false)
+	if errs != nil {
+		writeInvalid(w, errs...)
 		return
 	}
-	writeJSON(w, http.StatusOK, b)
+	id := ps.ByName("id")
+	r.serveOne(w, req, q, topic{topicInstance, id}, func() uint64 { return r.v.instanceIndex(r.shard(id), id) },
+		func(buf []byte) ([]byte, error) {
+			in := r.lookup(id)
+			if in == nil {
+				return buf, ErrNotFound
+			}
+			return r.appendInstance(buf, in, r.clock()), nil
+		}, "Instance not found")
 }
 
 func (r *Registry) handleListTools(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
@@ -406,7 +424,8 @@ func (r *Registry) handleListTools(w http.ResponseWriter, req *http.Request, _ h
 		writeInvalid(w, errs...)
 		return
 	}
-	r.writeList(w, req, q, func() cursorIndex { return r.tools(q.f) })
+	r.serveList(w, req, q, topic{kind: topicTools}, func() uint64 { return r.v.toolsIndex }, 0,
+		func() cursorIndex { return r.tools(q.f) })
 }
 
 func (r *Registry) handleTool(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
@@ -415,15 +434,9 @@ func (r *Registry) handleTool(w http.ResponseWriter, req *http.Request, ps httpr
 		writeInvalid(w, errs...)
 		return
 	}
-	bp := bufPool.Get().(*[]byte)
-	defer bufPool.Put(bp)
-	b, err := r.toolJSON((*bp)[:0], ps.ByName("name"), q.f)
-	*bp = b[:0]
-	if err != nil {
-		r.writeError(w, err, "Tool not found")
-		return
-	}
-	writeJSON(w, http.StatusOK, b)
+	name := ps.ByName("name")
+	r.serveOne(w, req, q, topic{topicTool, name}, func() uint64 { return r.v.toolIndex(name) },
+		func(buf []byte) ([]byte, error) { return r.toolJSON(buf, name, q.f) }, "Tool not found")
 }
 
 func (r *Registry) handleHosts(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
@@ -432,7 +445,8 @@ func (r *Registry) handleHosts(w http.ResponseWriter, req *http.Request, _ httpr
 		writeInvalid(w, errs...)
 		return
 	}
-	r.writeList(w, req, q, func() cursorIndex { return r.hosts(q.f) })
+	r.serveList(w, req, q, topic{kind: topicAll}, func() uint64 { return r.v.index }, 0,
+		func() cursorIndex { return r.hosts(q.f) })
 }
 
 // logRequests logs a line per request: at info for writes and errors, at

@@ -30,6 +30,7 @@ type instance struct {
 
 	sysMu  sync.Mutex
 	system json.RawMessage
+	sysVer uint64 // counts system updates
 
 	// Guarded by Registry.mu.
 	due        int64 // heap key: the deadline while active, the deletion time while inactive
@@ -38,8 +39,9 @@ type instance struct {
 	index      uint64
 	deleted    bool
 
-	// Guarded by Registry.cpMu: the last_seen of the last checkpoint.
-	cpSeen int64
+	// Guarded by Registry.cpMu: what the last checkpoint wrote.
+	cpSeen   int64
+	cpSysVer uint64
 }
 
 // pack makes the liveness word: seen is a clock offset, and the low bit says
@@ -117,7 +119,14 @@ func (in *instance) status() HeartbeatStatus {
 func (in *instance) setSystem(sys json.RawMessage) {
 	in.sysMu.Lock()
 	in.system = sys
+	in.sysVer++
 	in.sysMu.Unlock()
+}
+
+func (in *instance) systemVersion() (json.RawMessage, uint64) {
+	in.sysMu.Lock()
+	defer in.sysMu.Unlock()
+	return in.system, in.sysVer
 }
 
 func (in *instance) getSystem() json.RawMessage {

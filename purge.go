@@ -132,27 +132,47 @@ func (r *Registry) Run(ctx context.Context) error {
 	}
 }
 
-// Checkpoint writes to the Store the last_seen and system of every instance
-// that heartbeated since the last checkpoint. Run calls it periodically and
-// when it ends; without a Store it does nothing.
+// Checkpoint applies what is due (as Purge), then writes to the Store the
+// last_seen and system of every instance that heartbeated since the last
+// checkpoint. Run calls it periodically and when it ends; without a Store it
+// does nothing.
 func (r *Registry) Checkpoint(ctx context.Context) error {
 	if r.store == nil {
 		return nil
 	}
+	if _, err := r.purge(ctx); err != nil {
+		return err
+	}
 	r.cpMu.Lock()
 	defer r.cpMu.Unlock()
+	// Hold every shard's write lock, so that no re-registration slips
+	// between reading an instance and writing what was read.
+	for i := range r.shards {
+		r.shards[i].wmu.Lock()
+		defer r.shards[i].wmu.Unlock()
+	}
+	type mark struct {
+		in     *instance
+		seen   int64
+		sysVer uint64
+	}
 	var seen []Seen
-	var ins []*instance
-	var offs []int64
+	var marks []mark
 	for i := range r.shards {
 		s := &r.shards[i]
 		s.mu.RLock()
 		for _, in := range s.m {
-			if last := in.lastSeen(); last != in.cpSeen {
-				seen = append(seen, Seen{ID: in.id, LastSeen: r.wall(last).Round(0), System: in.getSystem()})
-				ins = append(ins, in)
-				offs = append(offs, last)
+			last := in.lastSeen()
+			sys, ver := in.systemVersion()
+			if last == in.cpSeen && ver == in.cpSysVer {
+				continue
 			}
+			sn := Seen{ID: in.id, LastSeen: r.wall(last).Round(0)}
+			if ver != in.cpSysVer {
+				sn.System = sys
+			}
+			seen = append(seen, sn)
+			marks = append(marks, mark{in, last, ver})
 		}
 		s.mu.RUnlock()
 	}
@@ -162,8 +182,8 @@ func (r *Registry) Checkpoint(ctx context.Context) error {
 	if err := r.store.Touch(ctx, seen); err != nil {
 		return err
 	}
-	for i, in := range ins {
-		in.cpSeen = offs[i]
+	for _, m := range marks {
+		m.in.cpSeen, m.in.cpSysVer = m.seen, m.sysVer
 	}
 	return nil
 }

@@ -11,8 +11,10 @@ import (
 	"fmt"
 	"hash/maphash"
 	"log/slog"
+	"math/rand/v2"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -124,6 +126,8 @@ type Registry struct {
 	keyHash [sha256.Size]byte
 	limiter *limiter
 	cpMu    sync.Mutex // serializes checkpoints
+	epoch   string     // tells ETags of this start from those of others
+	beats   atomic.Uint64
 
 	mu sync.RWMutex // guards v; never held across I/O
 	v  view
@@ -157,12 +161,13 @@ func New(opts Options) (*Registry, error) {
 		logOn: logOn,
 	}
 	r.keyHash = sha256.Sum256([]byte(opts.APIKey))
+	r.epoch = strconv.FormatUint(rand.Uint64(), 36)
 	r.limiter = newLimiter(opts.RateLimitWrite, opts.RateLimitHeartbeat, opts.Now)
 	r.base = r.now()
 	for i := range r.shards {
 		r.shards[i].m = make(map[string]*instance)
 	}
-	r.v.init()
+	r.v.init(uint64(max(r.base.UnixMicro(), 1)))
 	if r.store != nil {
 		if err := r.load(context.Background()); err != nil {
 			return nil, err
@@ -306,6 +311,7 @@ func (r *Registry) Heartbeat(ctx context.Context, id string, system json.RawMess
 		inst.setSystem(system)
 	}
 	if inst.touch(now) {
+		r.beats.Add(1)
 		return inst.status(), nil
 	}
 	return r.revive(ctx, id, system, now)

@@ -21,6 +21,13 @@ type view struct {
 	due     dueHeap
 	schemas map[string]*schema
 	execs   map[string]*execFields
+
+	toolsIndex uint64            // last change to any tool entry
+	goneTools  map[string]uint64 // when a tool name lost its last instance
+	goneInsts  map[string]uint64 // when an instance was deleted
+	events     []Event           // ring of recent changes
+	eventHead  int               // oldest event, once the ring is full
+	w          watchers          // wake-up channels of blocking queries
 }
 
 // A toolEntry lists the instances offering one tool name, active or not.
@@ -44,7 +51,14 @@ type hostGroup struct {
 	members    []*instance // by seq
 }
 
-func (v *view) init() {
+func (v *view) init(start uint64) {
+	// The index starts at the clock in microseconds, so that it does not go
+	// backwards across a restart unless the registry made more than a
+	// million changes a second.
+	v.index, v.toolsIndex = start, start
+	v.w.init()
+	v.goneTools = make(map[string]uint64)
+	v.goneInsts = make(map[string]uint64)
 	v.tools = make(map[string]*toolEntry)
 	v.groups = make(map[hostKey]*hostGroup)
 	v.schemas = make(map[string]*schema)
@@ -78,6 +92,7 @@ func (v *view) register(s *shard, in, old *instance) {
 	s.mu.Lock()
 	s.m[in.id] = in
 	s.mu.Unlock()
+	v.record(EventRegistered, in)
 }
 
 // setTools replaces the tool list of in.
@@ -89,6 +104,7 @@ func (v *view) setTools(in *instance, parsed []parsedTool) {
 	in.tools.Store(ts)
 	v.linkTools(in, ts)
 	v.release(old)
+	v.record(EventTools, in)
 }
 
 // deregister marks in inactive, reporting whether it was active.
@@ -100,7 +116,7 @@ func (v *view) deregister(in *instance, now int64, retain time.Duration) bool {
 			return false
 		}
 		if in.live.CompareAndSwap(l, pack(seen, false)) {
-			v.markInactive(in, min(now, in.deadline(seen)), retain)
+			v.markInactive(in, min(now, in.deadline(seen)), retain, EventDeregistered)
 			return true
 		}
 	}
@@ -115,6 +131,7 @@ func (v *view) revive(in *instance, now int64) {
 	in.index = v.bump()
 	v.touchTools(in)
 	v.due.set(in, in.deadline(now))
+	v.record(EventActive, in)
 }
 
 // settle applies what is due for in at now: expiry at its deadline, deletion
@@ -136,7 +153,7 @@ func (v *view) settle(s *shard, in *instance, now int64, retain time.Duration) (
 			return false, false
 		}
 		if in.live.CompareAndSwap(l, pack(seen, false)) {
-			v.markInactive(in, dl, retain)
+			v.markInactive(in, dl, retain, EventInactive)
 			expired = true
 			break
 		}
@@ -152,7 +169,7 @@ func (v *view) settle(s *shard, in *instance, now int64, retain time.Duration) (
 	return expired, true
 }
 
-func (v *view) markInactive(in *instance, at int64, retain time.Duration) {
+func (v *view) markInactive(in *instance, at int64, retain time.Duration, kind string) {
 	in.inactiveAt = at
 	in.index = v.bump()
 	v.touchTools(in)
@@ -161,6 +178,7 @@ func (v *view) markInactive(in *instance, at int64, retain time.Duration) {
 	} else {
 		v.due.set(in, at+int64(retain))
 	}
+	v.record(kind, in)
 }
 
 // delete removes every trace of in.
@@ -180,13 +198,14 @@ func (v *view) delete(s *shard, in *instance) {
 		delete(s.m, in.id)
 	}
 	s.mu.Unlock()
+	v.record(EventDeleted, in)
 }
 
 // touchTools records a change of in's liveness in the entries of its tools.
 func (v *view) touchTools(in *instance) {
 	if ts := in.tools.Load(); ts != nil {
 		for _, t := range ts.list {
-			v.tools[t.s.name].index = v.index
+			v.toolChanged(t.s.name, v.tools[t.s.name])
 		}
 	}
 }
@@ -203,7 +222,7 @@ func (v *view) linkTools(in *instance, ts *toolSet) {
 		}
 		j, _ := slices.BinarySearchFunc(e.members, in.seq, memberBySeq)
 		e.members = slices.Insert(e.members, j, member{in, t})
-		e.index = v.index
+		v.toolChanged(e.name, e)
 	}
 }
 
@@ -216,13 +235,14 @@ func (v *view) unlinkTools(in *instance, ts *toolSet) {
 		if j, ok := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); ok && e.members[j].in == in {
 			e.members = slices.Delete(e.members, j, j+1)
 		}
-		e.index = v.index
 		if len(e.members) == 0 {
 			delete(v.tools, e.name)
 			if j, ok := slices.BinarySearch(v.names, e.name); ok {
 				v.names = slices.Delete(v.names, j, j+1)
 			}
+			e = nil
 		}
+		v.toolChanged(t.s.name, e)
 	}
 }
 

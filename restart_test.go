@@ -1,0 +1,267 @@
+// restart_test.go checks that a Registry started on the Store of another
+// (a restart) answers as the old one did: records, tool lists, heartbeat
+// times, liveness, registration order, with a grace TTL for live agents.
+
+package registry_test
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/runspec/registry"
+)
+
+// restartFleet builds state through a registry on a new MemStore. At the
+// end (t0+11s), a checkpoint has been written:
+//
+//	z-first  registered first (t0), tools, last seen t0
+//	live     tools, heartbeat with system at t0+11s
+//	slow     heartbeat_interval 300, empty tool list, heartbeat at t0+11s
+//	fresh    no tool list
+//	gone     tools, deregistered at t0+1s
+//	short    heartbeat_interval 1, tools, expired and purged
+func restartFleet(t *testing.T, opts registry.Options) *harness {
+	t.Helper()
+	opts.Store = registry.NewMemStore()
+	a := newHarness(t, opts)
+	// z-first sorts last but registers first: the store's order cannot
+	// stand in for the registration order.
+	a.register("z-first", "app", "h1")
+	a.postTools("z-first", `{"name":"deploy","description":"First","x-command":"/z"}`)
+	a.clock.Advance(time.Second)
+	a.register("live", "app", "h2")
+	a.postTools("live", `{"name":"deploy","description":"Live","x-run-as":"u"}`, `{"name":"other","inputSchema":{"type":"object"}}`)
+	a.must(http.StatusCreated, "POST", "/instances", `{"instance_id":"slow","name":"db","version":"2","host":"h1","heartbeat_interval":300}`)
+	a.postTools("slow")
+	a.register("fresh", "app", "h4")
+	a.register("gone", "app", "h5")
+	a.postTools("gone", `{"name":"gone-tool"}`)
+	a.deregister("gone")
+	a.must(http.StatusCreated, "POST", "/instances", `{"instance_id":"short","name":"app","version":"1","host":"h6","heartbeat_interval":1}`)
+	a.postTools("short", `{"name":"deploy"}`)
+	a.clock.Advance(10 * time.Second)
+	if err := a.reg.Purge(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	a.must(http.StatusOK, "POST", "/instances/live/heartbeat", `{"system":{"pid":7,"uptime":11}}`)
+	a.heartbeat("slow")
+	if err := a.reg.Checkpoint(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
+// restart starts a new registry on old's store and clock.
+func restart(t *testing.T, old *harness, opts registry.Options) *harness {
+	t.Helper()
+	if old.store == nil {
+		t.Fatal("restart: the old registry has no store")
+	}
+	opts.Store, opts.Now = old.store, old.clock.Now
+	reg, err := registry.New(opts)
+	if err != nil {
+		t.Fatalf("restart: %v", err)
+	}
+	return &harness{tb: t, clock: old.clock, reg: reg, h: reg, store: old.store}
+}
+
+// snapshot is every read of a registry, in the registry's own order.
+func snapshot(h *harness) map[string]any {
+	h.tb.Helper()
+	out := map[string]any{}
+	for _, target := range []string{
+		"/instances", "/instances?active=true", "/tools", "/tools?active=false", "/hosts", "/hosts?active=false",
+		"/instances/z-first", "/instances/live", "/instances/slow", "/instances/fresh", "/instances/gone", "/instances/short",
+		"/tools/deploy", "/tools/deploy?active=false",
+	} {
+		out[target] = h.get(target)
+	}
+	out["/export/mobaxterm?active=false"] = h.must(http.StatusOK, "GET", "/export/mobaxterm?active=false", "").Body.String()
+	return out
+}
+
+func TestRestart(t *testing.T) {
+	t.Run("everything is there", func(t *testing.T) {
+		a := restartFleet(t, registry.Options{})
+		before := snapshot(a)
+		b := restart(t, a, registry.Options{})
+		if diff := cmp.Diff(before, snapshot(b)); diff != "" {
+			t.Errorf("reads after the restart differ (-want +got):\n%s", diff)
+		}
+		// Spot checks, so that the comparison is not of two empty registries.
+		want := []any{
+			instRecord{ID: "fresh", Name: "app", Host: "h4", Active: true, LastSeen: t0.Add(time.Second)}.value(t),
+			instRecord{ID: "gone", Name: "app", Host: "h5", Active: false, LastSeen: t0.Add(time.Second), Tools: `[{"name":"gone-tool"}]`}.value(t),
+			instRecord{ID: "live", Name: "app", Host: "h2", Active: true, LastSeen: t0.Add(11 * time.Second),
+				Tools:  `[{"name":"deploy","description":"Live","x-run-as":"u"},{"name":"other","inputSchema":{"type":"object"}}]`,
+				System: `{"pid":7,"uptime":11}`}.value(t),
+			instRecord{ID: "short", Name: "app", Host: "h6", Active: false, LastSeen: t0.Add(time.Second), Tools: `[{"name":"deploy"}]`, Interval: 1}.value(t),
+			instRecord{ID: "slow", Name: "db", Version: "2", Host: "h1", Active: true, LastSeen: t0.Add(11 * time.Second), Interval: 300}.value(t),
+			instRecord{ID: "z-first", Name: "app", Host: "h1", Active: true, LastSeen: t0, Tools: `[{"name":"deploy","description":"First","x-command":"/z"}]`}.value(t),
+		}
+		if diff := cmp.Diff(want, b.instances()); diff != "" {
+			t.Errorf("records after the restart (-want +got):\n%s", diff)
+		}
+		if diff := cmp.Diff(js(t, `{"name":"deploy","description":"First","hosts":[{"host":"h1","x-command":"/z"},{"host":"h2","x-run-as":"u"}]}`),
+			b.get("/tools/deploy"), sortHosts); diff != "" {
+			t.Errorf("grouped tool after the restart (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("heartbeats answer as before", func(t *testing.T) {
+		a := restartFleet(t, registry.Options{})
+		b := restart(t, a, registry.Options{})
+		b.clock.Advance(time.Second)
+		for id, want := range map[string]string{
+			"z-first": "ack", "live": "ack", "slow": "ack", "fresh": "refresh", "gone": "ack", "short": "ack", "unknown": "refresh",
+		} {
+			if got := b.heartbeat(id); got != want {
+				t.Errorf("heartbeat %s after the restart = %q, want %q", id, got, want)
+			}
+		}
+		// The agent's answer to refresh works: its instance is known.
+		b.postTools("fresh", `{"name":"f"}`)
+		if got := b.heartbeat("fresh"); got != "ack" {
+			t.Errorf("heartbeat fresh after posting tools = %q, want ack", got)
+		}
+	})
+
+	t.Run("inactive instances stay inactive", func(t *testing.T) {
+		a := restartFleet(t, registry.Options{})
+		b := restart(t, a, registry.Options{})
+		for _, id := range []string{"gone", "short"} {
+			if got := b.get("/instances/" + id).(map[string]any)["active"]; got != false {
+				t.Errorf("%s after the restart: active = %v, want false", id, got)
+			}
+		}
+		if err := b.reg.Purge(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		checkJSON(t, b.do("GET", "/tools/gone-tool", ""), http.StatusNotFound, `{"detail":"Tool not found"}`)
+		hosts := map[string]bool{}
+		for _, e := range b.get("/hosts").([]any) {
+			hosts[e.(map[string]any)["instance_id"].(string)] = true
+		}
+		if diff := cmp.Diff(map[string]bool{"z-first": true, "live": true, "slow": true, "fresh": true}, hosts); diff != "" {
+			t.Errorf("/hosts after the restart (-want +got):\n%s", diff)
+		}
+	})
+
+	t.Run("grace from the restart", func(t *testing.T) {
+		a := restartFleet(t, registry.Options{})
+		// The registry is down from t0+11s to t0+80s. Without the restart,
+		// z-first (last seen t0) would be inactive after t0+90s and live
+		// (t0+11s) after t0+101s.
+		a.clock.Advance(t0.Add(80 * time.Second).Sub(a.clock.Now()))
+		b := restart(t, a, registry.Options{})
+		active := func(id string) any { return b.get("/instances/" + id).(map[string]any)["active"] }
+		check := func(when string, want map[string]any) {
+			t.Helper()
+			if err := b.reg.Purge(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			got := map[string]any{}
+			for id := range want {
+				got[id] = active(id)
+			}
+			if diff := cmp.Diff(want, got); diff != "" {
+				t.Errorf("%s (-want +got):\n%s", when, diff)
+			}
+		}
+		b.clock.Advance(t0.Add(170 * time.Second).Sub(b.clock.Now()))
+		check("a full TTL after the restart", map[string]any{"z-first": true, "live": true, "fresh": true, "slow": true, "gone": false, "short": false})
+		b.clock.Advance(time.Nanosecond)
+		check("1ns after the TTL from the restart", map[string]any{"z-first": false, "live": false, "fresh": false, "slow": true})
+		// slow's own TTL is 900s: its grace ends at t0+80s+900s.
+		b.clock.Advance(t0.Add(980 * time.Second).Sub(b.clock.Now()))
+		check("slow's TTL after the restart", map[string]any{"slow": true})
+		b.clock.Advance(time.Nanosecond)
+		check("1ns after slow's TTL from the restart", map[string]any{"slow": false})
+		// last_seen is not invented by the grace.
+		if got := b.get("/instances/live").(map[string]any)["last_seen"]; got != secs(t0.Add(11*time.Second)) {
+			t.Errorf("live last_seen = %v, want %v", got, secs(t0.Add(11*time.Second)))
+		}
+	})
+
+	t.Run("a heartbeat after the restart extends as usual", func(t *testing.T) {
+		a := restartFleet(t, registry.Options{})
+		b := restart(t, a, registry.Options{})
+		b.clock.Advance(100 * time.Second) // t0+111s, inside the grace
+		if got := b.heartbeat("live"); got != "ack" {
+			t.Fatalf("heartbeat = %q", got)
+		}
+		b.clock.Advance(90 * time.Second)
+		if got := b.get("/instances/live").(map[string]any)["active"]; got != true {
+			t.Errorf("at the deadline of the heartbeat: active = %v, want true", got)
+		}
+		b.clock.Advance(time.Nanosecond)
+		if got := b.get("/instances/live").(map[string]any)["active"]; got != false {
+			t.Errorf("after the deadline of the heartbeat: active = %v, want false", got)
+		}
+	})
+
+	t.Run("registration order survives", func(t *testing.T) {
+		a := restartFleet(t, registry.Options{})
+		b := restart(t, a, registry.Options{})
+		b.register("new", "app", "h9")
+		b.postTools("new", `{"name":"deploy","description":"New"}`)
+		b.deregister("z-first")
+		// live registered before new: it is the earliest active one now.
+		if got := b.get("/tools/deploy").(map[string]any)["description"]; got != "Live" {
+			t.Errorf("description = %v, want Live", got)
+		}
+		if got := b.get("/tools/deploy?active=false").(map[string]any)["description"]; got != "First" {
+			t.Errorf("description with active=false = %v, want First", got)
+		}
+		list := b.get("/instances").([]any)
+		if last := list[len(list)-1].(map[string]any)["instance_id"]; last != "new" {
+			t.Errorf("last instance in the listing = %v, want new (registered last)", last)
+		}
+	})
+
+	t.Run("retention continues", func(t *testing.T) {
+		opts := registry.Options{RetainInactive: time.Hour}
+		a := restartFleet(t, opts)
+		b := restart(t, a, opts)
+		// gone became inactive at t0+1s.
+		b.clock.Advance(t0.Add(time.Second + time.Hour).Sub(b.clock.Now()))
+		if err := b.reg.Purge(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		b.must(http.StatusOK, "GET", "/instances/gone", "")
+		b.clock.Advance(time.Nanosecond)
+		if err := b.reg.Purge(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		checkJSON(t, b.do("GET", "/instances/gone", ""), http.StatusNotFound, `{"detail":"Instance not found"}`)
+		// And the deletion reached the store: a third start does not
+		// bring it back.
+		c := restart(t, b, opts)
+		checkJSON(t, c.do("GET", "/instances/gone", ""), http.StatusNotFound, `{"detail":"Instance not found"}`)
+	})
+
+	t.Run("twice", func(t *testing.T) {
+		a := restartFleet(t, registry.Options{})
+		b := restart(t, a, registry.Options{})
+		b.clock.Advance(20 * time.Second)
+		b.must(http.StatusOK, "POST", "/instances/live/heartbeat", `{"system":{"pid":8}}`)
+		b.deregister("fresh")
+		b.must(http.StatusOK, "POST", "/instances/gone/heartbeat", "")
+		if err := b.reg.Checkpoint(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		before := snapshot(b)
+		c := restart(t, b, registry.Options{})
+		if diff := cmp.Diff(before, snapshot(c)); diff != "" {
+			t.Errorf("reads after the second restart differ (-want +got):\n%s", diff)
+		}
+		rec := c.get("/instances/live").(map[string]any)
+		if diff := cmp.Diff(map[string]any{"last_seen": secs(t0.Add(31 * time.Second)), "system": js(t, `{"pid":8}`)},
+			map[string]any{"last_seen": rec["last_seen"], "system": rec["system"]}); diff != "" {
+			t.Errorf("live after the second restart (-want +got):\n%s", diff)
+		}
+	})
+}
