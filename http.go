@@ -435,8 +435,17 @@ func (r *Registry) handleTool(w http.ResponseWriter, req *http.Request, ps httpr
 		return
 	}
 	name := ps.ByName("name")
-	r.serveOne(w, req, q, topic{topicTool, name}, func() uint64 { return r.v.toolIndex(name) },
-		func(buf []byte) ([]byte, error) { return r.toolJSON(buf, name, q.f) }, "Tool not found")
+	idx := r.block(req.Context(), q, topic{topicTool, name}, func() uint64 { return r.v.toolIndex(name) })
+	e, err := r.toolAnswer(name, q.f)
+	if err != nil {
+		a := r.newAnswer(w, req, idx, "application/json", 0)
+		a.buf = []byte(`{"detail":"Tool not found"}`)
+		a.finish(http.StatusNotFound)
+		return
+	}
+	a := r.newAnswer(w, req, e.index, "application/json", 0)
+	a.buf, a.etag = e.body, e.etag
+	a.finish(http.StatusOK)
 }
 
 func (r *Registry) handleHosts(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {

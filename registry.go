@@ -129,6 +129,8 @@ type Registry struct {
 	epoch   string     // tells ETags of this start from those of others
 	beats   atomic.Uint64
 
+	cache answerCache // encoded GET /tools/{name} answers
+
 	mu sync.RWMutex // guards v; never held across I/O
 	v  view
 }

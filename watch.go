@@ -9,7 +9,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
-	"hash/fnv"
 	"math/rand/v2"
 	"net/http"
 	"strconv"
@@ -105,6 +104,7 @@ type answer struct {
 	contentType string
 	noStream    bool // a page: its Link header comes after the body is known
 	buf         []byte
+	etag        string // of buf, if known
 	streaming   bool
 	done        bool // 304 sent
 }
@@ -161,9 +161,10 @@ func (a *answer) finish(code int) {
 	if a.streaming || a.done {
 		return
 	}
-	h := fnv.New64a()
-	h.Write(a.buf)
-	etag := `"` + strconv.FormatUint(h.Sum64(), 36) + `"`
+	etag := a.etag
+	if etag == "" {
+		etag = strongETag(a.buf)
+	}
 	if code == http.StatusOK && a.notModified(etag) {
 		return
 	}

@@ -116,6 +116,7 @@ func (s *serveCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	srv.RegisterOnShutdown(reg.ReleaseWaiters) // blocking queries answer at once
 	scheme := "http"
 	if srv.TLSConfig != nil {
 		scheme = "https"

@@ -1,0 +1,79 @@
+// cache.go keeps the encoded answers of GET /tools/{name}, the hot lookup:
+// a lookup, or each of thousands of woken waiters, copies bytes instead of
+// encoding the tool again. An entry is valid while its tool's index is
+// unchanged and no deadline has come due (a due deadline could change which
+// instances are active before Purge records it).
+
+package registry
+
+import (
+	"fmt"
+	"hash/fnv"
+	"strconv"
+	"sync"
+)
+
+// maxCacheBytes bounds the memory of cached answers.
+const maxCacheBytes = 64 << 20
+
+type cacheKey struct {
+	name, host string
+	activeOnly bool
+}
+
+type cachedAnswer struct {
+	index uint64
+	body  []byte // never modified
+	etag  string
+}
+
+type answerCache struct {
+	mu    sync.Mutex
+	m     map[cacheKey]*cachedAnswer
+	bytes int
+}
+
+func strongETag(body []byte) string {
+	h := fnv.New64a()
+	h.Write(body)
+	return `"` + strconv.FormatUint(h.Sum64(), 36) + `"`
+}
+
+// toolAnswer returns GET /tools/{name} as f selects it, from the cache when
+// it can.
+func (r *Registry) toolAnswer(name string, f Filter) (*cachedAnswer, error) {
+	k := cacheKey{name, f.Host, f.ActiveOnly}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	now := r.clock()
+	idx := r.v.toolIndex(name)
+	next, pending := r.v.due.next()
+	fresh := !pending || now < next
+	c := &r.cache
+	if fresh {
+		c.mu.Lock()
+		e := c.m[k]
+		c.mu.Unlock()
+		if e != nil && e.index == idx {
+			return e, nil
+		}
+	}
+	body, ok := appendTool(nil, r.tools(f).(toolIndex).members(name), f.ActiveOnly, now)
+	if !ok {
+		return nil, fmt.Errorf("tool %q: %w", name, ErrNotFound)
+	}
+	e := &cachedAnswer{index: idx, body: body, etag: strongETag(body)}
+	if fresh {
+		c.mu.Lock()
+		if old := c.m[k]; old != nil {
+			c.bytes -= len(old.body)
+		}
+		if c.m == nil || c.bytes+len(body) > maxCacheBytes {
+			c.m, c.bytes = make(map[cacheKey]*cachedAnswer), 0
+		}
+		c.m[k] = e
+		c.bytes += len(body)
+		c.mu.Unlock()
+	}
+	return e, nil
+}
