@@ -13,8 +13,9 @@ import (
 	"sync"
 )
 
-// maxCacheBytes bounds the memory of cached answers.
-const maxCacheBytes = 64 << 20
+// maxCacheBytes bounds the memory of cached answers: enough for the hot
+// tools of a large fleet, small next to the registry itself.
+const maxCacheBytes = 16 << 20
 
 type cacheKey struct {
 	name, host string
@@ -63,13 +64,22 @@ func (r *Registry) toolAnswer(name string, f Filter) (*cachedAnswer, error) {
 		return nil, fmt.Errorf("tool %q: %w", name, ErrNotFound)
 	}
 	e := &cachedAnswer{index: idx, body: body, etag: strongETag(body)}
-	if fresh {
+	if fresh && len(body) <= maxCacheBytes/4 {
 		c.mu.Lock()
 		if old := c.m[k]; old != nil {
 			c.bytes -= len(old.body)
 		}
-		if c.m == nil || c.bytes+len(body) > maxCacheBytes {
-			c.m, c.bytes = make(map[cacheKey]*cachedAnswer), 0
+		if c.m == nil {
+			c.m = make(map[cacheKey]*cachedAnswer)
+		}
+		if c.bytes+len(body) > maxCacheBytes {
+			for k, old := range c.m { // map order is random: evict at random down to 3/4
+				delete(c.m, k)
+				c.bytes -= len(old.body)
+				if c.bytes+len(body) <= maxCacheBytes*3/4 {
+					break
+				}
+			}
 		}
 		c.m[k] = e
 		c.bytes += len(body)

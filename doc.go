@@ -53,6 +53,19 @@
 // field as {"loc","msg","type"}. On writes the checks run in the order rate
 // limit (429, with Retry-After), key (403), body size (413), body (422).
 //
+// # Watching
+//
+// Every read answers X-Registry-Index, the index of the last change that
+// affects that answer (registration, tool list, active or inactive,
+// deregistration, deletion; a heartbeat that only moves last_seen is not a
+// change), and an ETag; If-None-Match answers 304. A blocking query
+// ?index=N&wait=30s holds a read until its index passes N: a change closes a
+// channel that all of its waiters share, so a waiter costs its request and a
+// timer, and waiters of one tool are not woken by other tools. GET /events
+// streams changes as Server-Sent Events. Call ReleaseWaiters before shutting
+// the server down. The index starts at the clock in microseconds, so it does
+// not go backwards across restarts.
+//
 // # Liveness
 //
 // An instance is active while now - last_seen <= 3 × its heartbeat interval

@@ -156,7 +156,7 @@ func appendTool(buf []byte, members []member, activeOnly bool, now int64) ([]byt
 			buf = append(buf, ',')
 		}
 		buf = append(buf, `{"host":`...)
-		buf = appendString(buf, m.in.host)
+		buf = append(buf, m.in.hostJSON...)
 		if m.t.x != nil {
 			buf = append(buf, ',')
 			buf = append(buf, m.t.x.inner...)
@@ -205,7 +205,7 @@ type cursorIndex interface {
 	key(i int) string
 	seek(after string) int // the first position with a key greater than after
 	match(i int, now int64) bool
-	append(buf []byte, i int, now int64) []byte // only for a match
+	append(buf []byte, i int, now int64) ([]byte, bool) // false: no match, nothing appended
 }
 
 // list writes a JSON array of the items of the index that mk builds (called
@@ -225,18 +225,23 @@ func (r *Registry) list(mk func() cursorIndex, cursor string, limit int, emit fu
 		start := ix.seek(cursor)
 		i, pageDone := start, false
 		for visited := 0; i < ix.len() && len(buf) < chunkSize && visited < maxVisit; i, visited = i+1, visited+1 {
-			if !ix.match(i, now) {
+			if limit > 0 && count == limit {
+				if ix.match(i, now) {
+					pageDone = true // i starts the next page: there is one
+					break
+				}
 				continue
 			}
-			if limit > 0 && count == limit {
-				pageDone = true // i starts the next page: there is one
-				break
-			}
+			mark := len(buf)
 			if count > 0 {
 				buf = append(buf, ',')
 			}
-			buf = ix.append(buf, i, now)
-			count++
+			var ok bool
+			if buf, ok = ix.append(buf, i, now); ok {
+				count++
+			} else {
+				buf = buf[:mark]
+			}
 		}
 		end := i >= ix.len()
 		if i > start {
@@ -287,8 +292,11 @@ func (x instIndex) match(i int, now int64) bool {
 	in := x.items[i]
 	return (!x.f.ActiveOnly || in.activeAt(now)) && (x.f.Name == "" || in.name == x.f.Name) && (x.f.Host == "" || in.host == x.f.Host)
 }
-func (x instIndex) append(buf []byte, i int, now int64) []byte {
-	return x.r.appendInstance(buf, x.items[i], now)
+func (x instIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
+	if !x.match(i, now) {
+		return buf, false
+	}
+	return x.r.appendInstance(buf, x.items[i], now), true
 }
 
 // instances returns the index for GET /instances with f. With a host or name
@@ -352,9 +360,8 @@ func (x toolIndex) match(i int, now int64) bool {
 	}
 	return false
 }
-func (x toolIndex) append(buf []byte, i int, now int64) []byte {
-	buf, _ = appendTool(buf, x.members(x.names[i]), x.activeOnly, now)
-	return buf
+func (x toolIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
+	return appendTool(buf, x.members(x.names[i]), x.activeOnly, now)
 }
 
 // tools returns the index for GET /tools with f. With a host filter it
@@ -415,8 +422,16 @@ func (x groupIndex) match(i int, now int64) bool {
 	g := x.groups[i]
 	return (x.f.Name == "" || g.name == x.f.Name) && g.pick(x.f.ActiveOnly, now) != nil
 }
-func (x groupIndex) append(buf []byte, i int, now int64) []byte {
-	return appendHostEntry(buf, x.groups[i].pick(x.f.ActiveOnly, now))
+func (x groupIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
+	g := x.groups[i]
+	if x.f.Name != "" && g.name != x.f.Name {
+		return buf, false
+	}
+	in := g.pick(x.f.ActiveOnly, now)
+	if in == nil {
+		return buf, false
+	}
+	return appendHostEntry(buf, in), true
 }
 
 func (r *Registry) hosts(f Filter) cursorIndex {
