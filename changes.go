@@ -130,8 +130,17 @@ const maxGone = 100_000
 func (v *view) forget(gone map[string]uint64, name string) {
 	if len(gone) >= maxGone {
 		clear(gone)
+		v.goneFloor = v.index // names forgotten now report this, not less
 	}
 	gone[name] = v.index
+}
+
+// goneIndex is the index of a 404 for name.
+func (v *view) goneIndex(gone map[string]uint64, name string) uint64 {
+	if idx, ok := gone[name]; ok {
+		return idx
+	}
+	return v.goneFloor
 }
 
 // toolChanged records a change of tool entry e (or of the tool name, if
@@ -155,7 +164,7 @@ func (v *view) toolIndex(name string) uint64 {
 	if e := v.tools[name]; e != nil {
 		return e.index
 	}
-	return v.goneTools[name]
+	return v.goneIndex(v.goneTools, name)
 }
 
 // instanceIndex is the index of GET /instances/{id}.
@@ -166,7 +175,7 @@ func (v *view) instanceIndex(s *shard, id string) uint64 {
 	if in != nil {
 		return in.index
 	}
-	return v.goneInsts[id]
+	return v.goneIndex(v.goneInsts, id)
 }
 
 // eventsAfter returns the events after index, and whether the ring still

@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -28,7 +29,29 @@ var _ http.Handler = (*Registry)(nil)
 // ServeHTTP serves the registry's HTTP API, with routes relative to "/".
 // Mount it under a prefix with http.StripPrefix.
 func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	if req.URL.RawPath != "" {
+		// The path escapes a character such as "/" (%2F) in an id or a tool
+		// name: route on the escaped path so that it stays in its segment,
+		// and unescape the parameters (param).
+		u := *req.URL
+		u.Path, u.RawPath = req.URL.RawPath, ""
+		req = req.WithContext(context.WithValue(req.Context(), rawPathKey{}, true))
+		req.URL = &u
+	}
 	r.handler.ServeHTTP(w, req)
+}
+
+type rawPathKey struct{}
+
+// param returns a path parameter, unescaped.
+func param(req *http.Request, ps httprouter.Params, name string) string {
+	v := ps.ByName(name)
+	if req.Context().Value(rawPathKey{}) != nil {
+		if u, err := url.PathUnescape(v); err == nil {
+			return u
+		}
+	}
+	return v
 }
 
 func (r *Registry) newHandler() http.Handler {
@@ -270,7 +293,7 @@ func (r *Registry) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps 
 			system = v
 		}
 	}
-	st, err := r.Heartbeat(req.Context(), ps.ByName("id"), system)
+	st, err := r.Heartbeat(req.Context(), param(req, ps, "id"), system)
 	if err != nil {
 		r.writeError(w, err, "Instance not found")
 		return
@@ -301,7 +324,7 @@ func (r *Registry) handleSetTools(w http.ResponseWriter, req *http.Request, ps h
 	if tools == nil {
 		tools = []json.RawMessage{}
 	}
-	if err := r.UpdateTools(req.Context(), ps.ByName("id"), tools); err != nil {
+	if err := r.UpdateTools(req.Context(), param(req, ps, "id"), tools); err != nil {
 		r.writeError(w, err, "Instance not found")
 		return
 	}
@@ -309,7 +332,7 @@ func (r *Registry) handleSetTools(w http.ResponseWriter, req *http.Request, ps h
 }
 
 func (r *Registry) handleDeregister(w http.ResponseWriter, req *http.Request, ps httprouter.Params, _ []byte) {
-	if err := r.Deregister(req.Context(), ps.ByName("id")); err != nil {
+	if err := r.Deregister(req.Context(), param(req, ps, "id")); err != nil {
 		r.writeError(w, err, "Instance not found")
 		return
 	}
@@ -407,7 +430,7 @@ func (r *Registry) handleInstance(w http.ResponseWriter, req *http.Request, ps h
 		writeInvalid(w, errs...)
 		return
 	}
-	id := ps.ByName("id")
+	id := param(req, ps, "id")
 	r.serveOne(w, req, q, topic{topicInstance, id}, func() uint64 { return r.v.instanceIndex(r.shard(id), id) },
 		func(buf []byte) ([]byte, error) {
 			in := r.lookup(id)
@@ -434,7 +457,7 @@ func (r *Registry) handleTool(w http.ResponseWriter, req *http.Request, ps httpr
 		writeInvalid(w, errs...)
 		return
 	}
-	name := ps.ByName("name")
+	name := param(req, ps, "name")
 	idx := r.block(req.Context(), q, topic{topicTool, name}, func() uint64 { return r.v.toolIndex(name) })
 	e, err := r.toolAnswer(name, q.f)
 	if err != nil {

@@ -25,6 +25,7 @@ type view struct {
 	toolsIndex uint64            // last change to any tool entry
 	goneTools  map[string]uint64 // when a tool name lost its last instance
 	goneInsts  map[string]uint64 // when an instance was deleted
+	goneFloor  uint64            // the index when those maps were last cleared
 	events     []Event           // ring of recent changes
 	eventHead  int               // oldest event, once the ring is full
 	w          watchers          // wake-up channels of blocking queries
@@ -76,7 +77,7 @@ func (v *view) bump() uint64 {
 func (v *view) register(s *shard, in, old *instance) {
 	in.index = v.bump()
 	if old != nil {
-		v.unlinkTools(old, old.tools.Load())
+		v.unlinkTools(old, old.tools.Load(), nil)
 		v.release(old.tools.Load())
 		v.leaveGroup(old)
 		v.due.remove(old)
@@ -95,14 +96,30 @@ func (v *view) register(s *shard, in, old *instance) {
 	v.record(EventRegistered, in)
 }
 
-// setTools replaces the tool list of in.
+// setTools replaces the tool list of in. A tool whose schema and execution
+// fields did not change keeps its entry (only the reference moves to the
+// new list), so the watchers of that tool are not woken.
 func (v *view) setTools(in *instance, parsed []parsedTool) {
 	in.index = v.bump()
-	ts := v.intern(parsed)
+	ts := v.intern(parsed) // before release: unchanged tools keep their pointers
 	old := in.tools.Load()
-	v.unlinkTools(in, old)
+	var same map[string]*toolRef
+	if old != nil {
+		prev := make(map[string]toolRef, len(old.list))
+		for _, t := range old.list {
+			prev[t.s.name] = t
+		}
+		same = make(map[string]*toolRef)
+		for i := range ts.list {
+			t := &ts.list[i]
+			if p, ok := prev[t.s.name]; ok && p.s == t.s && p.x == t.x {
+				same[t.s.name] = t
+			}
+		}
+	}
+	v.unlinkTools(in, old, same)
 	in.tools.Store(ts)
-	v.linkTools(in, ts)
+	v.linkTools(in, ts, same)
 	v.release(old)
 	v.record(EventTools, in)
 }
@@ -185,7 +202,7 @@ func (v *view) markInactive(in *instance, at int64, retain time.Duration, kind s
 func (v *view) delete(s *shard, in *instance) {
 	v.bump()
 	ts := in.tools.Load()
-	v.unlinkTools(in, ts)
+	v.unlinkTools(in, ts, nil)
 	v.release(ts)
 	v.leaveGroup(in)
 	v.due.remove(in)
@@ -210,7 +227,9 @@ func (v *view) touchTools(in *instance) {
 	}
 }
 
-func (v *view) linkTools(in *instance, ts *toolSet) {
+// linkTools adds in to the entries of ts; for the tools in same (unchanged)
+// it only points the existing member at the new list.
+func (v *view) linkTools(in *instance, ts *toolSet, same map[string]*toolRef) {
 	for i := range ts.list {
 		t := &ts.list[i]
 		e := v.tools[t.s.name]
@@ -220,17 +239,25 @@ func (v *view) linkTools(in *instance, ts *toolSet) {
 			j, _ := slices.BinarySearch(v.names, e.name)
 			v.names = slices.Insert(v.names, j, e.name)
 		}
-		j, _ := slices.BinarySearchFunc(e.members, in.seq, memberBySeq)
+		j, found := slices.BinarySearchFunc(e.members, in.seq, memberBySeq)
+		if same[t.s.name] != nil && found && e.members[j].in == in {
+			e.members[j].t = t
+			continue
+		}
 		e.members = slices.Insert(e.members, j, member{in, t})
 		v.toolChanged(e.name, e)
 	}
 }
 
-func (v *view) unlinkTools(in *instance, ts *toolSet) {
+// unlinkTools removes in from the entries of ts, but for the tools in same.
+func (v *view) unlinkTools(in *instance, ts *toolSet, same map[string]*toolRef) {
 	if ts == nil {
 		return
 	}
 	for _, t := range ts.list {
+		if same[t.s.name] != nil {
+			continue
+		}
 		e := v.tools[t.s.name]
 		if j, ok := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); ok && e.members[j].in == in {
 			e.members = slices.Delete(e.members, j, j+1)

@@ -44,7 +44,7 @@ func parseWait(vals map[string][]string, q *query) []FieldError {
 		if err != nil { // a bare number is seconds
 			var secs float64
 			secs, err = strconv.ParseFloat(s, 64)
-			d = time.Duration(secs * float64(time.Second))
+			d = time.Duration(min(secs, MaxWait.Seconds()) * float64(time.Second)) // no overflow
 		}
 		if err != nil || d < 0 {
 			errs = append(errs, FieldError{Loc: []string{"query", "wait"}, Msg: "Input should be a duration such as 30s, or seconds", Type: "value_error"})
@@ -67,6 +67,7 @@ func first(vals map[string][]string, k string) string {
 func (r *Registry) block(ctx context.Context, q query, t topic, indexOf func() uint64) uint64 {
 	var timer *time.Timer
 	for {
+		r.settleDue(ctx)
 		r.mu.RLock()
 		idx := indexOf()
 		var ch <-chan struct{}
@@ -90,6 +91,18 @@ func (r *Registry) block(ctx context.Context, q query, t topic, indexOf func() u
 		case <-r.v.w.closed:
 			q.blocking = false
 		}
+	}
+}
+
+// settleDue applies the expiries that are due before a read, so that its
+// index and ETag account for them (Run does it at each deadline; this covers
+// the moments between a deadline and Run's timer, and registries without Run).
+func (r *Registry) settleDue(ctx context.Context) {
+	r.mu.RLock()
+	next, pending := r.v.due.next()
+	r.mu.RUnlock()
+	if pending && r.clock() > next {
+		r.purge(ctx)
 	}
 }
 

@@ -1,0 +1,44 @@
+package main
+
+import (
+	"context"
+	"io"
+	"net/http/httptest"
+	"testing"
+	"time"
+
+	"github.com/runspec/registry"
+)
+
+func TestAgentRegistersAndDeregisters(t *testing.T) {
+	reg, err := registry.New(registry.Options{APIKey: "k"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() {
+		errc <- run(ctx, []string{"-url", srv.URL, "-key", "k", "-host", "test-host", "-tool", "greet"}, io.Discard)
+	}()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		tool, err := reg.Tool(t.Context(), "greet", registry.Filter{ActiveOnly: true})
+		if err == nil && len(tool.Hosts) == 1 && tool.Hosts[0].Host == "test-host" && tool.Description == "Say hello" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("tool greet not registered on test-host: %+v, %v", tool, err)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("run = %v", err)
+	}
+	if _, err := reg.Tool(t.Context(), "greet", registry.Filter{ActiveOnly: true}); err == nil {
+		t.Error("tool still offered after the agent stopped")
+	}
+}
