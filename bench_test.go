@@ -164,11 +164,29 @@ func serveBench(b *testing.B, h http.Handler, path string) {
 	b.ReportMetric(float64(w.n), "bytes/answer")
 }
 
+// BenchmarkToolLookup looks up tools in turn (not one hot tool): the cost
+// of a lookup must not grow with the fleet.
 func BenchmarkToolLookup(b *testing.B) {
 	for _, n := range benchSizes {
 		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
-			r := benchFleet{n, 20, 50}.load(b)
-			serveBench(b, r, "/tools/tool-0001")
+			f := benchFleet{n, 20, 50}
+			r := f.load(b)
+			names := n * f.tools / f.share
+			reqs := make([]*http.Request, min(names, 4096))
+			for i := range reqs {
+				reqs[i] = httptest.NewRequest("GET", fmt.Sprintf("/tools/tool-%04d", i*names/len(reqs)), nil)
+			}
+			w := &discardWriter{h: http.Header{}}
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				w.code, w.n = 200, 0
+				clear(w.h)
+				r.ServeHTTP(w, reqs[i%len(reqs)])
+				if w.code != 200 {
+					b.Fatalf("GET %s: %d", reqs[i%len(reqs)].URL, w.code)
+				}
+			}
 		})
 	}
 }

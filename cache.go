@@ -8,7 +8,7 @@ package registry
 
 import (
 	"fmt"
-	"hash/fnv"
+	"hash/maphash"
 	"strconv"
 	"sync"
 )
@@ -34,10 +34,10 @@ type answerCache struct {
 	bytes int
 }
 
-func strongETag(body []byte) string {
-	h := fnv.New64a()
-	h.Write(body)
-	return `"` + strconv.FormatUint(h.Sum64(), 36) + `"`
+// strongETag hashes a body with the registry's seed: ETags of one process
+// never match those of another.
+func (r *Registry) strongETag(body []byte) string {
+	return `"` + strconv.FormatUint(maphash.Bytes(r.seed, body), 36) + `"`
 }
 
 // toolAnswer returns GET /tools/{name} as f selects it, from the cache when
@@ -59,11 +59,15 @@ func (r *Registry) toolAnswer(name string, f Filter) (*cachedAnswer, error) {
 			return e, nil
 		}
 	}
-	body, ok := appendTool(nil, r.tools(f).(toolIndex).members(name), f.ActiveOnly, now)
+	bp := bufPool.Get().(*[]byte)
+	buf, ok := appendTool((*bp)[:0], r.tools(f).(toolIndex).members(name), f.ActiveOnly, now)
+	body := append([]byte(nil), buf...) // exact size: it may stay in the cache
+	*bp = buf[:0]
+	bufPool.Put(bp)
 	if !ok {
 		return nil, fmt.Errorf("tool %q: %w", name, ErrNotFound)
 	}
-	e := &cachedAnswer{index: idx, body: body, etag: strongETag(body)}
+	e := &cachedAnswer{index: idx, body: body, etag: r.strongETag(body)}
 	if fresh && len(body) <= maxCacheBytes/4 {
 		c.mu.Lock()
 		if old := c.m[k]; old != nil {

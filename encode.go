@@ -146,7 +146,7 @@ func appendTool(buf []byte, members []member, activeOnly bool, now int64) ([]byt
 		return buf, false
 	}
 	buf = append(buf, '{')
-	buf = append(buf, members[first].t.s.head...)
+	buf = append(buf, members[first].s.head...)
 	buf = append(buf, `,"hosts":[`...)
 	for i, m := range members[first:] {
 		if i > 0 {
@@ -156,10 +156,10 @@ func appendTool(buf []byte, members []member, activeOnly bool, now int64) ([]byt
 			buf = append(buf, ',')
 		}
 		buf = append(buf, `{"host":`...)
-		buf = append(buf, m.in.hostJSON...)
-		if m.t.x != nil {
+		buf = append(buf, m.host...)
+		if m.x != nil {
 			buf = append(buf, ',')
-			buf = append(buf, m.t.x.inner...)
+			buf = append(buf, m.x.inner...)
 		}
 		buf = append(buf, '}')
 	}
@@ -376,7 +376,7 @@ func (r *Registry) tools(f Filter) cursorIndex {
 			if ts := in.tools.Load(); ts != nil {
 				for i := range ts.list {
 					t := &ts.list[i]
-					byName[t.s.name] = append(byName[t.s.name], member{in, t})
+					byName[t.s.name] = append(byName[t.s.name], newMember(in, t))
 				}
 			}
 		}

@@ -20,7 +20,7 @@ type instance struct {
 	ttl                     int64  // ttlFactor x interval, in nanoseconds
 	floor                   int64  // the deadline is never earlier (grace after a restart)
 	head                    []byte // `{"instance_id":…,"name":…,"version":…,"host":…`, encoded once
-	hostJSON                []byte // the host as a JSON string: the tail of head
+	hostJSON                string // the host as a JSON string
 
 	// live packs last_seen and active in one word so that a heartbeat and an
 	// expiry race through compare-and-swap, not a lock. See pack.
@@ -71,7 +71,7 @@ func (r *Registry) newInstance(reg Registration, seq uint64, now int64) *instanc
 		heapIdx:    -1,
 	}
 	in.head = appendHead(nil, in)
-	in.hostJSON = in.head[len(in.head)-len(appendString(nil, in.host)):]
+	in.hostJSON = string(appendString(nil, in.host))
 	in.live.Store(pack(now, true))
 	in.cpSeen = now
 	return in

@@ -38,10 +38,17 @@ type toolEntry struct {
 	index   uint64   // last change that affects GET /tools/{name}
 }
 
+// A member is one instance offering the tool. It copies what a grouped
+// answer needs from the instance and its tool, so that encoding a tool
+// offered by many hosts touches few cache lines per host.
 type member struct {
-	in *instance
-	t  *toolRef
+	in   *instance
+	s    *schema
+	x    *execFields // nil: no execution fields
+	host string      // the host, JSON-encoded (shares the instance's bytes)
 }
+
+func newMember(in *instance, t *toolRef) member { return member{in, t.s, t.x, in.hostJSON} }
 
 type hostKey struct{ host, name string }
 
@@ -241,10 +248,10 @@ func (v *view) linkTools(in *instance, ts *toolSet, same map[string]*toolRef) {
 		}
 		j, found := slices.BinarySearchFunc(e.members, in.seq, memberBySeq)
 		if same[t.s.name] != nil && found && e.members[j].in == in {
-			e.members[j].t = t
+			e.members[j] = newMember(in, t)
 			continue
 		}
-		e.members = slices.Insert(e.members, j, member{in, t})
+		e.members = slices.Insert(e.members, j, newMember(in, t))
 		v.toolChanged(e.name, e)
 	}
 }

@@ -110,6 +110,7 @@ func (r *Registry) settleDue(ctx context.Context) {
 // bufferLimit are buffered and get a strong ETag (a hash of the body);
 // longer ones stream with a weak one.
 type answer struct {
+	r           *Registry
 	w           http.ResponseWriter
 	req         *http.Request
 	index       uint64
@@ -125,7 +126,7 @@ type answer struct {
 var errNotModified = errors.New("not modified")
 
 func (r *Registry) newAnswer(w http.ResponseWriter, req *http.Request, index uint64, contentType string, extra uint64) *answer {
-	return &answer{w: w, req: req, index: index, contentType: contentType,
+	return &answer{r: r, w: w, req: req, index: index, contentType: contentType,
 		weak: `W/"` + r.epoch + "-" + strconv.FormatUint(index, 36) + "-" + strconv.FormatUint(extra, 36) + `"`}
 }
 
@@ -176,7 +177,7 @@ func (a *answer) finish(code int) {
 	}
 	etag := a.etag
 	if etag == "" {
-		etag = strongETag(a.buf)
+		etag = a.r.strongETag(a.buf)
 	}
 	if code == http.StatusOK && a.notModified(etag) {
 		return
