@@ -24,7 +24,15 @@ type benchFleet struct {
 	agents, tools, share int
 }
 
-func (f benchFleet) id(i int) string   { return fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i) }
+func (f benchFleet) id(i int) string { return fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i) }
+func (f benchFleet) ids() []string {
+	ids := make([]string, f.agents)
+	for i := range ids {
+		ids[i] = f.id(i)
+	}
+	return ids
+}
+
 func (f benchFleet) host(i int) string { return fmt.Sprintf("host-%05d", i) }
 func (f benchFleet) toolName(i, j int) string {
 	names := f.agents * f.tools / f.share // distinct tool names
@@ -72,10 +80,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 		b.Run(fmt.Sprintf("agents=%d", n), func(b *testing.B) {
 			f := benchFleet{n, 20, 50}
 			r := f.load(b)
-			ids := make([]string, n)
-			for i := range ids {
-				ids[i] = f.id(i)
-			}
+			ids := f.ids()
 			ctx := context.Background()
 			b.ReportAllocs()
 			b.ResetTimer()
@@ -91,10 +96,7 @@ func BenchmarkHeartbeat(b *testing.B) {
 func BenchmarkHeartbeatParallel(b *testing.B) {
 	f := benchFleet{20000, 20, 50}
 	r := f.load(b)
-	ids := make([]string, f.agents)
-	for i := range ids {
-		ids[i] = f.id(i)
-	}
+	ids := f.ids()
 	var next atomic.Int64
 	ctx := context.Background()
 	b.ReportAllocs()

@@ -23,36 +23,18 @@ import (
 	"github.com/runspec/registry"
 )
 
-// propClock is a settable clock for the property tests.
-type propClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func (c *propClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *propClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	c.now = c.now.Add(d)
-	c.mu.Unlock()
-}
-
 // randomFleet drives random writes into a registry and remembers when each
 // id last registered (the /hosts tie-break).
 type randomFleet struct {
 	rng   *rand.Rand
-	clock *propClock
+	clock *fakeClock
 	reg   *registry.Registry
 	mu    sync.Mutex
 	regAt map[string]time.Time
 }
 
 func newRandomFleet(t testing.TB, seed uint64) *randomFleet {
-	clock := &propClock{now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
+	clock := &fakeClock{now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
 	reg, err := registry.New(registry.Options{Now: clock.Now, HeartbeatInterval: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
