@@ -38,14 +38,21 @@ const (
 // taken after Registry.mu.
 type watchers struct {
 	mu     sync.Mutex
-	all    chan struct{}           // any change
-	tools  chan struct{}           // a change to any tool entry
-	byName map[topic]chan struct{} // a change to one tool or instance
-	closed chan struct{}           // closed by ReleaseWaiters
+	all    chan struct{}        // any change
+	tools  chan struct{}        // a change to any tool entry
+	byName map[topic]*namedWait // a change to one tool or instance
+	closed chan struct{}        // closed by ReleaseWaiters
+}
+
+// namedWait is the channel of one tool or instance and how many wait on it,
+// so that waiters that give up do not leave it behind.
+type namedWait struct {
+	ch chan struct{}
+	n  int
 }
 
 func (w *watchers) init() {
-	w.byName = make(map[topic]chan struct{})
+	w.byName = make(map[topic]*namedWait)
 	w.closed = make(chan struct{})
 }
 
@@ -84,19 +91,35 @@ func (w *watchers) chanFor(t topic) <-chan struct{} {
 	case topicTools:
 		return lazy(&w.tools)
 	case topicTool, topicInstance:
-		ch := w.byName[t]
-		if ch == nil {
-			ch = make(chan struct{})
-			w.byName[t] = ch
+		nw := w.byName[t]
+		if nw == nil {
+			nw = &namedWait{ch: make(chan struct{})}
+			w.byName[t] = nw
 		}
-		return ch
+		nw.n++
+		return nw.ch
 	}
 	return lazy(&w.all)
 }
 
+// leave is called by a waiter of t that stops waiting on ch without a
+// change (timeout, gone): the last one removes the channel.
+func (w *watchers) leave(t topic, ch <-chan struct{}) {
+	if t.kind != topicTool && t.kind != topicInstance {
+		return
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	if nw := w.byName[t]; nw != nil && nw.ch == ch {
+		if nw.n--; nw.n <= 0 {
+			delete(w.byName, t)
+		}
+	}
+}
+
 func (w *watchers) wakeName(t topic) {
-	if ch := w.byName[t]; ch != nil {
-		close(ch)
+	if nw := w.byName[t]; nw != nil {
+		close(nw.ch)
 		delete(w.byName, t)
 	}
 }

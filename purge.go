@@ -54,6 +54,9 @@ func (r *Registry) purge(ctx context.Context) (next int64, err error) {
 }
 
 func (r *Registry) settleShard(ctx context.Context, s *shard, ins []*instance, now int64) error {
+	// The change is made in memory below whatever happens to the caller (a
+	// read that ends, Run stopping): the Store must get it too.
+	ctx = context.WithoutCancel(ctx)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	var expired, deleted []*instance

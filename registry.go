@@ -325,7 +325,8 @@ func (r *Registry) revive(ctx context.Context, id string, system json.RawMessage
 	s := r.shard(id)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
-	inst := r.lookup(id) // it may have been replaced or deleted meanwhile
+	now = max(now, r.clock()) // the lock may have taken a while
+	inst := r.lookup(id)      // it may have been replaced or deleted meanwhile
 	if inst == nil {
 		return Refresh, nil
 	}
@@ -390,14 +391,23 @@ func (r *Registry) Deregister(ctx context.Context, id string) error {
 		return nil
 	}
 	now := r.clock()
-	r.mu.Lock()
-	changed := r.v.deregister(inst, now, r.opts.RetainInactive)
-	r.mu.Unlock()
-	if changed && r.store != nil {
-		if err := r.store.Update(ctx, []State{r.state(inst)}); err != nil {
+	if r.store != nil {
+		// On disk before memory: a failed write leaves the instance as it
+		// was, and a retry writes again.
+		seen, active := unpack(inst.live.Load())
+		st := State{ID: id, LastSeen: r.wall(seen).Round(0), InactiveSince: r.wall(min(now, inst.deadline(seen))).Round(0)}
+		if !active {
+			r.mu.RLock()
+			st.InactiveSince = r.wall(inst.inactiveAt).Round(0)
+			r.mu.RUnlock()
+		}
+		if err := r.store.Update(ctx, []State{st}); err != nil {
 			return fmt.Errorf("registry: store: %w", err)
 		}
 	}
+	r.mu.Lock()
+	r.v.deregister(inst, now, r.opts.RetainInactive)
+	r.mu.Unlock()
 	return nil
 }
 

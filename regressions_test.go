@@ -5,7 +5,10 @@ package registry_test
 
 import (
 	"context"
+	"encoding/json"
+	"errors"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -169,5 +172,79 @@ func TestRegressionUnpairedSurrogateHiddenByEscapedBackslash(t *testing.T) {
 				t.Errorf("POST /instances with %s %s: status %d, want 422; stored %v", field, m[field], rec.Code, h.get("/instances"))
 			}
 		})
+	}
+}
+
+// failingStore fails the first n Updates.
+type failingStore struct {
+	registry.Store
+	fail int
+}
+
+func (s *failingStore) Update(ctx context.Context, states []registry.State) error {
+	if s.fail > 0 {
+		s.fail--
+		return errors.New("disk full")
+	}
+	return s.Store.Update(ctx, states)
+}
+
+func storedActive(t *testing.T, st registry.Store, id string) bool {
+	t.Helper()
+	active := false
+	st.Load(context.Background(), func(rec registry.Record) error {
+		if rec.ID == id {
+			active = rec.Active
+		}
+		return nil
+	})
+	return active
+}
+
+// A deregistration whose store write failed is answered with an error; the
+// agent's retry must write it (it used to find the instance inactive in
+// memory, write nothing and answer 200).
+func TestRegressionDeregisterRetryWrites(t *testing.T) {
+	ctx := context.Background()
+	mem := registry.NewMemStore()
+	st := &failingStore{Store: mem, fail: 1}
+	reg, _ := registry.New(registry.Options{Store: st})
+	reg.Register(ctx, registry.Registration{ID: "a", Name: "n", Version: "1", Host: "h"})
+	if err := reg.Deregister(ctx, "a"); err == nil {
+		t.Fatal("a failed store write was not reported")
+	}
+	if err := reg.Deregister(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if storedActive(t, mem, "a") {
+		t.Error("the store still says active after a successful deregistration")
+	}
+}
+
+// An expiry applied by a read whose client went away (a canceled context)
+// must still reach the store: memory already changed.
+func TestRegressionExpiryWrittenDespiteCanceledContext(t *testing.T) {
+	clock := &fakeClock{now: t0}
+	mem := registry.NewMemStore()
+	reg, _ := registry.New(registry.Options{Store: mem, Now: clock.Now, HeartbeatInterval: time.Second})
+	reg.Register(context.Background(), registry.Registration{ID: "a", Name: "n", Version: "1", Host: "h"})
+	clock.Advance(4 * time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	reg.Purge(ctx)
+	if storedActive(t, mem, "a") {
+		t.Error("expired in memory, still active in the store")
+	}
+}
+
+// A stored tool list with a repeated name is refused at load, naming the
+// record, instead of corrupting the tool index.
+func TestRegressionStoredDuplicateToolNames(t *testing.T) {
+	mem := registry.NewMemStore()
+	mem.Put(context.Background(), registry.Record{ID: "a", Name: "n", Version: "1", Host: "h", Seq: 1,
+		Registered: t0, LastSeen: t0, HeartbeatInterval: time.Second, Active: true,
+		Tools: []json.RawMessage{json.RawMessage(`{"name":"x"}`), json.RawMessage(`{"name":"x"}`)}})
+	if _, err := registry.New(registry.Options{Store: mem}); err == nil || !strings.Contains(err.Error(), `"a"`) {
+		t.Errorf("New = %v, want an error naming record \"a\"", err)
 	}
 }

@@ -202,11 +202,16 @@ func (r *Registry) restore(rec Record, now int64) error {
 	var parsed []parsedTool
 	if rec.Tools != nil {
 		parsed = make([]parsedTool, len(rec.Tools))
+		names := make(map[string]bool, len(rec.Tools))
 		for i, raw := range rec.Tools {
 			p, fe := parseTool(raw)
 			if fe != nil {
 				return fmt.Errorf("tool %d: %s", i, fe.Msg)
 			}
+			if names[p.name] {
+				return fmt.Errorf("tool %d: name %q appears twice", i, p.name)
+			}
+			names[p.name] = true
 			parsed[i] = p
 		}
 	}

@@ -84,6 +84,10 @@ func (v *view) bump() uint64 {
 func (v *view) register(s *shard, in, old *instance) {
 	in.index = v.bump()
 	if old != nil {
+		// A heartbeat still holding old must not touch it and answer from
+		// its tools: it takes the slow path and finds in.
+		seen, _ := unpack(old.live.Load())
+		old.live.Store(pack(seen, false))
 		v.unlinkTools(old, old.tools.Load(), nil)
 		v.release(old.tools.Load())
 		v.leaveGroup(old)
@@ -151,6 +155,8 @@ func (v *view) revive(in *instance, now int64) {
 	if in.touch(now) { // another heartbeat revived it first
 		return
 	}
+	seen, _ := unpack(in.live.Load())
+	now = max(now, seen) // a heartbeat that waited must not move last_seen back
 	in.live.Store(pack(now, true))
 	in.index = v.bump()
 	v.touchTools(in)
@@ -182,7 +188,8 @@ func (v *view) settle(s *shard, in *instance, now int64, retain time.Duration) (
 			break
 		}
 	}
-	if retain < 0 {
+	if retain < 0 { // kept forever: nothing more is due
+		v.due.remove(in)
 		return expired, false
 	}
 	if end := in.inactiveAt + int64(retain); now <= end {

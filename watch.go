@@ -84,13 +84,13 @@ func (r *Registry) block(ctx context.Context, q query, t topic, indexOf func() u
 		}
 		select {
 		case <-ch:
+			continue
 		case <-timer.C:
-			q.blocking = false
 		case <-ctx.Done():
-			q.blocking = false
 		case <-r.v.w.closed:
-			q.blocking = false
 		}
+		q.blocking = false
+		r.v.w.leave(t, ch)
 	}
 }
 
