@@ -114,22 +114,11 @@ func (r *Registry) Hosts(ctx context.Context, f Filter) ([]Host, error) {
 // an error matching ErrNotFound if none offers it.
 func (r *Registry) Tool(ctx context.Context, name string, f Filter) (Tool, error) {
 	var out Tool
-	b, err := r.toolJSON(nil, name, f)
+	a, err := r.toolAnswer(name, f) // the bytes GET /tools/{name} sends
 	if err != nil {
 		return out, err
 	}
-	return out, json.Unmarshal(b, &out)
-}
-
-// toolJSON appends the grouped tool name to buf.
-func (r *Registry) toolJSON(buf []byte, name string, f Filter) ([]byte, error) {
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	buf, ok := appendTool(buf, r.tools(f).(toolIndex).members(name), f.ActiveOnly, r.clock())
-	if !ok {
-		return buf, fmt.Errorf("tool %q: %w", name, ErrNotFound)
-	}
-	return buf, nil
+	return out, json.Unmarshal(a.body, &out)
 }
 
 func (r *Registry) decodeList(ctx context.Context, mk func() cursorIndex, out any) error {
