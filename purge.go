@@ -148,12 +148,21 @@ func (r *Registry) Checkpoint(ctx context.Context) error {
 	}
 	r.cpMu.Lock()
 	defer r.cpMu.Unlock()
-	// Hold every shard's write lock, so that no re-registration slips
-	// between reading an instance and writing what was read.
 	for i := range r.shards {
-		r.shards[i].wmu.Lock()
-		defer r.shards[i].wmu.Unlock()
+		if err := r.checkpointShard(ctx, &r.shards[i]); err != nil {
+			return err
+		}
 	}
+	return nil
+}
+
+// checkpointShard writes the heartbeats of one shard, holding its write
+// lock so that no re-registration slips between reading an instance and
+// writing what was read, and so that writes of other shards go on
+// meanwhile.
+func (r *Registry) checkpointShard(ctx context.Context, s *shard) error {
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
 	type mark struct {
 		in     *instance
 		seen   int64
@@ -161,24 +170,21 @@ func (r *Registry) Checkpoint(ctx context.Context) error {
 	}
 	var seen []Seen
 	var marks []mark
-	for i := range r.shards {
-		s := &r.shards[i]
-		s.mu.RLock()
-		for _, in := range s.m {
-			last := in.lastSeen()
-			sys, ver := in.systemVersion()
-			if last == in.cpSeen && ver == in.cpSysVer {
-				continue
-			}
-			sn := Seen{ID: in.id, LastSeen: r.wall(last).Round(0)}
-			if ver != in.cpSysVer {
-				sn.System = sys
-			}
-			seen = append(seen, sn)
-			marks = append(marks, mark{in, last, ver})
+	s.mu.RLock()
+	for _, in := range s.m {
+		last := in.lastSeen()
+		sys, ver := in.systemVersion()
+		if last == in.cpSeen && ver == in.cpSysVer {
+			continue
 		}
-		s.mu.RUnlock()
+		sn := Seen{ID: in.id, LastSeen: r.wall(last).Round(0)}
+		if ver != in.cpSysVer {
+			sn.System = sys
+		}
+		seen = append(seen, sn)
+		marks = append(marks, mark{in, last, ver})
 	}
+	s.mu.RUnlock()
 	if len(seen) == 0 {
 		return nil
 	}
