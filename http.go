@@ -432,13 +432,7 @@ func (r *Registry) handleInstance(w http.ResponseWriter, req *http.Request, ps h
 	}
 	id := param(req, ps, "id")
 	r.serveOne(w, req, q, topic{topicInstance, id}, func() uint64 { return r.v.instanceIndex(r.shard(id), id) },
-		func(buf []byte) ([]byte, error) {
-			in := r.lookup(id)
-			if in == nil {
-				return buf, ErrNotFound
-			}
-			return r.appendInstance(buf, in, r.clock()), nil
-		}, "Instance not found")
+		func(buf []byte) ([]byte, error) { return r.instanceJSON(buf, id) }, "Instance not found")
 }
 
 func (r *Registry) handleListTools(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {

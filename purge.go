@@ -71,26 +71,10 @@ func (r *Registry) settleShard(ctx context.Context, s *shard, ins []*instance, n
 		}
 	}
 	r.mu.Unlock()
-	if r.store == nil {
-		return nil
+	if err := r.storeUpdate(ctx, expired); err != nil {
+		return err
 	}
-	if len(expired) > 0 {
-		states := make([]State, len(expired))
-		for i, in := range expired {
-			states[i] = r.state(in)
-		}
-		if err := r.store.Update(ctx, states); err != nil {
-			return err
-		}
-	}
-	if len(deleted) > 0 {
-		ids := make([]string, len(deleted))
-		for i, in := range deleted {
-			ids[i] = in.id
-		}
-		return r.store.Delete(ctx, ids)
-	}
-	return nil
+	return r.storeDelete(ctx, deleted)
 }
 
 // Run applies expiry and retention at each due time (a timer set at the next

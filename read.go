@@ -75,19 +75,20 @@ type Host struct {
 // Instance returns the record of id, or an error matching ErrNotFound.
 func (r *Registry) Instance(ctx context.Context, id string) (Instance, error) {
 	var out Instance
-	b, err := r.instanceJSON(id)
+	b, err := r.instanceJSON(nil, id)
 	if err != nil {
 		return out, err
 	}
 	return out, json.Unmarshal(b, &out)
 }
 
-func (r *Registry) instanceJSON(id string) ([]byte, error) {
+// instanceJSON appends the record of id as GET /instances/{id} shows it.
+func (r *Registry) instanceJSON(buf []byte, id string) ([]byte, error) {
 	in := r.lookup(id)
 	if in == nil {
-		return nil, fmt.Errorf("instance %q: %w", id, ErrNotFound)
+		return buf, fmt.Errorf("instance %q: %w", id, ErrNotFound)
 	}
-	return r.appendInstance(nil, in, r.clock()), nil
+	return r.appendInstance(buf, in, r.clock()), nil
 }
 
 // Instances returns the records that f selects, in registration order.

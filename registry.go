@@ -337,13 +337,19 @@ func (r *Registry) revive(ctx context.Context, id string, system json.RawMessage
 	// Apply the expiry first if it happened, so that it is announced.
 	if _, deleted := r.v.settle(s, inst, now, r.opts.RetainInactive); deleted {
 		r.mu.Unlock()
-		r.storeDelete(ctx, inst)
+		if err := r.storeDelete(ctx, []*instance{inst}); err != nil {
+			r.log.Error("store delete failed", "id", id, "err", err)
+		}
 		return Refresh, nil
 	}
 	r.v.revive(inst, now)
 	r.mu.Unlock()
 	r.wakeRun()
-	r.storeUpdate(ctx, []*instance{inst})
+	if err := r.storeUpdate(ctx, []*instance{inst}); err != nil {
+		// Memory has the revival; the store catches up with the instance's
+		// next state change. The agent's heartbeat still succeeded.
+		r.log.Error("store update failed", "id", id, "err", err)
+	}
 	return inst.status(), nil
 }
 

@@ -201,18 +201,11 @@ func (r *Registry) restore(rec Record, now int64) error {
 	}
 	var parsed []parsedTool
 	if rec.Tools != nil {
-		parsed = make([]parsedTool, len(rec.Tools))
-		names := make(map[string]bool, len(rec.Tools))
-		for i, raw := range rec.Tools {
-			p, fe := parseTool(raw)
-			if fe != nil {
-				return fmt.Errorf("tool %d: %s", i, fe.Msg)
-			}
-			if names[p.name] {
-				return fmt.Errorf("tool %d: name %q appears twice", i, p.name)
-			}
-			names[p.name] = true
-			parsed[i] = p
+		// The list passed the rules when it was posted; no --max-tools cap
+		// here, which may have been lowered since.
+		var err error
+		if parsed, err = parseToolList(rec.Tools, len(rec.Tools)); err != nil {
+			return err
 		}
 	}
 	in := r.newInstance(Registration{ID: rec.ID, Name: rec.Name, Version: rec.Version, Host: rec.Host,
@@ -274,30 +267,26 @@ func (r *Registry) state(in *instance) State {
 	return st
 }
 
-// storeUpdate writes the liveness of ins; a failure is logged, not returned:
-// the next checkpoint or state change writes it again.
-func (r *Registry) storeUpdate(ctx context.Context, ins []*instance) {
+// storeUpdate writes the liveness of ins to the Store, if there is one.
+func (r *Registry) storeUpdate(ctx context.Context, ins []*instance) error {
 	if r.store == nil || len(ins) == 0 {
-		return
+		return nil
 	}
 	states := make([]State, len(ins))
 	for i, in := range ins {
 		states[i] = r.state(in)
 	}
-	if err := r.store.Update(ctx, states); err != nil {
-		r.log.Error("store update failed", "instances", len(ins), "err", err)
-	}
+	return r.store.Update(ctx, states)
 }
 
-func (r *Registry) storeDelete(ctx context.Context, ins ...*instance) {
+// storeDelete deletes the records of ins from the Store, if there is one.
+func (r *Registry) storeDelete(ctx context.Context, ins []*instance) error {
 	if r.store == nil || len(ins) == 0 {
-		return
+		return nil
 	}
 	ids := make([]string, len(ins))
 	for i, in := range ins {
 		ids[i] = in.id
 	}
-	if err := r.store.Delete(ctx, ids); err != nil {
-		r.log.Error("store delete failed", "instances", len(ins), "err", err)
-	}
+	return r.store.Delete(ctx, ids)
 }

@@ -71,12 +71,17 @@ const maxToolErrors = 20
 
 // parseTools validates a posted tool list and splits each tool into parts.
 func (r *Registry) parseTools(tools []json.RawMessage) ([]parsedTool, error) {
+	return parseToolList(tools, r.opts.MaxTools)
+}
+
+// parseToolList validates a tool list of at most max tools.
+func parseToolList(tools []json.RawMessage, max int) ([]parsedTool, error) {
 	if tools == nil {
 		return nil, invalid(FieldError{Loc: []string{"body", "tools"}, Msg: "Field required", Type: "missing"})
 	}
-	if len(tools) > r.opts.MaxTools {
+	if len(tools) > max {
 		return nil, invalid(FieldError{Loc: []string{"body", "tools"},
-			Msg:  fmt.Sprintf("List should have at most %d items after validation, not %d", r.opts.MaxTools, len(tools)),
+			Msg:  fmt.Sprintf("List should have at most %d items after validation, not %d", max, len(tools)),
 			Type: "too_long"})
 	}
 	parsed := make([]parsedTool, len(tools))

@@ -88,11 +88,7 @@ func (v *view) register(s *shard, in, old *instance) {
 		// its tools: it takes the slow path and finds in.
 		seen, _ := unpack(old.live.Load())
 		old.live.Store(pack(seen, false))
-		v.unlinkTools(old, old.tools.Load(), nil)
-		v.release(old.tools.Load())
-		v.leaveGroup(old)
-		v.due.remove(old)
-		old.deleted = true
+		v.detach(old)
 		i, _ := slices.BinarySearchFunc(v.insts, old.seq, bySeq)
 		v.insts[i] = in
 	} else {
@@ -212,18 +208,24 @@ func (v *view) markInactive(in *instance, at int64, retain time.Duration, kind s
 	v.record(kind, in)
 }
 
-// delete removes every trace of in.
-func (v *view) delete(s *shard, in *instance) {
-	v.bump()
+// detach takes in out of the tool entries, its (host, name) group and the
+// heap, and marks it gone; the caller removes or replaces its slot in insts.
+func (v *view) detach(in *instance) {
 	ts := in.tools.Load()
 	v.unlinkTools(in, ts, nil)
 	v.release(ts)
 	v.leaveGroup(in)
 	v.due.remove(in)
+	in.deleted = true
+}
+
+// delete removes every trace of in.
+func (v *view) delete(s *shard, in *instance) {
+	v.bump()
+	v.detach(in)
 	if i, ok := slices.BinarySearchFunc(v.insts, in.seq, bySeq); ok {
 		v.insts = slices.Delete(v.insts, i, i+1)
 	}
-	in.deleted = true
 	s.mu.Lock()
 	if s.m[in.id] == in {
 		delete(s.m, in.id)
