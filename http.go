@@ -38,8 +38,16 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		req = req.WithContext(context.WithValue(req.Context(), rawPathKey{}, true))
 		req.URL = &u
 	}
+	if r.cluster != nil && (req.Method == http.MethodGet || req.Method == http.MethodHead) && r.cluster.Err() != nil {
+		// Reads go on from the last view the Cluster gave.
+		w.Header().Set("X-Registry-Stale", "true")
+	}
 	r.handler.ServeHTTP(w, req)
 }
+
+// retryAfter is the Retry-After of a 503: seconds until a replica that lost
+// its store is likely to have it back, or a load balancer to have moved on.
+const retryAfter = "2"
 
 type rawPathKey struct{}
 
@@ -84,6 +92,12 @@ func (r *Registry) newHandler() http.Handler {
 	rt.GET("/export/mobaxterm", r.handleMobaXterm)
 	rt.GET("/events", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) { r.handleEvents(w, req) })
 	rt.GET("/health", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+		if err := r.Health(); err != nil {
+			b := append([]byte(`{"status":"degraded","detail":`), appendString(nil, err.Error())...)
+			w.Header().Set("Retry-After", retryAfter)
+			writeJSON(w, http.StatusServiceUnavailable, append(b, '}'))
+			return
+		}
 		writeJSON(w, http.StatusOK, statusOK)
 	})
 	if r.logOn {
@@ -126,6 +140,10 @@ func (r *Registry) writeError(w http.ResponseWriter, err error, notFound string)
 		writeInvalid(w, ve.Fields...)
 	case errors.Is(err, ErrNotFound):
 		writeDetail(w, http.StatusNotFound, notFound)
+	case errors.Is(err, ErrUnavailable):
+		r.log.Warn("store unavailable", "err", err)
+		w.Header().Set("Retry-After", retryAfter)
+		writeDetail(w, http.StatusServiceUnavailable, "Registry store unavailable, retry later: "+err.Error())
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeDetail(w, http.StatusServiceUnavailable, "Request canceled")
 	default:

@@ -23,6 +23,12 @@ func (r *Registry) Purge(ctx context.Context) error {
 
 // purge is Purge that also returns the next due time (math.MaxInt64 if none).
 func (r *Registry) purge(ctx context.Context) (next int64, err error) {
+	if r.cluster != nil {
+		if err := r.purgeCluster(ctx); err != nil && ctx.Err() == nil {
+			r.log.Error("purge: cluster delete failed", "err", err)
+		}
+		return math.MaxInt64, ctx.Err()
+	}
 	now := r.clock()
 	r.mu.RLock()
 	due := r.v.due.before(now)
@@ -82,7 +88,20 @@ func (r *Registry) settleShard(ctx context.Context, s *shard, ins []*instance, n
 // Options.PurgeInterval), and writes heartbeat checkpoints to the Store every
 // Options.CheckpointInterval. It returns when ctx is done, after a last
 // checkpoint, with that checkpoint's error.
+//
+// In cluster mode Run also feeds the view from the Cluster's change stream;
+// the registry's writes wait for it.
 func (r *Registry) Run(ctx context.Context) error {
+	if r.cluster != nil {
+		watched := make(chan struct{})
+		go func() {
+			defer close(watched)
+			if err := r.runWatch(ctx); err != nil && ctx.Err() == nil {
+				r.log.Error("cluster watch ended", "err", err)
+			}
+		}()
+		defer func() { <-watched }()
+	}
 	timer := time.NewTimer(0)
 	defer timer.Stop()
 	sweep := time.NewTicker(r.opts.PurgeInterval)

@@ -57,7 +57,9 @@ const ttlFactor = 3
 // with the protocol's defaults, no API key and no rate limits.
 type Options struct {
 	// Store keeps records beyond this process (a file, a cluster).
-	// If nil, records live only in the registry's memory.
+	// If nil, records live only in the registry's memory. If it is a
+	// Cluster, the registry runs in cluster mode (see Cluster), and Run must
+	// be running for writes to complete.
 	Store Store
 
 	// HeartbeatInterval is the interval assumed for agents that do not send
@@ -131,6 +133,9 @@ type Registry struct {
 
 	cache answerCache // encoded GET /tools/{name} answers
 
+	cluster Cluster // the Store, if it is a Cluster (cluster mode)
+	applied applied // the Cluster revision the view shows
+
 	mu sync.RWMutex // guards v; never held across I/O
 	v  view
 }
@@ -169,8 +174,19 @@ func New(opts Options) (*Registry, error) {
 	for i := range r.shards {
 		r.shards[i].m = make(map[string]*instance)
 	}
-	r.v.init(uint64(max(r.base.UnixMicro(), 1)))
-	if r.store != nil {
+	if c, ok := r.store.(Cluster); ok {
+		r.cluster = c
+		r.v.clustered = true
+		r.v.init(0)
+		snap, err := c.Snapshot(context.Background())
+		if err != nil {
+			return nil, fmt.Errorf("registry: cluster snapshot: %w", err)
+		}
+		r.apply(snap)
+	} else {
+		r.v.init(uint64(max(r.base.UnixMicro(), 1)))
+	}
+	if r.store != nil && r.cluster == nil {
 		if err := r.load(context.Background()); err != nil {
 			return nil, err
 		}
@@ -265,6 +281,9 @@ func (r *Registry) Register(ctx context.Context, reg Registration) error {
 	if err := r.validateRegistration(reg); err != nil {
 		return err
 	}
+	if r.cluster != nil {
+		return r.clusterRegister(ctx, reg)
+	}
 	s := r.shard(reg.ID)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -307,6 +326,9 @@ func (r *Registry) Heartbeat(ctx context.Context, id string, system json.RawMess
 	inst := r.lookup(id)
 	if inst == nil {
 		return Refresh, nil
+	}
+	if r.cluster != nil {
+		return r.clusterHeartbeat(ctx, inst, system)
 	}
 	now := r.clock()
 	if system != nil {
@@ -362,6 +384,9 @@ func (r *Registry) UpdateTools(ctx context.Context, id string, tools []json.RawM
 	if err != nil {
 		return err
 	}
+	if r.cluster != nil {
+		return r.clusterSetTools(ctx, id, parsed)
+	}
 	s := r.shard(id)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -386,6 +411,9 @@ func (r *Registry) UpdateTools(ctx context.Context, id string, tools []json.RawM
 // Deregister marks id inactive; its record is kept until Options.RetainInactive
 // has passed. Deregistering an unknown id is not an error.
 func (r *Registry) Deregister(ctx context.Context, id string) error {
+	if r.cluster != nil {
+		return r.clusterDeregister(ctx, id)
+	}
 	s := r.shard(id)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()

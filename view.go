@@ -29,6 +29,11 @@ type view struct {
 	events     []Event           // ring of recent changes
 	eventHead  int               // oldest event, once the ring is full
 	w          watchers          // wake-up channels of blocking queries
+
+	// In cluster mode, liveness is the Cluster's (no deadlines in the
+	// heap), and changes take the Cluster's revision at as their index.
+	clustered bool
+	at        uint64
 }
 
 // A toolEntry lists the instances offering one tool name, active or not.
@@ -76,6 +81,10 @@ func (v *view) init(start uint64) {
 func bySeq(in *instance, seq uint64) int { return cmp.Compare(in.seq, seq) }
 
 func (v *view) bump() uint64 {
+	if v.clustered {
+		v.index = max(v.index, v.at)
+		return v.index
+	}
 	v.index++
 	return v.index
 }
@@ -96,7 +105,7 @@ func (v *view) register(s *shard, in, old *instance) {
 		v.insts = slices.Insert(v.insts, i, in)
 	}
 	v.joinGroup(in)
-	v.due.set(in, in.deadline(in.lastSeen()))
+	v.setDue(in, in.deadline(in.lastSeen()))
 	s.mu.Lock()
 	s.m[in.id] = in
 	s.mu.Unlock()
@@ -156,7 +165,7 @@ func (v *view) revive(in *instance, now int64) {
 	in.live.Store(pack(now, true))
 	in.index = v.bump()
 	v.touchTools(in)
-	v.due.set(in, in.deadline(now))
+	v.setDue(in, in.deadline(now))
 	v.record(EventActive, in)
 }
 
@@ -203,7 +212,7 @@ func (v *view) markInactive(in *instance, at int64, retain time.Duration, kind s
 	if retain < 0 {
 		v.due.remove(in)
 	} else {
-		v.due.set(in, at+int64(retain))
+		v.setDue(in, at+int64(retain))
 	}
 	v.record(kind, in)
 }
@@ -346,6 +355,14 @@ func (h *dueHeap) Pop() any {
 	*h = old[:len(old)-1]
 	in.heapIdx = -1
 	return in
+}
+
+// setDue puts in in the heap at due, but in cluster mode, where nothing is
+// due locally: the Cluster expires instances, and purgeCluster deletes them.
+func (v *view) setDue(in *instance, due int64) {
+	if !v.clustered {
+		v.due.set(in, due)
+	}
 }
 
 func (h *dueHeap) set(in *instance, due int64) {
