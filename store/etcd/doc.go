@@ -1,0 +1,2 @@
+// Package etcd is a registry.Cluster backed by etcd.
+package etcd

@@ -1,0 +1,188 @@
+// encode.go maps registry records to etcd keys and values.
+//
+// Under the prefix P, an instance id has three keys, and a tool schema one:
+//
+//	P/i/<id>    the record: registration fields and, per tool, the hash of
+//	            its schema and its own x- members (written at register and
+//	            at a tool post)
+//	P/s/<id>    last_seen, system and inactive_since (written at register,
+//	            deregister, revival and in each replica's heartbeat batch)
+//	P/l/<id>    empty, attached to the instance's lease: it exists exactly
+//	            while the instance is active
+//	P/t/<hash>  a tool without its x- members, stored once for every
+//	            instance that offers it
+//
+// A tool list of 10,000 tools thus costs one record of about 30 bytes per
+// tool plus its x- members, within etcd's request limit, and a host that
+// posts the same tools as a thousand others adds no schema.
+
+package etcd
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/runspec/registry"
+)
+
+const (
+	recordDir = "i/"
+	seenDir   = "s/"
+	liveDir   = "l/"
+	schemaDir = "t/"
+)
+
+// recordValue is the value of P/i/<id>.
+type recordValue struct {
+	Name       string        `json:"name"`
+	Version    string        `json:"version"`
+	Host       string        `json:"host"`
+	Seq        uint64        `json:"seq,omitempty"` // 0: the key's create revision
+	Registered time.Time     `json:"registered"`
+	Interval   time.Duration `json:"interval"`
+	Tools      []toolRef     `json:"tools"` // nil: no list posted
+}
+
+// toolRef is one tool of a record: its schema's hash and its x- members.
+type toolRef struct {
+	Schema string          `json:"s"`
+	X      json.RawMessage `json:"x,omitempty"` // an object, or absent
+}
+
+// seenValue is the value of P/s/<id>.
+type seenValue struct {
+	LastSeen      time.Time       `json:"last_seen"`
+	System        json.RawMessage `json:"system,omitempty"`
+	InactiveSince *time.Time      `json:"inactive_since,omitempty"`
+}
+
+// splitTool splits a tool object into its schema (every member but the x-
+// ones, with sorted keys, so that equal schemas hash alike) and its x-
+// members.
+func splitTool(tool json.RawMessage) (schema []byte, x json.RawMessage, err error) {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(tool, &m); err != nil {
+		return nil, nil, fmt.Errorf("tool is not a JSON object: %w", err)
+	}
+	xm := make(map[string]json.RawMessage)
+	for k, v := range m {
+		if strings.HasPrefix(k, "x-") {
+			xm[k] = v
+			delete(m, k)
+		}
+	}
+	if schema, err = json.Marshal(m); err != nil {
+		return nil, nil, err
+	}
+	if len(xm) > 0 {
+		if x, err = json.Marshal(xm); err != nil {
+			return nil, nil, err
+		}
+	}
+	return schema, x, nil
+}
+
+func hashSchema(schema []byte) string {
+	sum := sha256.Sum256(schema)
+	return base64.RawURLEncoding.EncodeToString(sum[:18])
+}
+
+// joinTool puts a tool back together from its schema and x- members.
+func joinTool(schema []byte, x json.RawMessage) json.RawMessage {
+	if len(x) <= 2 { // absent or {}
+		return append(json.RawMessage(nil), schema...)
+	}
+	out := make([]byte, 0, len(schema)+len(x))
+	out = append(out, schema[:len(schema)-1]...) // without its '}'
+	if !bytes.Equal(schema, []byte("{}")) {
+		out = append(out, ',')
+	}
+	return append(out, x[1:]...) // x without its '{'
+}
+
+// encodeRecord returns the value of rec's record key and the schemas it
+// refers to, by hash.
+func encodeRecord(rec registry.Record) ([]byte, map[string][]byte, error) {
+	rv := recordValue{Name: rec.Name, Version: rec.Version, Host: rec.Host, Seq: rec.Seq,
+		Registered: rec.Registered, Interval: rec.HeartbeatInterval}
+	schemas, err := splitTools(rec.Tools, &rv)
+	if err != nil {
+		return nil, nil, err
+	}
+	b, err := json.Marshal(rv)
+	return b, schemas, err
+}
+
+// splitTools sets rv.Tools from tools (nil stays nil).
+func splitTools(tools []json.RawMessage, rv *recordValue) (map[string][]byte, error) {
+	schemas := make(map[string][]byte)
+	rv.Tools = nil
+	if tools == nil {
+		return schemas, nil
+	}
+	rv.Tools = make([]toolRef, len(tools))
+	for i, t := range tools {
+		schema, x, err := splitTool(t)
+		if err != nil {
+			return nil, fmt.Errorf("tool %d: %w", i, err)
+		}
+		h := hashSchema(schema)
+		schemas[h] = schema
+		rv.Tools[i] = toolRef{Schema: h, X: x}
+	}
+	return schemas, nil
+}
+
+func encodeSeen(last time.Time, system json.RawMessage, inactiveSince time.Time) []byte {
+	sv := seenValue{LastSeen: last, System: system}
+	if !inactiveSince.IsZero() {
+		sv.InactiveSince = &inactiveSince
+	}
+	b, _ := json.Marshal(sv) // cannot fail: times and a valid JSON object
+	return b
+}
+
+// entry is what a Store knows of one id from its change stream: everything
+// but the tool list, which is only decoded when it changes.
+type entry struct {
+	rec       *recordValue // nil until the record key is seen
+	createRev int64
+	seen      seenValue
+	lease     int64 // 0: the instance is inactive
+	kaAt      time.Time
+}
+
+// record merges e into the Record of id; tools are set by the caller.
+func (e *entry) record(id string) registry.Record {
+	rec := registry.Record{ID: id, Name: e.rec.Name, Version: e.rec.Version, Host: e.rec.Host,
+		Seq: e.rec.Seq, Registered: e.rec.Registered, LastSeen: e.seen.LastSeen,
+		HeartbeatInterval: e.rec.Interval, Active: e.lease != 0, System: e.seen.System}
+	if rec.Seq == 0 {
+		rec.Seq = uint64(e.createRev)
+	}
+	if !rec.Active && e.seen.InactiveSince != nil {
+		rec.InactiveSince = *e.seen.InactiveSince
+	}
+	return rec
+}
+
+// tools assembles rv's tool list from schemas.
+func tools(rv *recordValue, schemas map[string][]byte) ([]json.RawMessage, error) {
+	if rv.Tools == nil {
+		return nil, nil
+	}
+	out := make([]json.RawMessage, len(rv.Tools))
+	for i, t := range rv.Tools {
+		schema, ok := schemas[t.Schema]
+		if !ok {
+			return nil, fmt.Errorf("tool %d: schema %s is not stored", i, t.Schema)
+		}
+		out[i] = joinTool(schema, t.X)
+	}
+	return out, nil
+}

@@ -1,0 +1,607 @@
+// Package etcd is a registry.Cluster on etcd: several registries (replicas)
+// share one fleet through an etcd cluster, each answering reads from its own
+// memory, fed by an etcd watch.
+//
+// Liveness lives in etcd leases: each active instance has a key attached to
+// a lease of 3 x its heartbeat interval (whole seconds, at least 2 s). A
+// heartbeat on any replica is a lease keep-alive, not a write; when an agent
+// stops, etcd expires the lease, deletes the key, and every replica sees the
+// deletion and marks the instance inactive. Each replica writes the
+// last_seen (and system) of the instances heartbeated through it in one
+// batch per checkpoint, so another replica may show a last_seen older by up
+// to the registry's CheckpointInterval; active itself is exact everywhere.
+//
+// The registry never writes per heartbeat, but etcd keeps every revision
+// until it is compacted: run etcd with auto-compaction (for example
+// --auto-compaction-mode=periodic --auto-compaction-retention=1h).
+//
+// Tested against etcd 3.7 (in-process, go.etcd.io/etcd/server/v3/embed) and
+// Debian's etcd-server 3.4.
+package etcd
+
+import (
+	"context"
+	"crypto/tls"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.etcd.io/etcd/api/v3/mvccpb"
+	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
+	clientv3 "go.etcd.io/etcd/client/v3"
+	"go.uber.org/zap"
+
+	"github.com/runspec/registry"
+)
+
+// DefaultPrefix is the key prefix used when Config.Prefix is empty.
+const DefaultPrefix = "/runspec-registry/"
+
+// etcd's default limits: 128 operations per transaction and 1.5 MiB per
+// request. Batches stay well within both.
+const (
+	maxOps        = 120
+	maxBatchBytes = 1 << 20
+	// maxRecordBytes bounds one record key: a longer tool list is refused.
+	maxRecordBytes = 1400 << 10
+)
+
+// Config configures Open.
+type Config struct {
+	// Endpoints are the etcd client URLs, e.g. http://127.0.0.1:2379.
+	Endpoints []string
+	// Prefix is the key prefix of this registry's keys. If empty,
+	// DefaultPrefix. Replicas of one registry use the same prefix.
+	Prefix string
+	// TLS, if not nil, is used to connect to etcd.
+	TLS *tls.Config
+	// Username and Password, if Username is not empty, authenticate.
+	Username, Password string
+	// DialTimeout bounds Open's first connection. If zero, 5 s.
+	DialTimeout time.Duration
+	// RequestTimeout bounds each call to etcd. If zero, 5 s.
+	RequestTimeout time.Duration
+	// Logger receives the Store's warnings. If nil, nothing is logged.
+	Logger *slog.Logger
+}
+
+// Store is a registry.Cluster on etcd. Open one, pass it as
+// registry.Options.Store, run the Registry's Run, and Close it after Run
+// returns.
+type Store struct {
+	c       *clientv3.Client
+	prefix  string
+	timeout time.Duration
+	log     *slog.Logger
+	written atomic.Uint64
+
+	mu      sync.Mutex
+	ents    map[string]*entry // as of the change stream
+	schemas map[string][]byte // by hash: seen in the stream or written here
+
+	watchErr atomic.Pointer[error] // why the watch is not current, if it is not
+	probeErr atomic.Pointer[error] // the last probe's failure, if it failed
+	stop     context.CancelFunc
+	done     chan struct{}
+}
+
+var _ registry.Cluster = (*Store)(nil)
+
+// Open connects to etcd and checks that it answers.
+func Open(ctx context.Context, cfg Config) (*Store, error) {
+	if len(cfg.Endpoints) == 0 {
+		return nil, errors.New("etcd: no endpoints")
+	}
+	if cfg.Prefix == "" {
+		cfg.Prefix = DefaultPrefix
+	}
+	if !strings.HasSuffix(cfg.Prefix, "/") {
+		cfg.Prefix += "/"
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 5 * time.Second
+	}
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 5 * time.Second
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	c, err := clientv3.New(clientv3.Config{
+		Endpoints:   cfg.Endpoints,
+		DialTimeout: cfg.DialTimeout,
+		TLS:         cfg.TLS,
+		Username:    cfg.Username,
+		Password:    cfg.Password,
+		Logger:      zap.NewNop(),
+		Context:     ctx,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("etcd: connect to %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	s := &Store{c: c, prefix: cfg.Prefix, timeout: cfg.RequestTimeout, log: cfg.Logger,
+		ents: make(map[string]*entry), schemas: make(map[string][]byte), done: make(chan struct{})}
+	if err := s.probe(ctx); err != nil {
+		c.Close()
+		return nil, fmt.Errorf("etcd: %s: %w", strings.Join(cfg.Endpoints, ","), err)
+	}
+	pctx, stop := context.WithCancel(context.Background())
+	s.stop = stop
+	go s.probeLoop(pctx)
+	return s, nil
+}
+
+// Close stops the Store and closes its connection. It leaves the leases:
+// the instances stay active while other replicas keep them alive.
+func (s *Store) Close() error {
+	s.stop()
+	<-s.done
+	return s.c.Close()
+}
+
+// probeInterval is how often a Store checks that etcd answers: Err follows
+// an outage and a recovery within about this much plus RequestTimeout.
+const probeInterval = time.Second
+
+func (s *Store) probeLoop(ctx context.Context) {
+	defer close(s.done)
+	t := time.NewTicker(probeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			if err := s.probe(ctx); err != nil && ctx.Err() == nil {
+				s.probeErr.Store(&err)
+			} else {
+				s.probeErr.Store(nil)
+			}
+		}
+	}
+}
+
+// probe makes a linearizable read, which needs a quorum.
+func (s *Store) probe(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, min(s.timeout, 2*probeInterval))
+	defer cancel()
+	_, err := s.c.Get(ctx, s.prefix+"health", clientv3.WithCountOnly())
+	if err != nil {
+		return fmt.Errorf("etcd does not answer: %w", err)
+	}
+	return nil
+}
+
+// Err implements registry.Cluster.
+func (s *Store) Err() error {
+	if p := s.probeErr.Load(); p != nil {
+		return *p
+	}
+	if p := s.watchErr.Load(); p != nil {
+		return *p
+	}
+	return nil
+}
+
+// Written implements registry.Cluster.
+func (s *Store) Written() uint64 { return s.written.Load() }
+
+func (s *Store) wrote(rev int64) {
+	for {
+		old := s.written.Load()
+		if uint64(rev) <= old || s.written.CompareAndSwap(old, uint64(rev)) {
+			return
+		}
+	}
+}
+
+func (s *Store) ctx(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(ctx, s.timeout)
+}
+
+func (s *Store) key(dir, id string) string { return s.prefix + dir + id }
+
+// ttl is the lease of an instance with heartbeat interval d: 3 x d in whole
+// seconds, at least 2 (etcd's own minimum is about that).
+func ttl(d time.Duration) int64 {
+	return max(2, int64(math.Ceil((3 * d).Seconds())))
+}
+
+func (s *Store) grant(ctx context.Context, interval time.Duration) (clientv3.LeaseID, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.c.Grant(ctx, ttl(interval))
+	if err != nil {
+		return 0, fmt.Errorf("etcd: grant lease: %w", err)
+	}
+	return resp.ID, nil
+}
+
+// txn commits one transaction and records its revision if it succeeded.
+func (s *Store) txn(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.c.Txn(ctx).If(cmps...).Then(ops...).Commit()
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	if resp.Succeeded && len(ops) > 0 {
+		s.wrote(resp.Header.Revision)
+	}
+	return resp, nil
+}
+
+// Put implements registry.Store: it replaces the record, its seen key and
+// its liveness (a new lease if rec is active).
+func (s *Store) Put(ctx context.Context, rec registry.Record) error {
+	val, schemas, err := encodeRecord(rec)
+	if err != nil {
+		return err
+	}
+	if len(val) > maxRecordBytes {
+		return fmt.Errorf("etcd: the record of %q is %d bytes, more than the %d an etcd request takes", rec.ID, len(val), maxRecordBytes)
+	}
+	if err := s.putSchemas(ctx, schemas); err != nil {
+		return err
+	}
+	inactive := rec.InactiveSince
+	if rec.Active {
+		inactive = time.Time{}
+	}
+	ops := []clientv3.Op{
+		clientv3.OpPut(s.key(recordDir, rec.ID), string(val)),
+		clientv3.OpPut(s.key(seenDir, rec.ID), string(encodeSeen(rec.LastSeen, rec.System, inactive))),
+	}
+	if rec.Active {
+		lease, err := s.grant(ctx, rec.HeartbeatInterval)
+		if err != nil {
+			return err
+		}
+		ops = append(ops, clientv3.OpPut(s.key(liveDir, rec.ID), "", clientv3.WithLease(lease)))
+	} else {
+		ops = append(ops, clientv3.OpDelete(s.key(liveDir, rec.ID)))
+	}
+	_, err = s.txn(ctx, nil, ops...)
+	return err
+}
+
+// putSchemas stores the schemas this Store does not know to be stored.
+// Schemas are immutable (keyed by their hash), so they go before the record
+// that refers to them, in as many transactions as etcd's limits need.
+func (s *Store) putSchemas(ctx context.Context, schemas map[string][]byte) error {
+	s.mu.Lock()
+	for h := range schemas {
+		if _, ok := s.schemas[h]; ok {
+			delete(schemas, h)
+		}
+	}
+	s.mu.Unlock()
+	var ops []clientv3.Op
+	size := 0
+	flush := func() error {
+		if len(ops) == 0 {
+			return nil
+		}
+		_, err := s.txn(ctx, nil, ops...)
+		ops, size = ops[:0], 0
+		return err
+	}
+	for h, b := range schemas {
+		if len(ops) == maxOps || size+len(b) > maxBatchBytes {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		ops = append(ops, clientv3.OpPut(s.key(schemaDir, h), string(b)))
+		size += len(b) + len(h) + len(s.prefix) + 16
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	for h, b := range schemas {
+		s.schemas[h] = b
+	}
+	s.mu.Unlock()
+	return nil
+}
+
+// SetTools implements registry.Cluster.
+func (s *Store) SetTools(ctx context.Context, id string, tools []json.RawMessage) error {
+	var rv recordValue
+	schemas, err := splitTools(tools, &rv)
+	if err != nil {
+		return err
+	}
+	if err := s.putSchemas(ctx, schemas); err != nil {
+		return err
+	}
+	key := s.key(recordDir, id)
+	for {
+		kv, err := s.get(ctx, key)
+		if err != nil {
+			return err
+		}
+		if kv == nil {
+			return fmt.Errorf("etcd: instance %q: %w", id, registry.ErrNotFound)
+		}
+		var cur recordValue
+		if err := json.Unmarshal(kv.Value, &cur); err != nil {
+			return fmt.Errorf("etcd: record %q: %w", id, err)
+		}
+		cur.Tools = rv.Tools
+		val, err := json.Marshal(cur)
+		if err != nil {
+			return err
+		}
+		if len(val) > maxRecordBytes {
+			return fmt.Errorf("etcd: the record of %q is %d bytes, more than the %d an etcd request takes", id, len(val), maxRecordBytes)
+		}
+		resp, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)},
+			clientv3.OpPut(key, string(val)))
+		if err != nil || resp.Succeeded {
+			return err
+		}
+		// Re-registered meanwhile: post the list to the new registration.
+	}
+}
+
+func (s *Store) get(ctx context.Context, key string) (*mvccpb.KeyValue, error) {
+	ctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.c.Get(ctx, key)
+	if err != nil {
+		return nil, fmt.Errorf("etcd: %w", err)
+	}
+	if len(resp.Kvs) == 0 {
+		return nil, nil
+	}
+	return resp.Kvs[0], nil
+}
+
+// Update implements registry.Store. Making an instance active grants it a
+// new lease unless its liveness key exists; making it inactive deletes the
+// key (and lets its lease end).
+func (s *Store) Update(ctx context.Context, states []registry.State) error {
+	for _, st := range states {
+		if err := s.update(ctx, st); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (s *Store) update(ctx context.Context, st registry.State) error {
+	rk, sk, lk := s.key(recordDir, st.ID), s.key(seenDir, st.ID), s.key(liveDir, st.ID)
+	for {
+		resp, err := s.txn(ctx, nil, clientv3.OpGet(rk), clientv3.OpGet(sk), clientv3.OpGet(lk))
+		if err != nil {
+			return err
+		}
+		rkv, skv, lkv := first(resp, 0), first(resp, 1), first(resp, 2)
+		if rkv == nil {
+			return nil // not stored: skipped
+		}
+		var sv seenValue
+		if skv != nil {
+			if err := json.Unmarshal(skv.Value, &sv); err != nil {
+				return fmt.Errorf("etcd: seen %q: %w", st.ID, err)
+			}
+		}
+		if st.LastSeen.After(sv.LastSeen) {
+			sv.LastSeen = st.LastSeen
+		}
+		inactive := time.Time{}
+		if !st.Active {
+			inactive = st.InactiveSince
+		}
+		ops := []clientv3.Op{clientv3.OpPut(sk, string(encodeSeen(sv.LastSeen, sv.System, inactive)))}
+		switch {
+		case st.Active && lkv == nil:
+			var rv recordValue
+			if err := json.Unmarshal(rkv.Value, &rv); err != nil {
+				return fmt.Errorf("etcd: record %q: %w", st.ID, err)
+			}
+			lease, err := s.grant(ctx, rv.Interval)
+			if err != nil {
+				return err
+			}
+			ops = append(ops, clientv3.OpPut(lk, "", clientv3.WithLease(lease)))
+		case !st.Active && lkv != nil:
+			ops = append(ops, clientv3.OpDelete(lk))
+		}
+		cmps := []clientv3.Cmp{
+			clientv3.Compare(clientv3.ModRevision(rk), "=", rkv.ModRevision),
+			clientv3.Compare(clientv3.ModRevision(sk), "=", modRev(skv)),
+			clientv3.Compare(clientv3.ModRevision(lk), "=", modRev(lkv)),
+		}
+		if resp, err = s.txn(ctx, cmps, ops...); err != nil || resp.Succeeded {
+			return err
+		}
+	}
+}
+
+func first(resp *clientv3.TxnResponse, i int) *mvccpb.KeyValue {
+	if kvs := resp.Responses[i].GetResponseRange().GetKvs(); len(kvs) > 0 {
+		return kvs[0]
+	}
+	return nil
+}
+
+func modRev(kv *mvccpb.KeyValue) int64 {
+	if kv == nil {
+		return 0
+	}
+	return kv.ModRevision
+}
+
+// touchBatch is how many ids one Touch transaction covers (two compares
+// and one put each would exceed maxOps beyond that).
+const touchBatch = maxOps / 2
+
+// Touch implements registry.Store: a read and a conditional write per batch
+// of ids, retried while another replica writes the same keys.
+func (s *Store) Touch(ctx context.Context, seen []registry.Seen) error {
+	for len(seen) > 0 {
+		n := min(len(seen), touchBatch)
+		if err := s.touch(ctx, seen[:n]); err != nil {
+			return err
+		}
+		seen = seen[n:]
+	}
+	return nil
+}
+
+func (s *Store) touch(ctx context.Context, seen []registry.Seen) error {
+	seen = mergeSeen(seen)
+	for {
+		gets := make([]clientv3.Op, len(seen))
+		for i, sn := range seen {
+			gets[i] = clientv3.OpGet(s.key(seenDir, sn.ID))
+		}
+		resp, err := s.txn(ctx, nil, gets...)
+		if err != nil {
+			return err
+		}
+		var cmps []clientv3.Cmp
+		var puts []clientv3.Op
+		for i, sn := range seen {
+			kv := first(resp, i)
+			if kv == nil {
+				continue // not stored (the seen key goes with the record)
+			}
+			var sv seenValue
+			if err := json.Unmarshal(kv.Value, &sv); err != nil {
+				return fmt.Errorf("etcd: seen %q: %w", sn.ID, err)
+			}
+			if !sn.LastSeen.After(sv.LastSeen) && sn.System == nil {
+				continue
+			}
+			if sn.LastSeen.After(sv.LastSeen) {
+				sv.LastSeen = sn.LastSeen
+			}
+			if sn.System != nil {
+				sv.System = sn.System
+			}
+			var inactive time.Time
+			if sv.InactiveSince != nil {
+				inactive = *sv.InactiveSince
+			}
+			key := s.key(seenDir, sn.ID)
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision))
+			puts = append(puts, clientv3.OpPut(key, string(encodeSeen(sv.LastSeen, sv.System, inactive))))
+		}
+		if len(puts) == 0 {
+			return nil
+		}
+		if resp, err = s.txn(ctx, cmps, puts...); err != nil || resp.Succeeded {
+			return err
+		}
+	}
+}
+
+// mergeSeen folds the heartbeats of one id into one (etcd refuses a
+// transaction that writes a key twice): the latest time, the last system.
+func mergeSeen(seen []registry.Seen) []registry.Seen {
+	at := make(map[string]int, len(seen))
+	out := make([]registry.Seen, 0, len(seen))
+	for _, sn := range seen {
+		i, ok := at[sn.ID]
+		if !ok {
+			at[sn.ID] = len(out)
+			out = append(out, sn)
+			continue
+		}
+		if sn.LastSeen.After(out[i].LastSeen) {
+			out[i].LastSeen = sn.LastSeen
+		}
+		if sn.System != nil {
+			out[i].System = sn.System
+		}
+	}
+	return out
+}
+
+// Delete implements registry.Store.
+func (s *Store) Delete(ctx context.Context, ids []string) error {
+	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
+	for len(ids) > 0 {
+		n := min(len(ids), maxOps/3)
+		var ops []clientv3.Op
+		for _, id := range ids[:n] {
+			for _, dir := range []string{recordDir, seenDir, liveDir} {
+				ops = append(ops, clientv3.OpDelete(s.key(dir, id)))
+			}
+		}
+		if _, err := s.txn(ctx, nil, ops...); err != nil {
+			return err
+		}
+		ids = ids[n:]
+	}
+	return nil
+}
+
+// DeleteInactive implements registry.Cluster: each record goes only if its
+// liveness key is absent, so a replica that has not yet seen a revival
+// cannot delete a live instance.
+func (s *Store) DeleteInactive(ctx context.Context, ids []string) error {
+	for _, id := range ids {
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(s.key(liveDir, id)), "=", 0)}
+		if _, err := s.txn(ctx, cmps, clientv3.OpDelete(s.key(recordDir, id)), clientv3.OpDelete(s.key(seenDir, id))); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// KeepAlive implements registry.Cluster. Heartbeats of one instance that
+// come closer together than coalesceWindow share one keep-alive.
+func (s *Store) KeepAlive(ctx context.Context, id string) (bool, error) {
+	now := time.Now()
+	s.mu.Lock()
+	e := s.ents[id]
+	if e == nil || e.lease == 0 {
+		s.mu.Unlock()
+		return false, nil
+	}
+	lease, window := e.lease, coalesceWindow(e)
+	if now.Sub(e.kaAt) < window {
+		s.mu.Unlock()
+		return true, nil
+	}
+	s.mu.Unlock()
+	kctx, cancel := s.ctx(ctx)
+	defer cancel()
+	resp, err := s.c.KeepAliveOnce(kctx, clientv3.LeaseID(lease))
+	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("etcd: keep-alive: %w", err)
+	}
+	if resp.TTL <= 0 {
+		return false, nil
+	}
+	s.mu.Lock()
+	if e := s.ents[id]; e != nil && e.lease == lease {
+		e.kaAt = now
+	}
+	s.mu.Unlock()
+	return true, nil
+}
+
+// coalesceWindow is a tenth of the lease's TTL, at most a second: the lease
+// may end that much earlier after a burst of heartbeats, never later.
+func coalesceWindow(e *entry) time.Duration {
+	if e.rec == nil {
+		return 0
+	}
+	return min(time.Second, time.Duration(ttl(e.rec.Interval))*time.Second/10)
+}
