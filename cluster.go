@@ -242,25 +242,31 @@ func (r *Registry) clusterDeregister(ctx context.Context, id string) error {
 }
 
 // purgeCluster asks the Cluster to delete the inactive records past their
-// retention. Every replica may ask; the Cluster deletes each record once,
-// and only if it is still inactive.
-func (r *Registry) purgeCluster(ctx context.Context) error {
+// retention, and returns when the next one is due (math.MaxInt64: none).
+// Every replica may ask; the Cluster deletes each record once, and only if
+// it is still inactive.
+func (r *Registry) purgeCluster(ctx context.Context) (next int64, err error) {
+	next = math.MaxInt64
 	if r.opts.RetainInactive < 0 {
-		return nil
+		return next, nil
 	}
 	now := r.clock()
 	var ids []string
 	r.mu.RLock()
 	for _, in := range r.v.insts {
-		if _, active := unpack(in.live.Load()); !active && now > in.inactiveAt+int64(r.opts.RetainInactive) {
-			ids = append(ids, in.id)
+		if _, active := unpack(in.live.Load()); !active {
+			if end := in.inactiveAt + int64(r.opts.RetainInactive); now > end {
+				ids = append(ids, in.id)
+			} else {
+				next = min(next, end)
+			}
 		}
 	}
 	r.mu.RUnlock()
 	if len(ids) == 0 {
-		return nil
+		return next, nil
 	}
-	return r.cluster.DeleteInactive(ctx, ids)
+	return next, r.cluster.DeleteInactive(ctx, ids)
 }
 
 // runWatch feeds the view from the Cluster until ctx is done.
@@ -386,6 +392,7 @@ func (r *Registry) applyLiveness(in *instance, rec Record, now int64) {
 				kind = EventDeregistered
 			}
 			r.v.markInactive(in, r.inactiveAt(rec, now), r.opts.RetainInactive, kind)
+			r.wakeRun() // its deletion is now due at some point
 		case rs > seen:
 			if !in.live.CompareAndSwap(l, pack(rs, active)) {
 				continue

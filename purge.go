@@ -24,10 +24,11 @@ func (r *Registry) Purge(ctx context.Context) error {
 // purge is Purge that also returns the next due time (math.MaxInt64 if none).
 func (r *Registry) purge(ctx context.Context) (next int64, err error) {
 	if r.cluster != nil {
-		if err := r.purgeCluster(ctx); err != nil && ctx.Err() == nil {
+		next, err := r.purgeCluster(ctx)
+		if err != nil && ctx.Err() == nil {
 			r.log.Error("purge: cluster delete failed", "err", err)
 		}
-		return math.MaxInt64, ctx.Err()
+		return next, ctx.Err()
 	}
 	now := r.clock()
 	r.mu.RLock()

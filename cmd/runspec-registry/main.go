@@ -15,7 +15,6 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"runtime/debug"
 	"strconv"
 	"strings"
@@ -53,6 +52,7 @@ type serveCmd struct {
 	TrustedProxies     []string      `env:"RUNSPEC_REGISTRY_TRUSTED_PROXIES" help:"CIDRs (or addresses) of proxies whose X-Forwarded-For names the client."`
 	LogFormat          string        `default:"text" enum:"text,json" env:"RUNSPEC_REGISTRY_LOG_FORMAT" help:"Log format: text or json."`
 	LogLevel           string        `default:"info" enum:"debug,info,warn,error" env:"RUNSPEC_REGISTRY_LOG_LEVEL" help:"Log level: debug shows every read and heartbeat."`
+	CheckpointInterval time.Duration `default:"5s" env:"RUNSPEC_REGISTRY_CHECKPOINT_INTERVAL" help:"How often heartbeat times go to the store: a crash of a file store may lose that much last_seen; with etcd, other replicas show last_seen that much late."`
 	ShutdownTimeout    time.Duration `default:"10s" env:"RUNSPEC_REGISTRY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown waits for requests in flight."`
 	Reload             bool          `hidden:"" help:"Accepted for compatibility with the reference (a development option); ignored."`
 	storeFlags         `embed:""`
@@ -104,17 +104,12 @@ func (s *serveCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	ds, err := s.open(log)
+	st, closeStore, err := s.open(ctx, log)
 	if err != nil {
 		return err
 	}
-	if ds != nil {
-		defer ds.Close() // after Run's last checkpoint
-		log.Info("data file", "path", filepath.Join(ds.dir, dataFile))
-	} else {
-		log.Info("records are kept in memory only")
-	}
-	opts.Store = ds.registryStore()
+	defer closeStore() // after Run's last checkpoint
+	opts.Store = st
 	reg, err := registry.New(opts)
 	if err != nil {
 		return err
@@ -192,11 +187,15 @@ func (s *serveCmd) options(log *slog.Logger) (registry.Options, error) {
 	} else if retain < 0 {
 		return registry.Options{}, errors.New("--retain-inactive must not be negative")
 	}
+	if s.CheckpointInterval <= 0 {
+		return registry.Options{}, errors.New("--checkpoint-interval must be positive")
+	}
 	if s.MaxBodyBytes <= 0 || s.MaxTools <= 0 {
 		return registry.Options{}, errors.New("--max-body-bytes and --max-tools must be positive")
 	}
 	return registry.Options{
 		HeartbeatInterval:  s.HeartbeatInterval,
+		CheckpointInterval: s.CheckpointInterval,
 		RetainInactive:     retain,
 		PurgeInterval:      time.Duration(s.PurgeInterval) * time.Second,
 		MaxTools:           s.MaxTools,

@@ -1,11 +1,13 @@
 // store.go chooses where the command keeps its records (a bbolt file in the
-// user's state directory by default, or memory), and implements backups of a
+// user's state directory by default, memory, or etcd), and implements backups of a
 // running registry through a unix socket in the data directory.
 
 package main
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -14,10 +16,12 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/runspec/registry"
 	"github.com/runspec/registry/store/bolt"
+	"github.com/runspec/registry/store/etcd"
 )
 
 const (
@@ -27,9 +31,15 @@ const (
 
 // storeFlags are the flags that choose the store.
 type storeFlags struct {
-	Store    string `default:"file" enum:"file,memory" env:"RUNSPEC_REGISTRY_STORE" help:"Where records live: file (durable, the default) or memory."`
+	Store    string `default:"file" enum:"file,memory,etcd" env:"RUNSPEC_REGISTRY_STORE" help:"Where records live: file (durable, the default), memory, or etcd (replicas sharing one fleet)."`
 	InMemory bool   `name:"in-memory" env:"RUNSPEC_REGISTRY_IN_MEMORY" help:"Shorthand for --store memory."`
 	DataDir  string `name:"data-dir" env:"RUNSPEC_REGISTRY_DATA_DIR" type:"path" help:"Directory of the data file (default: $XDG_STATE_HOME/runspec-registry or ~/.local/state/runspec-registry)."`
+
+	EtcdEndpoints []string `name:"etcd-endpoints" default:"http://127.0.0.1:2379" env:"RUNSPEC_REGISTRY_ETCD_ENDPOINTS" help:"etcd client URLs, comma-separated (--store etcd). User and password come from RUNSPEC_REGISTRY_ETCD_USERNAME and RUNSPEC_REGISTRY_ETCD_PASSWORD."`
+	EtcdPrefix    string   `name:"etcd-prefix" default:"/runspec-registry/" env:"RUNSPEC_REGISTRY_ETCD_PREFIX" help:"Key prefix in etcd; replicas of one registry share it."`
+	EtcdCACert    string   `name:"etcd-cacert" env:"RUNSPEC_REGISTRY_ETCD_CACERT" type:"path" help:"CA certificate (PEM) that signed etcd's certificate; turns on TLS to etcd."`
+	EtcdCert      string   `name:"etcd-cert" env:"RUNSPEC_REGISTRY_ETCD_CERT" type:"path" help:"Client certificate (PEM) for etcd; turns on TLS to etcd."`
+	EtcdKey       string   `name:"etcd-key" env:"RUNSPEC_REGISTRY_ETCD_KEY" type:"path" help:"Client key (PEM) of --etcd-cert."`
 }
 
 // defaultDataDir is the user's state directory for the registry.
@@ -58,11 +68,78 @@ type durableStore struct {
 	socket *http.Server
 }
 
-// open returns the store the flags choose: nil for memory.
-func (f storeFlags) open(log *slog.Logger) (*durableStore, error) {
-	if f.InMemory || f.Store == "memory" {
-		return nil, nil
+// open opens the store the flags choose (nil for memory) and returns how
+// to close it.
+func (f storeFlags) open(ctx context.Context, log *slog.Logger) (registry.Store, func() error, error) {
+	if f.InMemory {
+		f.Store = "memory"
 	}
+	switch f.Store {
+	case "memory":
+		log.Info("records are kept in memory only")
+		return nil, func() error { return nil }, nil
+	case "etcd":
+		st, err := f.openEtcd(ctx, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		log.Info("records are kept in etcd", "endpoints", strings.Join(f.EtcdEndpoints, ","), "prefix", f.EtcdPrefix)
+		return st, st.Close, nil
+	}
+	ds, err := f.openFile(log)
+	if err != nil {
+		return nil, nil, err
+	}
+	log.Info("data file", "path", filepath.Join(ds.dir, dataFile))
+	return ds.Store, ds.Close, nil
+}
+
+func (f storeFlags) openEtcd(ctx context.Context, log *slog.Logger) (*etcd.Store, error) {
+	cfg := etcd.Config{
+		Endpoints: f.EtcdEndpoints,
+		Prefix:    f.EtcdPrefix,
+		Username:  os.Getenv("RUNSPEC_REGISTRY_ETCD_USERNAME"),
+		Password:  os.Getenv("RUNSPEC_REGISTRY_ETCD_PASSWORD"),
+		Logger:    log,
+	}
+	if f.EtcdCACert != "" || f.EtcdCert != "" || f.EtcdKey != "" {
+		tc, err := etcdTLS(f.EtcdCACert, f.EtcdCert, f.EtcdKey)
+		if err != nil {
+			return nil, err
+		}
+		cfg.TLS = tc
+	}
+	return etcd.Open(ctx, cfg)
+}
+
+// etcdTLS builds the TLS configuration for etcd from PEM files.
+func etcdTLS(caFile, certFile, keyFile string) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if caFile != "" {
+		pem, err := os.ReadFile(caFile)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cacert: %w", err)
+		}
+		tc.RootCAs = x509.NewCertPool()
+		if !tc.RootCAs.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("--etcd-cacert: no PEM certificate in %s", caFile)
+		}
+	}
+	if (certFile == "") != (keyFile == "") {
+		return nil, errors.New("--etcd-cert and --etcd-key go together")
+	}
+	if certFile != "" {
+		cert, err := tls.LoadX509KeyPair(certFile, keyFile)
+		if err != nil {
+			return nil, fmt.Errorf("--etcd-cert/--etcd-key: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// openFile opens the data file and its backup socket.
+func (f storeFlags) openFile(log *slog.Logger) (*durableStore, error) {
 	dir, err := f.dataDir()
 	if err != nil {
 		return nil, err
@@ -110,14 +187,6 @@ func (ds *durableStore) Close() error {
 	ds.socket.Close()
 	os.Remove(filepath.Join(ds.dir, backupSock))
 	return ds.Store.Close()
-}
-
-// registryStore is what Options.Store gets: nil stays a nil interface.
-func (ds *durableStore) registryStore() registry.Store {
-	if ds == nil {
-		return nil
-	}
-	return ds.Store
 }
 
 type backupCmd struct {

@@ -397,3 +397,53 @@ func TestEtcdDown(t *testing.T) {
 		t.Error("heartbeat after recovery") // i1 posted no tools: refresh
 	}
 }
+
+// TestReplicasEtcd34 repeats the replica tests' core on Debian's etcd 3.4:
+// a write through A read through B, and lease liveness across replicas.
+func TestReplicasEtcd34(t *testing.T) {
+	p := etcdtest.StartBinary(t)
+	eps := []string{p.Endpoint}
+	a := startReplica(t, eps, "/v34/", registry.Options{})
+	b := startReplica(t, eps, "/v34/", registry.Options{})
+	a.register("i1", "h1", 1)
+	took := eventually(t, time.Second, "B sees the registration", func() bool { return b.instance("i1") != nil })
+	t.Logf("etcd %s: B saw A's registration after %v", p.Version, took)
+	b.must("POST", "/instances/i1/tools", `{"tools":[{"name":"t","x-command":"c"}]}`, http.StatusOK)
+	eventually(t, time.Second, "A sees B's tools", func() bool { return a.do("GET", "/tools/t", "").code == http.StatusOK })
+	var last time.Time
+	for end := time.Now().Add(4 * time.Second); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		b.must("POST", "/instances/i1/heartbeat", "", http.StatusOK)
+		last = time.Now()
+	}
+	if a.instance("i1")["active"] != true {
+		t.Fatal("A: inactive while B heartbeats")
+	}
+	eventually(t, 4*time.Second-time.Since(last), "A reports it inactive within TTL + 1 s", func() bool {
+		return a.instance("i1")["active"] == false
+	})
+	t.Logf("etcd %s: inactive on A %v after the last heartbeat (TTL 3s)", p.Version, time.Since(last).Round(time.Millisecond))
+}
+
+// TestRetention: an inactive record is deleted on every replica once it has
+// been inactive for RetainInactive, and its id is then unknown.
+func TestRetention(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	opts := registry.Options{RetainInactive: time.Second}
+	a := startReplica(t, c.Endpoints(), "/retain/", opts)
+	b := startReplica(t, c.Endpoints(), "/retain/", opts)
+	a.register("i1", "h1", 30)
+	a.must("POST", "/instances/i1/tools", `{"tools":[]}`, http.StatusOK)
+	b.register("i2", "h2", 30)
+	a.must("DELETE", "/instances/i1", "", http.StatusOK)
+	gone := time.Now()
+	for name, r := range map[string]*replica{"A": a, "B": b} {
+		eventually(t, 3*time.Second, name+" deletes the record", func() bool { return r.instance("i1") == nil })
+		t.Logf("%s: deleted %v after the deregistration (retention 1s)", name, time.Since(gone).Round(time.Millisecond))
+		if r.instance("i2") == nil {
+			t.Fatalf("%s: the active instance was deleted too", name)
+		}
+	}
+	if rep := b.must("POST", "/instances/i1/heartbeat", "", http.StatusOK); rep.body != `{"status":"refresh"}` {
+		t.Errorf("heartbeat of a deleted id: %s", rep.body)
+	}
+}

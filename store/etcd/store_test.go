@@ -39,3 +39,10 @@ func TestOpenErrors(t *testing.T) {
 		t.Error("Open of a closed port succeeded")
 	}
 }
+
+// TestStoreEtcd34 runs the same suite against Debian's etcd-server 3.4, the
+// oldest server the backend supports. It skips if no etcd is installed.
+func TestStoreEtcd34(t *testing.T) {
+	p := etcdtest.StartBinary(t)
+	storetest.Run(t, opener([]string{p.Endpoint}))
+}
