@@ -29,8 +29,14 @@ type replica struct {
 // startReplica starts a registry on the etcd at endpoints, under prefix.
 func startReplica(t *testing.T, endpoints []string, prefix string, opts registry.Options) *replica {
 	t.Helper()
-	st, err := etcd.Open(context.Background(), etcd.Config{Endpoints: endpoints, Prefix: prefix,
-		RequestTimeout: 2 * time.Second, DialTimeout: 2 * time.Second})
+	return startReplicaWith(t, etcd.Config{Endpoints: endpoints, Prefix: prefix}, opts)
+}
+
+// startReplicaWith is startReplica with more of the etcd configuration.
+func startReplicaWith(t *testing.T, cfg etcd.Config, opts registry.Options) *replica {
+	t.Helper()
+	cfg.RequestTimeout, cfg.DialTimeout = 2*time.Second, 2*time.Second
+	st, err := etcd.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -275,14 +281,19 @@ func TestReplicaKilled(t *testing.T) {
 // election, loses no acknowledged write, and never stops reads.
 func TestMemberStopped(t *testing.T) {
 	c := etcdtest.Start(t, 3)
-	a := startReplica(t, c.Endpoints(), "/member/", registry.Options{})
-	b := startReplica(t, c.Endpoints(), "/member/", registry.Options{})
+	// Every heartbeat is its own keep-alive, on streams that must move to
+	// another member.
+	cfg := etcd.Config{Endpoints: c.Endpoints(), Prefix: "/member/", KeepAliveWindow: -1}
+	a := startReplicaWith(t, cfg, registry.Options{})
+	b := startReplicaWith(t, cfg, registry.Options{})
 	a.register("before", "h", 30)
+	a.must("POST", "/instances/before/tools", `{"tools":[]}`, http.StatusOK)
 
 	var (
 		mu      sync.Mutex
 		acked   []string
 		failed  int
+		beats   int           // acknowledged heartbeats
 		longest time.Duration // the longest time between two acknowledged writes
 		done    = make(chan struct{})
 		wg      sync.WaitGroup
@@ -315,6 +326,14 @@ func TestMemberStopped(t *testing.T) {
 				if r.do("GET", "/instances/before", "").code != http.StatusOK {
 					t.Error("read failed during the failure")
 				}
+				switch hb := r.do("POST", "/instances/before/heartbeat", ""); {
+				case hb.body == `{"status":"ack"}`:
+					mu.Lock()
+					beats++
+					mu.Unlock()
+				case hb.code != http.StatusServiceUnavailable:
+					t.Errorf("heartbeat during the failure: %d %s", hb.code, hb.body)
+				}
 				if rep.code != http.StatusCreated {
 					time.Sleep(50 * time.Millisecond)
 				}
@@ -330,9 +349,15 @@ func TestMemberStopped(t *testing.T) {
 	time.Sleep(3 * time.Second) // writes go on through the two members left
 	close(done)
 	wg.Wait()
-	t.Logf("leader m%d killed: %d writes acknowledged, %d answered 503, longest pause between acknowledged writes %v",
-		leader, len(acked), failed, longest.Round(time.Millisecond))
-	if longest > 10*time.Second {
+	t.Logf("leader m%d killed: %d writes acknowledged, %d answered 503, longest pause between acknowledged writes %v; %d heartbeats acknowledged",
+		leader, len(acked), failed, longest.Round(time.Millisecond), beats)
+	// Heartbeats work again after the election, on new streams.
+	for _, r := range []*replica{a, b} {
+		eventually(t, 5*time.Second, "heartbeats after the election", func() bool {
+			return r.do("POST", "/instances/before/heartbeat", "").body == `{"status":"ack"}`
+		})
+	}
+	if longest > 6*time.Second { // an election (about 1 s) and a replaced watch (1 s), with room
 		t.Errorf("writes stopped for %v", longest)
 	}
 	for name, r := range map[string]*replica{"A": a, "B": b} {

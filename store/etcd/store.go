@@ -68,6 +68,12 @@ type Config struct {
 	DialTimeout time.Duration
 	// RequestTimeout bounds each call to etcd. If zero, 5 s.
 	RequestTimeout time.Duration
+	// KeepAliveWindow: heartbeats of one instance closer together than this
+	// share one lease keep-alive, so the lease may end up to this much
+	// earlier than 3 intervals after the last heartbeat. If zero, a tenth
+	// of the lease's TTL, at most 1 s; if negative, every heartbeat sends
+	// its own keep-alive.
+	KeepAliveWindow time.Duration
 	// Logger receives the Store's warnings. If nil, nothing is logged.
 	Logger *slog.Logger
 }
@@ -79,8 +85,12 @@ type Store struct {
 	c       *clientv3.Client
 	prefix  string
 	timeout time.Duration
+	window  time.Duration // Config.KeepAliveWindow
 	log     *slog.Logger
 	written atomic.Uint64
+	ka      keepAlives
+	// attempts counts watch streams opened.
+	attempts atomic.Uint64
 
 	mu      sync.Mutex
 	ents    map[string]*entry // as of the change stream
@@ -126,8 +136,9 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("etcd: connect to %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
-	s := &Store{c: c, prefix: cfg.Prefix, timeout: cfg.RequestTimeout, log: cfg.Logger,
+	s := &Store{c: c, prefix: cfg.Prefix, timeout: cfg.RequestTimeout, window: cfg.KeepAliveWindow, log: cfg.Logger,
 		ents: make(map[string]*entry), schemas: make(map[string][]byte), done: make(chan struct{})}
+	s.ka.c = c
 	if err := s.probe(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("etcd: %s: %w", strings.Join(cfg.Endpoints, ","), err)
@@ -143,6 +154,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 func (s *Store) Close() error {
 	s.stop()
 	<-s.done
+	s.ka.close()
 	return s.c.Close()
 }
 
@@ -562,7 +574,7 @@ func (s *Store) DeleteInactive(ctx context.Context, ids []string) error {
 }
 
 // KeepAlive implements registry.Cluster. Heartbeats of one instance that
-// come closer together than coalesceWindow share one keep-alive.
+// come closer together than Config.KeepAliveWindow share one keep-alive.
 func (s *Store) KeepAlive(ctx context.Context, id string) (bool, error) {
 	now := time.Now()
 	s.mu.Lock()
@@ -571,7 +583,7 @@ func (s *Store) KeepAlive(ctx context.Context, id string) (bool, error) {
 		s.mu.Unlock()
 		return false, nil
 	}
-	lease, window := e.lease, coalesceWindow(e)
+	lease, window := e.lease, s.coalesceWindow(e)
 	if now.Sub(e.kaAt) < window {
 		s.mu.Unlock()
 		return true, nil
@@ -579,14 +591,14 @@ func (s *Store) KeepAlive(ctx context.Context, id string) (bool, error) {
 	s.mu.Unlock()
 	kctx, cancel := s.ctx(ctx)
 	defer cancel()
-	resp, err := s.c.KeepAliveOnce(kctx, clientv3.LeaseID(lease))
+	left, err := s.ka.keepAlive(kctx, lease)
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
 		return false, nil
 	}
 	if err != nil {
 		return false, fmt.Errorf("etcd: keep-alive: %w", err)
 	}
-	if resp.TTL <= 0 {
+	if left <= 0 {
 		return false, nil
 	}
 	s.mu.Lock()
@@ -597,11 +609,12 @@ func (s *Store) KeepAlive(ctx context.Context, id string) (bool, error) {
 	return true, nil
 }
 
-// coalesceWindow is a tenth of the lease's TTL, at most a second: the lease
-// may end that much earlier after a burst of heartbeats, never later.
-func coalesceWindow(e *entry) time.Duration {
-	if e.rec == nil {
-		return 0
+// coalesceWindow is Config.KeepAliveWindow, by default a tenth of the
+// lease's TTL, at most a second: the lease may end that much earlier after a
+// burst of heartbeats, never later.
+func (s *Store) coalesceWindow(e *entry) time.Duration {
+	if s.window != 0 || e.rec == nil {
+		return s.window
 	}
 	return min(time.Second, time.Duration(ttl(e.rec.Interval))*time.Second/10)
 }

@@ -19,9 +19,13 @@ func TestStore(t *testing.T) {
 	storetest.Run(t, opener(c.Endpoints()))
 }
 
+func etcdOpen(endpoints []string, prefix string) (*etcd.Store, error) {
+	return etcd.Open(context.Background(), etcd.Config{Endpoints: endpoints, Prefix: prefix})
+}
+
 func opener(endpoints []string) storetest.Opener {
 	return func(t *testing.T, dir string) registry.Store {
-		st, err := etcd.Open(context.Background(), etcd.Config{Endpoints: endpoints, Prefix: "/test" + filepath.ToSlash(dir) + "/"})
+		st, err := etcdOpen(endpoints, "/test"+filepath.ToSlash(dir)+"/")
 		if err != nil {
 			t.Fatal(err)
 		}

@@ -10,12 +10,14 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
 	"go.etcd.io/etcd/api/v3/mvccpb"
 	"go.etcd.io/etcd/api/v3/v3rpc/rpctypes"
 	clientv3 "go.etcd.io/etcd/client/v3"
+	"google.golang.org/grpc/metadata"
 
 	"github.com/runspec/registry"
 )
@@ -185,6 +187,9 @@ func (s *Store) Watch(ctx context.Context, rev uint64, apply func(registry.Chang
 			}
 			s.log.Warn("etcd snapshot failed", "err", err)
 		}
+		if errors.Is(err, errStalled) {
+			continue // at once: the stream, not etcd, is at fault
+		}
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -196,11 +201,38 @@ func (s *Store) Watch(ctx context.Context, rev uint64, apply func(registry.Chang
 // watch follows the changes after rev until the stream fails, and returns
 // the last revision applied.
 func (s *Store) watch(ctx context.Context, rev uint64, apply func(registry.Change)) (uint64, error) {
-	wctx, cancel := context.WithCancel(clientv3.WithRequireLeader(ctx))
+	// clientv3 shares one gRPC stream among watches with the same metadata:
+	// a new attempt gets its own, so that it does not inherit a stuck one.
+	attempt := strconv.FormatUint(s.attempts.Add(1), 10)
+	wctx, cancel := context.WithCancel(metadata.AppendToOutgoingContext(clientv3.WithRequireLeader(ctx), "watch-attempt", attempt))
 	defer cancel()
 	wch := s.c.Watch(wctx, s.prefix, clientv3.WithPrefix(), clientv3.WithRev(int64(rev)+1),
 		clientv3.WithProgressNotify(), clientv3.WithCreatedNotify())
-	for resp := range wch {
+	tick := time.NewTicker(stallLimit / 4)
+	defer tick.Stop()
+	progress := time.Now()
+	for {
+		var resp clientv3.WatchResponse
+		select {
+		case r, ok := <-wch:
+			if !ok {
+				if err := ctx.Err(); err != nil {
+					return rev, err
+				}
+				return rev, errors.New("etcd: watch closed")
+			}
+			resp = r
+		case now := <-tick.C:
+			// A watch whose member died may wait long for its connection
+			// to be replaced, while writes wait for it: open a new one.
+			if s.written.Load() <= rev {
+				progress = now
+			} else if now.Sub(progress) > stallLimit {
+				return rev, errStalled
+			}
+			continue
+		}
+		progress = time.Now()
 		if resp.CompactRevision != 0 {
 			return rev, rpctypes.ErrCompacted
 		}
@@ -230,11 +262,13 @@ func (s *Store) watch(ctx context.Context, rev uint64, apply func(registry.Chang
 			rev = ch.Rev
 		}
 	}
-	if err := ctx.Err(); err != nil {
-		return rev, err
-	}
-	return rev, errors.New("etcd: watch closed")
 }
+
+// stallLimit is how long a watch may go without news while this Store's
+// own writes wait for it, before it is replaced.
+const stallLimit = time.Second
+
+var errStalled = errors.New("etcd: watch stalled behind this replica's writes")
 
 // change applies the events of one revision to the Store's state and
 // returns them as a registry.Change.
