@@ -281,9 +281,42 @@ func TestReplicaKilled(t *testing.T) {
 // election, loses no acknowledged write, and never stops reads.
 func TestMemberStopped(t *testing.T) {
 	c := etcdtest.Start(t, 3)
+	testMemberLoss(t, c.Endpoints(), func() string {
+		leader := c.Leader()
+		if leader < 0 {
+			t.Fatal("no leader")
+		}
+		c.Kill(leader)
+		return fmt.Sprintf("leader m%d (etcd 3.7, in process)", leader)
+	})
+}
+
+// TestMemberKilledEtcd34 is TestMemberStopped with three processes of
+// Debian's etcd 3.4, the leader killed with SIGKILL.
+func TestMemberKilledEtcd34(t *testing.T) {
+	ps := etcdtest.StartBinaryCluster(t, 3)
+	var eps []string
+	for _, p := range ps {
+		eps = append(eps, p.Endpoint)
+	}
+	testMemberLoss(t, eps, func() string {
+		for i, p := range ps {
+			if p.IsLeader() {
+				p.Kill()
+				return fmt.Sprintf("leader m%d (etcd %s, kill -9)", i, p.Version)
+			}
+		}
+		t.Fatal("no leader")
+		return ""
+	})
+}
+
+// testMemberLoss writes and heartbeats through two replicas while kill
+// stops one member of their three-member etcd cluster.
+func testMemberLoss(t *testing.T, endpoints []string, kill func() string) {
 	// Every heartbeat is its own keep-alive, on streams that must move to
 	// another member.
-	cfg := etcd.Config{Endpoints: c.Endpoints(), Prefix: "/member/", KeepAliveWindow: -1}
+	cfg := etcd.Config{Endpoints: endpoints, Prefix: "/member/", KeepAliveWindow: -1}
 	a := startReplicaWith(t, cfg, registry.Options{})
 	b := startReplicaWith(t, cfg, registry.Options{})
 	a.register("before", "h", 30)
@@ -341,16 +374,12 @@ func TestMemberStopped(t *testing.T) {
 		}()
 	}
 	time.Sleep(300 * time.Millisecond)
-	leader := c.Leader()
-	if leader < 0 {
-		t.Fatal("no leader")
-	}
-	c.Kill(leader)
+	killed := kill()
 	time.Sleep(3 * time.Second) // writes go on through the two members left
 	close(done)
 	wg.Wait()
-	t.Logf("leader m%d killed: %d writes acknowledged, %d answered 503, longest pause between acknowledged writes %v; %d heartbeats acknowledged",
-		leader, len(acked), failed, longest.Round(time.Millisecond), beats)
+	t.Logf("%s killed: %d writes acknowledged, %d answered 503, longest pause between acknowledged writes %v; %d heartbeats acknowledged",
+		killed, len(acked), failed, longest.Round(time.Millisecond), beats)
 	// Heartbeats work again after the election, on new streams.
 	for _, r := range []*replica{a, b} {
 		eventually(t, 5*time.Second, "heartbeats after the election", func() bool {

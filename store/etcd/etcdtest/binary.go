@@ -2,10 +2,14 @@ package etcdtest
 
 import (
 	"bytes"
+	"fmt"
+	"io"
 	"net/http"
 	"os"
 	"os/exec"
 	"regexp"
+	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +20,7 @@ type Process struct {
 	Endpoint string // its client URL
 	Version  string // as etcd --version says, e.g. 3.4.23
 	cmd      *exec.Cmd
+	logs     *syncBuffer
 }
 
 // StartBinary starts the etcd binary named by $ETCD_BIN, or found as "etcd"
@@ -23,6 +28,13 @@ type Process struct {
 // one-member cluster on loopback ports with a fresh data directory. It skips
 // the test if there is no binary. The process is killed when the test ends.
 func StartBinary(t testing.TB) *Process {
+	t.Helper()
+	return StartBinaryCluster(t, 1)[0]
+}
+
+// StartBinaryCluster is StartBinary for a cluster of n members, one process
+// each.
+func StartBinaryCluster(t testing.TB, n int) []*Process {
 	t.Helper()
 	bin := os.Getenv("ETCD_BIN")
 	if bin == "" {
@@ -35,44 +47,91 @@ func StartBinary(t testing.TB) *Process {
 	if err != nil {
 		t.Fatalf("%s --version: %v", bin, err)
 	}
-	p := &Process{Version: "unknown"}
+	version := "unknown"
 	if m := regexp.MustCompile(`etcd Version: (\S+)`).FindSubmatch(out); m != nil {
-		p.Version = string(m[1])
+		version = string(m[1])
 	}
-	client, peer := freeURL(t), freeURL(t)
-	p.Endpoint = client.String()
-	var logs bytes.Buffer
-	p.cmd = exec.Command(bin,
-		"--name", "default",
-		"--data-dir", t.TempDir(),
-		"--listen-client-urls", client.String(), "--advertise-client-urls", client.String(),
-		"--listen-peer-urls", peer.String(), "--initial-advertise-peer-urls", peer.String(),
-		"--initial-cluster", "default="+peer.String(),
-		"--log-level", "warn",
-		"--unsafe-no-fsync", // test data: speed over durability (etcd 3.4.10 and later)
-	)
-	p.cmd.Stdout, p.cmd.Stderr = &logs, &logs
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("start %s: %v", bin, err)
+	ps := make([]*Process, n)
+	var peers, initial []string
+	for i := range ps {
+		client, peer := freeURL(t), freeURL(t)
+		ps[i] = &Process{Endpoint: client.String(), Version: version}
+		peers = append(peers, peer.String())
+		initial = append(initial, fmt.Sprintf("m%d=%s", i, peer.String()))
 	}
-	t.Cleanup(func() {
+	for i, p := range ps {
+		p.logs = new(syncBuffer)
+		p.cmd = exec.Command(bin,
+			"--name", fmt.Sprintf("m%d", i),
+			"--data-dir", t.TempDir(),
+			"--listen-client-urls", p.Endpoint, "--advertise-client-urls", p.Endpoint,
+			"--listen-peer-urls", peers[i], "--initial-advertise-peer-urls", peers[i],
+			"--initial-cluster", strings.Join(initial, ","),
+			"--initial-cluster-token", "etcdtest",
+			"--log-level", "warn",
+			"--unsafe-no-fsync", // test data: speed over durability (etcd 3.4.10 and later)
+		)
+		p.cmd.Stdout, p.cmd.Stderr = p.logs, p.logs
+		if err := p.cmd.Start(); err != nil {
+			t.Fatalf("start %s: %v", bin, err)
+		}
+		t.Cleanup(p.Kill)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for _, p := range ps {
+		for !p.healthy() {
+			if time.Now().After(deadline) {
+				t.Fatalf("etcd %s not healthy after 30s; its output:\n%s", version, p.logs.String())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	t.Logf("etcd %s (%s): %d member(s), first at %s", version, bin, n, ps[0].Endpoint)
+	return ps
+}
+
+func (p *Process) healthy() bool {
+	resp, err := http.Get(p.Endpoint + "/health")
+	if err != nil {
+		return false
+	}
+	resp.Body.Close()
+	return resp.StatusCode == http.StatusOK
+}
+
+// Kill kills the process with SIGKILL, as a crash, and waits for it.
+func (p *Process) Kill() {
+	if p.cmd.ProcessState == nil {
 		p.cmd.Process.Signal(syscall.SIGKILL)
 		p.cmd.Wait()
-	})
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		resp, err := http.Get(p.Endpoint + "/health")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("etcd %s not healthy after 30s; its output:\n%s", p.Version, logs.String())
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	t.Logf("etcd %s (%s) at %s", p.Version, bin, p.Endpoint)
-	return p
+}
+
+// IsLeader reports whether this member leads its cluster.
+func (p *Process) IsLeader() bool {
+	resp, err := http.Get(p.Endpoint + "/metrics")
+	if err != nil {
+		return false
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return regexp.MustCompile(`(?m)^etcd_server_is_leader 1$`).Match(b)
+}
+
+// syncBuffer is a bytes.Buffer safe for the process's two writers.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.b.String()
 }
