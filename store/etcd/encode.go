@@ -3,18 +3,19 @@
 // Under the prefix P, an instance id has three keys, and a tool schema one:
 //
 //	P/i/<id>    the record: registration fields and, per tool, the hash of
-//	            its schema and its own x- members (written at register and
-//	            at a tool post)
+//	            its schema and its execution fields (x-command, x-run-as,
+//	            x-become-method, x-become-flags), written at register and
+//	            at a tool post
 //	P/s/<id>    last_seen, system and inactive_since (written at register,
 //	            deregister, revival and in each replica's heartbeat batch)
 //	P/l/<id>    empty, attached to the instance's lease: it exists exactly
 //	            while the instance is active
-//	P/t/<hash>  a tool without its x- members, stored once for every
+//	P/t/<hash>  a tool without its execution fields, stored once for every
 //	            instance that offers it
 //
 // A tool list of 10,000 tools thus costs one record of about 30 bytes per
-// tool plus its x- members, within etcd's request limit, and a host that
-// posts the same tools as a thousand others adds no schema.
+// tool plus its execution fields, within etcd's request limit, and a host
+// that posts the same tools as a thousand others adds no schema.
 
 package etcd
 
@@ -23,8 +24,8 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/runspec/registry"
@@ -48,7 +49,8 @@ type recordValue struct {
 	Tools      []toolRef     `json:"tools"` // nil: no list posted
 }
 
-// toolRef is one tool of a record: its schema's hash and its x- members.
+// toolRef is one tool of a record: its schema's hash and its execution
+// fields.
 type toolRef struct {
 	Schema string          `json:"s"`
 	X      json.RawMessage `json:"x,omitempty"` // an object, or absent
@@ -61,30 +63,51 @@ type seenValue struct {
 	InactiveSince *time.Time      `json:"inactive_since,omitempty"`
 }
 
-// splitTool splits a tool object into its schema (every member but the x-
-// ones, with sorted keys, so that equal schemas hash alike) and its x-
-// members.
+// execKeys are the per-host execution fields, kept in the record; the rest
+// of a tool is its schema, shared by every host that posts the same.
+var execKeys = map[string]bool{"x-command": true, "x-run-as": true, "x-become-method": true, "x-become-flags": true}
+
+// splitTool splits a tool object into its schema (every member but the
+// execution fields, compact, in the posted order) and its execution fields
+// (the same), so that joinTool gives back the posted tool, compacted.
 func splitTool(tool json.RawMessage) (schema []byte, x json.RawMessage, err error) {
-	var m map[string]json.RawMessage
-	if err := json.Unmarshal(tool, &m); err != nil {
-		return nil, nil, fmt.Errorf("tool is not a JSON object: %w", err)
+	dec := json.NewDecoder(bytes.NewReader(tool))
+	if tok, err := dec.Token(); err != nil || tok != json.Delim('{') {
+		return nil, nil, errors.New("tool is not a JSON object")
 	}
-	xm := make(map[string]json.RawMessage)
-	for k, v := range m {
-		if strings.HasPrefix(k, "x-") {
-			xm[k] = v
-			delete(m, k)
+	schema, x = []byte{'{'}, []byte{'{'}
+	for dec.More() {
+		tok, err := dec.Token()
+		if err != nil {
+			return nil, nil, fmt.Errorf("tool: %w", err)
 		}
-	}
-	if schema, err = json.Marshal(m); err != nil {
-		return nil, nil, err
-	}
-	if len(xm) > 0 {
-		if x, err = json.Marshal(xm); err != nil {
-			return nil, nil, err
+		var v json.RawMessage
+		if err := dec.Decode(&v); err != nil {
+			return nil, nil, fmt.Errorf("tool: %w", err)
 		}
+		key, _ := json.Marshal(tok.(string)) // a key is a string
+		dst := &schema
+		if execKeys[tok.(string)] {
+			dst = (*[]byte)(&x)
+		}
+		if len(*dst) > 1 {
+			*dst = append(*dst, ',')
+		}
+		*dst = append(append(*dst, key...), ':')
+		var buf bytes.Buffer
+		if err := json.Compact(&buf, v); err != nil {
+			return nil, nil, fmt.Errorf("tool: %w", err)
+		}
+		*dst = append(*dst, buf.Bytes()...)
 	}
-	return schema, x, nil
+	if _, err := dec.Token(); err != nil {
+		return nil, nil, fmt.Errorf("tool: %w", err)
+	}
+	schema = append(schema, '}')
+	if len(x) == 1 {
+		return schema, nil, nil
+	}
+	return schema, append(x, '}'), nil
 }
 
 func hashSchema(schema []byte) string {

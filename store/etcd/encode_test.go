@@ -1,0 +1,36 @@
+package etcd
+
+import (
+	"encoding/json"
+	"testing"
+)
+
+func TestSplitJoinTool(t *testing.T) {
+	tests := []struct{ tool, schema, x, joined string }{
+		{`{}`, `{}`, ``, `{}`},
+		{`{"name":"a"}`, `{"name":"a"}`, ``, `{"name":"a"}`},
+		{`{"x-command":"c"}`, `{}`, `{"x-command":"c"}`, `{"x-command":"c"}`},
+		{` { "name" : "a" , "x-run-as":"u", "inputSchema": {"type": "object"}, "x-autonomy": 1e3, "x-command": "c" } `,
+			`{"name":"a","inputSchema":{"type":"object"},"x-autonomy":1e3}`, `{"x-run-as":"u","x-command":"c"}`,
+			`{"name":"a","inputSchema":{"type":"object"},"x-autonomy":1e3,"x-run-as":"u","x-command":"c"}`},
+		{`{"name":"\u00e9\"q"}`, `{"name":"\u00e9\"q"}`, ``, `{"name":"\u00e9\"q"}`}, // values verbatim
+	}
+	for _, tt := range tests {
+		schema, x, err := splitTool(json.RawMessage(tt.tool))
+		if err != nil {
+			t.Errorf("splitTool(%s): %v", tt.tool, err)
+			continue
+		}
+		if string(schema) != tt.schema || string(x) != tt.x {
+			t.Errorf("splitTool(%s) = %s, %s; want %s, %s", tt.tool, schema, x, tt.schema, tt.x)
+		}
+		if got := joinTool(schema, x); string(got) != tt.joined {
+			t.Errorf("joinTool(%s, %s) = %s, want %s", schema, x, got, tt.joined)
+		}
+	}
+	for _, bad := range []string{`[]`, `"s"`, `{"a":}`, `{"a":1`, ``} {
+		if _, _, err := splitTool(json.RawMessage(bad)); err == nil {
+			t.Errorf("splitTool(%q) succeeded", bad)
+		}
+	}
+}
