@@ -209,6 +209,11 @@ func (r *Registry) clusterHeartbeat(ctx context.Context, inst *instance, system 
 	if inst = r.lookup(inst.id); inst == nil { // deleted meanwhile
 		return Refresh, nil
 	}
+	if system != nil {
+		// The revival brought back the stored system: this one is newer,
+		// and the next checkpoint writes it.
+		inst.setSystem(system)
+	}
 	return inst.status(), nil
 }
 
@@ -227,14 +232,15 @@ func (r *Registry) clusterSetTools(ctx context.Context, id string, parsed []pars
 }
 
 func (r *Registry) clusterDeregister(ctx context.Context, id string) error {
-	inst := r.lookup(id)
-	if inst == nil {
-		return nil
-	}
 	if err := r.Health(); err != nil {
 		return err
 	}
-	st := State{ID: id, LastSeen: r.wall(inst.lastSeen()).Round(0), InactiveSince: r.now().Round(0)}
+	// An id this view does not know may be one it has not seen yet: the
+	// Cluster skips ids it does not store.
+	st := State{ID: id, InactiveSince: r.now().Round(0)}
+	if inst := r.lookup(id); inst != nil {
+		st.LastSeen = r.wall(inst.lastSeen()).Round(0)
+	}
 	if err := r.cluster.Update(ctx, []State{st}); err != nil {
 		return unavailable(err)
 	}
@@ -278,8 +284,6 @@ func (r *Registry) runWatch(ctx context.Context) error {
 // apply makes the view show ch.
 func (r *Registry) apply(ch Change) {
 	now := r.clock()
-	r.cpMu.Lock() // apply marks remote heartbeats as written
-	defer r.cpMu.Unlock()
 	r.mu.Lock()
 	r.v.at = ch.Rev
 	if ch.Reset {
@@ -308,7 +312,7 @@ func (r *Registry) apply(ch Change) {
 	r.applied.set(ch.Rev)
 }
 
-// applyUpdate applies one record's change. Called with cpMu and mu held.
+// applyUpdate applies one record's change. Called with mu held.
 func (r *Registry) applyUpdate(u Update, now int64) error {
 	s := r.shard(u.ID)
 	in := s.m[u.ID] // writers of s.m hold r.mu, as we do
@@ -362,7 +366,7 @@ func (r *Registry) applyRegistration(s *shard, old *instance, rec Record, now in
 	in.floor = math.MaxInt64 // liveness is the Cluster's
 	seen := int64(rec.LastSeen.Sub(r.base))
 	in.live.Store(pack(seen, rec.Active))
-	in.cpSeen = seen
+	in.cpSeen.Store(seen)
 	in.system = rec.System
 	if !rec.Active {
 		in.inactiveAt = r.inactiveAt(rec, now)
@@ -377,6 +381,7 @@ func (r *Registry) applyRegistration(s *shard, old *instance, rec Record, now in
 // applyLiveness applies rec's liveness, last_seen and system to in.
 func (r *Registry) applyLiveness(in *instance, rec Record, now int64) {
 	rs := int64(rec.LastSeen.Sub(r.base))
+	before := in.lastSeen()
 	for {
 		l := in.live.Load()
 		seen, active := unpack(l)
@@ -400,20 +405,27 @@ func (r *Registry) applyLiveness(in *instance, rec Record, now int64) {
 		}
 		break
 	}
-	if rs >= in.cpSeen {
-		in.cpSeen = rs // written by the replica that got the heartbeat
-		if rec.System != nil && rs >= in.lastSeen() && !bytes.Equal(rec.System, in.getSystem()) {
-			in.setSystem(rec.System)
-			_, in.cpSysVer = in.systemVersion()
-		}
+	if rs > in.cpSeen.Load() {
+		in.cpSeen.Store(rs) // written by the replica that got the heartbeat
+	}
+	// The stored system wins if it comes from a later heartbeat than any
+	// this replica took, or from the same one while this replica has no
+	// system of its own to write; else this replica's own stays.
+	_, ver := in.systemVersion()
+	pending := ver != in.cpSysVer.Load()
+	if rec.System != nil && (rs > before || rs == before && !pending) && !bytes.Equal(rec.System, in.getSystem()) {
+		in.setSystem(rec.System)
+		_, ver = in.systemVersion()
+		in.cpSysVer.Store(ver)
 	}
 }
 
-// inactiveAt is when rec became inactive: as stored by a deregistration,
-// else (a lease ended) when this replica learnt it, at most now.
+// inactiveAt is when rec became inactive, the same on every replica: as
+// stored by a deregistration, else (its lease ended) three intervals after
+// its stored last_seen; at most now.
 func (r *Registry) inactiveAt(rec Record, now int64) int64 {
 	if !rec.InactiveSince.IsZero() {
 		return min(int64(rec.InactiveSince.Sub(r.base)), now)
 	}
-	return now
+	return min(int64(rec.LastSeen.Add(ttlFactor*rec.HeartbeatInterval).Sub(r.base)), now)
 }

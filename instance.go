@@ -40,9 +40,11 @@ type instance struct {
 	index      uint64
 	deleted    bool
 
-	// Guarded by Registry.cpMu: what the last checkpoint wrote.
-	cpSeen   int64
-	cpSysVer uint64
+	// What the last checkpoint wrote (in cluster mode, also what another
+	// replica wrote). Atomic: the cluster's change stream sets them while a
+	// checkpoint may run; a lost race costs one redundant write.
+	cpSeen   atomic.Int64
+	cpSysVer atomic.Uint64
 }
 
 // pack makes the liveness word: seen is a clock offset, and the low bit says
@@ -73,7 +75,7 @@ func (r *Registry) newInstance(reg Registration, seq uint64, now int64) *instanc
 	in.head = appendHead(nil, in)
 	in.hostJSON = string(appendString(nil, in.host))
 	in.live.Store(pack(now, true))
-	in.cpSeen = now
+	in.cpSeen.Store(now)
 	return in
 }
 

@@ -152,12 +152,16 @@ func (r *Registry) Checkpoint(ctx context.Context) error {
 	}
 	r.cpMu.Lock()
 	defer r.cpMu.Unlock()
+	var first error // a shard that fails must not keep the others unwritten
 	for i := range r.shards {
-		if err := r.checkpointShard(ctx, &r.shards[i]); err != nil {
-			return err
+		if err := r.checkpointShard(ctx, &r.shards[i]); err != nil && first == nil {
+			first = err
+		}
+		if ctx.Err() != nil {
+			return ctx.Err()
 		}
 	}
-	return nil
+	return first
 }
 
 // checkpointShard writes the heartbeats of one shard, holding its write
@@ -178,11 +182,11 @@ func (r *Registry) checkpointShard(ctx context.Context, s *shard) error {
 	for _, in := range s.m {
 		last := in.lastSeen()
 		sys, ver := in.systemVersion()
-		if last == in.cpSeen && ver == in.cpSysVer {
+		if last == in.cpSeen.Load() && ver == in.cpSysVer.Load() {
 			continue
 		}
 		sn := Seen{ID: in.id, LastSeen: r.wall(last).Round(0)}
-		if ver != in.cpSysVer {
+		if ver != in.cpSysVer.Load() {
 			sn.System = sys
 		}
 		seen = append(seen, sn)
@@ -196,7 +200,8 @@ func (r *Registry) checkpointShard(ctx context.Context, s *shard) error {
 		return err
 	}
 	for _, m := range marks {
-		m.in.cpSeen, m.in.cpSysVer = m.seen, m.sysVer
+		m.in.cpSeen.Store(m.seen)
+		m.in.cpSysVer.Store(m.sysVer)
 	}
 	return nil
 }

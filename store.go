@@ -212,7 +212,7 @@ func (r *Registry) restore(rec Record, now int64) error {
 		HeartbeatInterval: rec.HeartbeatInterval}, rec.Seq, int64(rec.Registered.Sub(r.base)))
 	seen := int64(rec.LastSeen.Sub(r.base))
 	in.live.Store(pack(seen, rec.Active))
-	in.cpSeen = seen
+	in.cpSeen.Store(seen)
 	in.system = rec.System
 	if rec.Active {
 		in.floor = now + in.ttl

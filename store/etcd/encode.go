@@ -115,9 +115,13 @@ func hashSchema(schema []byte) string {
 	return base64.RawURLEncoding.EncodeToString(sum[:18])
 }
 
+// isObject reports whether b looks like a compact JSON object: enough for
+// joinTool, which the registry's own parser then checks in full.
+func isObject(b []byte) bool { return len(b) >= 2 && b[0] == '{' && b[len(b)-1] == '}' }
+
 // joinTool puts a tool back together from its schema and x- members.
 func joinTool(schema []byte, x json.RawMessage) json.RawMessage {
-	if len(x) <= 2 { // absent or {}
+	if len(x) <= 2 || !isObject(schema) { // absent or {}; a bad schema is the caller's to refuse
 		return append(json.RawMessage(nil), schema...)
 	}
 	out := make([]byte, 0, len(schema)+len(x))
@@ -204,6 +208,9 @@ func tools(rv *recordValue, schemas map[string][]byte) ([]json.RawMessage, error
 		schema, ok := schemas[t.Schema]
 		if !ok {
 			return nil, fmt.Errorf("tool %d: schema %s is not stored", i, t.Schema)
+		}
+		if !isObject(schema) || (len(t.X) > 0 && !isObject(t.X)) {
+			return nil, fmt.Errorf("tool %d: schema %s or its execution fields are not a JSON object", i, t.Schema)
 		}
 		out[i] = joinTool(schema, t.X)
 	}

@@ -34,3 +34,14 @@ func TestSplitJoinTool(t *testing.T) {
 		}
 	}
 }
+
+// An empty or non-object value under P/t/ panicked the watch (or New).
+func TestBadStoredSchema(t *testing.T) {
+	rv := &recordValue{Tools: []toolRef{{Schema: "h", X: json.RawMessage(`{"x-command":"c"}`)}}}
+	for _, bad := range []string{``, `[]`, `x`} {
+		if _, err := tools(rv, map[string][]byte{"h": []byte(bad)}); err == nil {
+			t.Errorf("tools with stored schema %q succeeded", bad)
+		}
+		joinTool([]byte(bad), rv.Tools[0].X) // must not panic
+	}
+}

@@ -7,6 +7,7 @@ package etcd
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 
@@ -50,16 +51,19 @@ func (k *keepAlives) keepAlive(ctx context.Context, lease int64) (int64, error) 
 	ks.mu.Lock()
 	conn := ks.cur
 	if conn == nil {
-		sctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
-		st, err := pb.NewLeaseClient(k.c.ActiveConnection()).LeaseKeepAlive(sctx)
-		if err != nil {
-			cancel()
-			ks.mu.Unlock()
+		ks.mu.Unlock()
+		var err error
+		if conn, err = k.open(ctx); err != nil {
 			return 0, err
 		}
-		conn = &kaConn{stream: st, cancel: cancel}
-		ks.cur = conn
-		go ks.receive(conn)
+		ks.mu.Lock()
+		if ks.cur != nil { // another caller opened one meanwhile
+			conn.cancel()
+			conn = ks.cur
+		} else {
+			ks.cur = conn
+			go ks.receive(conn)
+		}
 	}
 	if err := conn.stream.Send(&pb.LeaseKeepAliveRequest{ID: lease}); err != nil {
 		ks.drop(conn)
@@ -72,13 +76,35 @@ func (k *keepAlives) keepAlive(ctx context.Context, lease int64) (int64, error) 
 	case r := <-ch:
 		return r.ttl, r.err
 	case <-ctx.Done():
-		// The stream may be stuck (etcd gone): the next caller opens a new
-		// one, and the receiver fails the others waiting on this one.
-		ks.mu.Lock()
-		ks.drop(conn)
-		ks.mu.Unlock()
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			// No answer within the request timeout: the stream may be
+			// stuck (its member gone). The next caller opens a new one,
+			// and the others waiting on this one fail. A caller that
+			// gave up (cancelled) leaves the stream alone: its answer is
+			// dropped into its buffered channel.
+			ks.mu.Lock()
+			ks.drop(conn)
+			ks.mu.Unlock()
+		}
 		return 0, ctx.Err()
 	}
+}
+
+// open opens a keep-alive stream. The stream lives until dropped, but
+// opening it is bounded by ctx: a connection that never becomes ready
+// must not hold callers past their deadline.
+func (k *keepAlives) open(ctx context.Context) (*kaConn, error) {
+	sctx, cancel := context.WithCancel(clientv3.WithRequireLeader(context.Background()))
+	stop := context.AfterFunc(ctx, cancel)
+	st, err := pb.NewLeaseClient(k.c.ActiveConnection()).LeaseKeepAlive(sctx)
+	if !stop() || err != nil {
+		cancel()
+		if err == nil {
+			err = ctx.Err()
+		}
+		return nil, err
+	}
+	return &kaConn{stream: st, cancel: cancel}, nil
 }
 
 // drop closes conn and makes the next caller open a new stream. Called with

@@ -89,6 +89,7 @@ type Store struct {
 	log     *slog.Logger
 	written atomic.Uint64
 	ka      keepAlives
+	bg      sync.WaitGroup // lease revocations in flight
 	// attempts counts watch streams opened.
 	attempts atomic.Uint64
 
@@ -155,6 +156,7 @@ func (s *Store) Close() error {
 	s.stop()
 	<-s.done
 	s.ka.close()
+	s.bg.Wait()
 	return s.c.Close()
 }
 
@@ -236,7 +238,9 @@ func (s *Store) grant(ctx context.Context, interval time.Duration) (clientv3.Lea
 	return resp.ID, nil
 }
 
-// txn commits one transaction and records its revision if it succeeded.
+// txn commits one transaction and, if it changed a key, records its
+// revision: the watch delivers it, and writes wait for that. (A revision
+// that changed nothing may belong to another prefix, and never come.)
 func (s *Store) txn(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -244,10 +248,25 @@ func (s *Store) txn(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op
 	if err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
-	if resp.Succeeded && len(ops) > 0 {
+	if resp.Succeeded && changed(ops, resp) {
 		s.wrote(resp.Header.Revision)
 	}
 	return resp, nil
+}
+
+// changed reports whether a transaction that succeeded changed a key.
+func changed(ops []clientv3.Op, resp *clientv3.TxnResponse) bool {
+	for i, op := range ops {
+		switch {
+		case op.IsPut():
+			return true
+		case op.IsDelete():
+			if resp.Responses[i].GetResponseDeleteRange().GetDeleted() > 0 {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // Put implements registry.Store: it replaces the record, its seen key and
@@ -268,20 +287,30 @@ func (s *Store) Put(ctx context.Context, rec registry.Record) error {
 		inactive = time.Time{}
 	}
 	ops := []clientv3.Op{
+		clientv3.OpGet(s.key(liveDir, rec.ID)), // its old lease, to revoke
 		clientv3.OpPut(s.key(recordDir, rec.ID), string(val)),
 		clientv3.OpPut(s.key(seenDir, rec.ID), string(encodeSeen(rec.LastSeen, rec.System, inactive))),
 	}
+	var lease clientv3.LeaseID
 	if rec.Active {
-		lease, err := s.grant(ctx, rec.HeartbeatInterval)
-		if err != nil {
+		if lease, err = s.grant(ctx, rec.HeartbeatInterval); err != nil {
 			return err
 		}
 		ops = append(ops, clientv3.OpPut(s.key(liveDir, rec.ID), "", clientv3.WithLease(lease)))
 	} else {
 		ops = append(ops, clientv3.OpDelete(s.key(liveDir, rec.ID)))
 	}
-	_, err = s.txn(ctx, nil, ops...)
-	return err
+	resp, err := s.txn(ctx, nil, ops...)
+	if err != nil {
+		if lease != 0 {
+			s.revoke(lease) // may have been written: then the key goes with it, and the write failed anyway
+		}
+		return err
+	}
+	if old := first(resp, 0); old != nil && old.Lease != 0 {
+		s.revoke(clientv3.LeaseID(old.Lease))
+	}
+	return nil
 }
 
 // putSchemas stores the schemas this Store does not know to be stored.
@@ -392,6 +421,15 @@ func (s *Store) Update(ctx context.Context, states []registry.State) error {
 
 func (s *Store) update(ctx context.Context, st registry.State) error {
 	rk, sk, lk := s.key(recordDir, st.ID), s.key(seenDir, st.ID), s.key(liveDir, st.ID)
+	// A lease granted for a try that lost its race serves the next try;
+	// one left unused at the end is revoked.
+	var granted clientv3.LeaseID
+	var grantedFor time.Duration
+	defer func() {
+		if granted != 0 {
+			s.revoke(granted)
+		}
+	}()
 	for {
 		resp, err := s.txn(ctx, nil, clientv3.OpGet(rk), clientv3.OpGet(sk), clientv3.OpGet(lk))
 		if err != nil {
@@ -421,11 +459,17 @@ func (s *Store) update(ctx context.Context, st registry.State) error {
 			if err := json.Unmarshal(rkv.Value, &rv); err != nil {
 				return fmt.Errorf("etcd: record %q: %w", st.ID, err)
 			}
-			lease, err := s.grant(ctx, rv.Interval)
-			if err != nil {
-				return err
+			if granted != 0 && grantedFor != rv.Interval {
+				s.revoke(granted)
+				granted = 0
 			}
-			ops = append(ops, clientv3.OpPut(lk, "", clientv3.WithLease(lease)))
+			if granted == 0 {
+				if granted, err = s.grant(ctx, rv.Interval); err != nil {
+					return err
+				}
+				grantedFor = rv.Interval
+			}
+			ops = append(ops, clientv3.OpPut(lk, "", clientv3.WithLease(granted)))
 		case !st.Active && lkv != nil:
 			ops = append(ops, clientv3.OpDelete(lk))
 		}
@@ -434,10 +478,34 @@ func (s *Store) update(ctx context.Context, st registry.State) error {
 			clientv3.Compare(clientv3.ModRevision(sk), "=", modRev(skv)),
 			clientv3.Compare(clientv3.ModRevision(lk), "=", modRev(lkv)),
 		}
-		if resp, err = s.txn(ctx, cmps, ops...); err != nil || resp.Succeeded {
-			return err
+		if resp, err = s.txn(ctx, cmps, ops...); err != nil || !resp.Succeeded {
+			if err != nil {
+				return err
+			}
+			continue
 		}
+		switch {
+		case st.Active && lkv == nil:
+			granted = 0 // in use
+		case !st.Active && lkv != nil:
+			// Its keep-alives must fail at once, also on a replica whose
+			// view has not yet seen the deregistration.
+			s.revoke(clientv3.LeaseID(lkv.Lease))
+		}
+		return nil
 	}
+}
+
+// revoke ends a lease that no key needs any more, in the background: a
+// failure only leaves it to expire at its TTL.
+func (s *Store) revoke(lease clientv3.LeaseID) {
+	s.bg.Add(1)
+	go func() {
+		defer s.bg.Done()
+		ctx, cancel := s.ctx(context.Background())
+		defer cancel()
+		s.c.Revoke(ctx, lease)
+	}()
 }
 
 func first(resp *clientv3.TxnResponse, i int) *mvccpb.KeyValue {
@@ -462,7 +530,13 @@ const touchBatch = maxOps / 2
 // of ids, retried while another replica writes the same keys.
 func (s *Store) Touch(ctx context.Context, seen []registry.Seen) error {
 	for len(seen) > 0 {
-		n := min(len(seen), touchBatch)
+		// At most touchBatch ids, and about maxBatchBytes of values: a
+		// system object may be large.
+		n, size := 0, 0
+		for n < len(seen) && n < touchBatch && (n == 0 || size+len(seen[n].System) < maxBatchBytes) {
+			size += len(seen[n].System) + len(seen[n].ID) + 100
+			n++
+		}
 		if err := s.touch(ctx, seen[:n]); err != nil {
 			return err
 		}
@@ -565,7 +639,10 @@ func (s *Store) Delete(ctx context.Context, ids []string) error {
 // cannot delete a live instance.
 func (s *Store) DeleteInactive(ctx context.Context, ids []string) error {
 	for _, id := range ids {
-		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.CreateRevision(s.key(liveDir, id)), "=", 0)}
+		cmps := []clientv3.Cmp{
+			clientv3.Compare(clientv3.CreateRevision(s.key(liveDir, id)), "=", 0),
+			clientv3.Compare(clientv3.CreateRevision(s.key(recordDir, id)), ">", 0),
+		}
 		if _, err := s.txn(ctx, cmps, clientv3.OpDelete(s.key(recordDir, id)), clientv3.OpDelete(s.key(seenDir, id))); err != nil {
 			return err
 		}
