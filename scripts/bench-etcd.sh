@@ -43,7 +43,12 @@ pids+=($!)
 serve() { # name port args...: starts a registry
 	local name=$1 port=$2
 	shift 2
+	# A long heartbeat interval (lease TTL 30 min): registry-load registers
+	# the whole fleet again before each round, which takes minutes on etcd
+	# at 20,000 agents, and the first leases must not expire meanwhile.
+	# Heartbeat batching does not depend on it (its window is 1 s either way).
 	"$work/runspec-registry" --host 127.0.0.1 --port "$port" --rate-limit-write 0 --rate-limit-heartbeat 0 \
+		--heartbeat-interval 600s \
 		--log-level warn "$@" >"$work/$name.log" 2>&1 &
 	pids+=($!)
 	for _ in $(seq 100); do

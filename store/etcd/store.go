@@ -74,6 +74,10 @@ type Config struct {
 	// of the lease's TTL, at most 1 s; if negative, every heartbeat sends
 	// its own keep-alive.
 	KeepAliveWindow time.Duration
+	// SchemaGCInterval is how often the Store deletes the tool schemas that
+	// no record has used for that long. If zero, DefaultSchemaGCInterval;
+	// if negative, never.
+	SchemaGCInterval time.Duration
 	// Logger receives the Store's warnings. If nil, nothing is logged.
 	Logger *slog.Logger
 }
@@ -100,7 +104,7 @@ type Store struct {
 	watchErr atomic.Pointer[error] // why the watch is not current, if it is not
 	probeErr atomic.Pointer[error] // the last probe's failure, if it failed
 	stop     context.CancelFunc
-	done     chan struct{}
+	wg       sync.WaitGroup // the probe and the schema collector
 }
 
 var _ registry.Cluster = (*Store)(nil)
@@ -138,7 +142,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("etcd: connect to %s: %w", strings.Join(cfg.Endpoints, ","), err)
 	}
 	s := &Store{c: c, prefix: cfg.Prefix, timeout: cfg.RequestTimeout, window: cfg.KeepAliveWindow, log: cfg.Logger,
-		ents: make(map[string]*entry), schemas: make(map[string][]byte), done: make(chan struct{})}
+		ents: make(map[string]*entry), schemas: make(map[string][]byte)}
 	s.ka.c = c
 	if err := s.probe(ctx); err != nil {
 		c.Close()
@@ -146,7 +150,15 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	pctx, stop := context.WithCancel(context.Background())
 	s.stop = stop
+	s.wg.Add(1)
 	go s.probeLoop(pctx)
+	if cfg.SchemaGCInterval == 0 {
+		cfg.SchemaGCInterval = DefaultSchemaGCInterval
+	}
+	if cfg.SchemaGCInterval > 0 {
+		s.wg.Add(1)
+		go s.gcLoop(pctx, cfg.SchemaGCInterval)
+	}
 	return s, nil
 }
 
@@ -154,7 +166,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 // the instances stay active while other replicas keep them alive.
 func (s *Store) Close() error {
 	s.stop()
-	<-s.done
+	s.wg.Wait()
 	s.ka.close()
 	s.bg.Wait()
 	return s.c.Close()
@@ -165,7 +177,7 @@ func (s *Store) Close() error {
 const probeInterval = time.Second
 
 func (s *Store) probeLoop(ctx context.Context) {
-	defer close(s.done)
+	defer s.wg.Done()
 	t := time.NewTicker(probeInterval)
 	defer t.Stop()
 	for {
@@ -279,9 +291,6 @@ func (s *Store) Put(ctx context.Context, rec registry.Record) error {
 	if len(val) > maxRecordBytes {
 		return fmt.Errorf("etcd: the record of %q is %d bytes, more than the %d an etcd request takes", rec.ID, len(val), maxRecordBytes)
 	}
-	if err := s.putSchemas(ctx, schemas); err != nil {
-		return err
-	}
 	inactive := rec.InactiveSince
 	if rec.Active {
 		inactive = time.Time{}
@@ -300,7 +309,7 @@ func (s *Store) Put(ctx context.Context, rec registry.Record) error {
 	} else {
 		ops = append(ops, clientv3.OpDelete(s.key(liveDir, rec.ID)))
 	}
-	resp, err := s.txn(ctx, nil, ops...)
+	resp, err := s.txnWithSchemas(ctx, schemas, nil, ops)
 	if err != nil {
 		if lease != 0 {
 			s.revoke(lease) // may have been written: then the key goes with it, and the write failed anyway
@@ -313,14 +322,56 @@ func (s *Store) Put(ctx context.Context, rec registry.Record) error {
 	return nil
 }
 
+// maxSchemaCompares is how many schemas a record's transaction checks to
+// exist (etcd takes 128 compares at most).
+const maxSchemaCompares = 100
+
+// txnWithSchemas stores the schemas a record refers to, then commits the
+// record's transaction (cmps, ops), checking that those schemas still
+// exist: the schema collector may have deleted one this Store believed
+// stored. It returns the last try's response, and an error if the
+// transaction did not succeed.
+func (s *Store) txnWithSchemas(ctx context.Context, schemas map[string][]byte, cmps []clientv3.Cmp, ops []clientv3.Op) (*clientv3.TxnResponse, error) {
+	for try := 0; ; try++ {
+		if err := s.putSchemas(ctx, schemas); err != nil {
+			return nil, err
+		}
+		all := cmps
+		if len(schemas) <= maxSchemaCompares {
+			all = slices.Clone(cmps)
+			for h := range schemas {
+				all = append(all, clientv3.Compare(clientv3.CreateRevision(s.key(schemaDir, h)), ">", 0))
+			}
+		}
+		resp, err := s.txn(ctx, all, ops...)
+		if err != nil || resp.Succeeded {
+			return resp, err
+		}
+		if try == 3 {
+			return resp, errors.New("etcd: the transaction kept failing its checks")
+		}
+		// A schema was collected, or (with cmps) another write won:
+		// write the schemas again, and let the caller retry its own.
+		s.mu.Lock()
+		for h := range schemas {
+			delete(s.schemas, h)
+		}
+		s.mu.Unlock()
+		if len(cmps) > 0 {
+			return resp, nil
+		}
+	}
+}
+
 // putSchemas stores the schemas this Store does not know to be stored.
 // Schemas are immutable (keyed by their hash), so they go before the record
 // that refers to them, in as many transactions as etcd's limits need.
-func (s *Store) putSchemas(ctx context.Context, schemas map[string][]byte) error {
+func (s *Store) putSchemas(ctx context.Context, all map[string][]byte) error {
+	schemas := make(map[string][]byte)
 	s.mu.Lock()
-	for h := range schemas {
-		if _, ok := s.schemas[h]; ok {
-			delete(schemas, h)
+	for h, b := range all {
+		if _, ok := s.schemas[h]; !ok {
+			schemas[h] = b
 		}
 	}
 	s.mu.Unlock()
@@ -361,9 +412,6 @@ func (s *Store) SetTools(ctx context.Context, id string, tools []json.RawMessage
 	if err != nil {
 		return err
 	}
-	if err := s.putSchemas(ctx, schemas); err != nil {
-		return err
-	}
 	key := s.key(recordDir, id)
 	for {
 		kv, err := s.get(ctx, key)
@@ -385,8 +433,8 @@ func (s *Store) SetTools(ctx context.Context, id string, tools []json.RawMessage
 		if len(val) > maxRecordBytes {
 			return fmt.Errorf("etcd: the record of %q is %d bytes, more than the %d an etcd request takes", id, len(val), maxRecordBytes)
 		}
-		resp, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)},
-			clientv3.OpPut(key, string(val)))
+		resp, err := s.txnWithSchemas(ctx, schemas, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)},
+			[]clientv3.Op{clientv3.OpPut(key, string(val))})
 		if err != nil || resp.Succeeded {
 			return err
 		}

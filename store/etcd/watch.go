@@ -45,38 +45,14 @@ func (s *Store) Load(ctx context.Context, fn func(registry.Record) error) error 
 // Snapshot implements registry.Cluster. It reads every key under the prefix
 // at one revision, page by page, and makes that the Store's state.
 func (s *Store) Snapshot(ctx context.Context) (registry.Change, error) {
-	end := clientv3.GetPrefixRangeEnd(s.prefix)
-	key := s.prefix
-	var rev int64
 	ents := make(map[string]*entry)
 	recs := make(map[string]*recordValue)
 	schemas := make(map[string][]byte)
-	for {
-		if err := ctx.Err(); err != nil {
-			return registry.Change{}, err
-		}
-		opts := []clientv3.OpOption{clientv3.WithRange(end), clientv3.WithLimit(pageSize)}
-		if rev > 0 {
-			opts = append(opts, clientv3.WithRev(rev))
-		}
-		gctx, cancel := s.ctx(ctx)
-		resp, err := s.c.Get(gctx, key, opts...)
-		cancel()
-		if err != nil {
-			return registry.Change{}, fmt.Errorf("etcd: list %s: %w", s.prefix, err)
-		}
-		if rev == 0 {
-			rev = resp.Header.Revision
-		}
-		for _, kv := range resp.Kvs {
-			if err := s.load(kv, ents, recs, schemas); err != nil {
-				return registry.Change{}, err
-			}
-		}
-		if !resp.More || len(resp.Kvs) == 0 {
-			break
-		}
-		key = string(resp.Kvs[len(resp.Kvs)-1].Key) + "\x00"
+	rev, err := s.scan(ctx, s.prefix, 0, false, func(kv *mvccpb.KeyValue) error {
+		return s.load(kv, ents, recs, schemas)
+	})
+	if err != nil {
+		return registry.Change{}, err
 	}
 	ch := registry.Change{Rev: uint64(rev), Reset: true}
 	for id, e := range ents {
