@@ -99,4 +99,16 @@
 //
 // Writes that change a record are serialized per shard and written to the
 // Store, if there is one, before they are applied in memory and answered.
+//
+// # Replicas
+//
+// When Options.Store is a Cluster (store/etcd is one, in its own module),
+// several registries share one fleet: writes go to the Cluster and are
+// answered once this registry's view shows them, the view follows the
+// Cluster's change stream (so every replica answers the same, and the change
+// index is the Cluster's revision), a heartbeat is the Cluster's keep-alive
+// and expiry is the Cluster's. Run must be running. An unreachable Cluster
+// makes writes fail with ErrUnavailable (503 with Retry-After), reads carry
+// X-Registry-Stale: true, and Health reports it (GET /health answers 503
+// {"status":"degraded"}).
 package registry

@@ -1,2 +1,0 @@
-// Package etcd is a registry.Cluster backed by etcd.
-package etcd
