@@ -339,21 +339,9 @@ func (r *Registry) applyUpdate(u Update, now int64) error {
 
 // applyRegistration replaces old (nil: none) by a new instance for rec.
 func (r *Registry) applyRegistration(s *shard, old *instance, rec Record, now int64) error {
-	if msg := checkField(rec.ID); msg != "" {
-		return fmt.Errorf("bad id: %s", msg)
-	}
-	if rec.Seq == 0 {
-		return errors.New("no registration order (seq 0)")
-	}
-	if rec.HeartbeatInterval <= 0 || rec.HeartbeatInterval > MaxHeartbeatInterval {
-		return fmt.Errorf("bad heartbeat interval %v", rec.HeartbeatInterval)
-	}
-	var parsed []parsedTool
-	if rec.Tools != nil {
-		var err error
-		if parsed, err = parseToolList(rec.Tools, len(rec.Tools)); err != nil {
-			return err
-		}
+	parsed, err := checkRecord(rec)
+	if err != nil {
+		return err
 	}
 	if old != nil && old.seq != rec.Seq {
 		// The id was deleted and registered again between two revisions

@@ -189,24 +189,30 @@ func (r *Registry) load(ctx context.Context) error {
 	return nil
 }
 
-func (r *Registry) restore(rec Record, now int64) error {
+// checkRecord checks a record read from a Store, and returns its parsed
+// tool list.
+func checkRecord(rec Record) ([]parsedTool, error) {
 	if msg := checkField(rec.ID); msg != "" {
-		return fmt.Errorf("bad id: %s", msg)
+		return nil, fmt.Errorf("bad id: %s", msg)
 	}
 	if rec.Seq == 0 {
-		return fmt.Errorf("no registration order (seq 0)")
+		return nil, fmt.Errorf("no registration order (seq 0)")
 	}
 	if rec.HeartbeatInterval < 0 || rec.HeartbeatInterval > MaxHeartbeatInterval {
-		return fmt.Errorf("bad heartbeat interval %v", rec.HeartbeatInterval)
+		return nil, fmt.Errorf("bad heartbeat interval %v", rec.HeartbeatInterval)
 	}
-	var parsed []parsedTool
-	if rec.Tools != nil {
-		// The list passed the rules when it was posted; no --max-tools cap
-		// here, which may have been lowered since.
-		var err error
-		if parsed, err = parseToolList(rec.Tools, len(rec.Tools)); err != nil {
-			return err
-		}
+	if rec.Tools == nil {
+		return nil, nil
+	}
+	// The list passed the rules when it was posted; no --max-tools cap
+	// here, which may have been lowered since.
+	return parseToolList(rec.Tools, len(rec.Tools))
+}
+
+func (r *Registry) restore(rec Record, now int64) error {
+	parsed, err := checkRecord(rec)
+	if err != nil {
+		return err
 	}
 	in := r.newInstance(Registration{ID: rec.ID, Name: rec.Name, Version: rec.Version, Host: rec.Host,
 		HeartbeatInterval: rec.HeartbeatInterval}, rec.Seq, int64(rec.Registered.Sub(r.base)))

@@ -122,28 +122,26 @@ func (c *Cluster) Leader() int {
 	return -1
 }
 
-// Stop stops member i, keeping its data.
-func (c *Cluster) Stop(i int) {
-	c.mu.Lock()
-	e := c.members[i].e
-	c.members[i].e = nil
-	c.mu.Unlock()
-	if e != nil {
-		e.Close()
-	}
-}
+// Stop stops member i, keeping its data. A leader hands its leadership
+// over first.
+func (c *Cluster) Stop(i int) { c.halt(i, false) }
 
 // Kill stops member i as a crash would: without handing its leadership
 // over first, as Stop does.
-func (c *Cluster) Kill(i int) {
+func (c *Cluster) Kill(i int) { c.halt(i, true) }
+
+func (c *Cluster) halt(i int, hard bool) {
 	c.mu.Lock()
 	e := c.members[i].e
 	c.members[i].e = nil
 	c.mu.Unlock()
-	if e != nil {
-		e.Server.HardStop()
-		e.Close()
+	if e == nil {
+		return
 	}
+	if hard {
+		e.Server.HardStop()
+	}
+	e.Close()
 }
 
 // Restart starts member i again after Stop, with its data.
