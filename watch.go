@@ -292,8 +292,15 @@ func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 			}{cur})
 			after = cur
 		}
-		for _, e := range evs {
-			buf = appendEvent(buf, e.Kind, e.Index, e)
+		for i, e := range evs {
+			id := e.Index
+			if i+1 < len(evs) && evs[i+1].Index == e.Index {
+				// In cluster mode one revision may make several events:
+				// a client that resumes from this one must get the
+				// others again (at least once), not skip them.
+				id--
+			}
+			buf = appendEvent(buf, e.Kind, id, e)
 			after = e.Index
 		}
 		if len(buf) > 0 {

@@ -501,3 +501,57 @@ func TestRetention(t *testing.T) {
 		t.Errorf("heartbeat of a deleted id: %s", rep.body)
 	}
 }
+
+// TestEventsOfOneRevision: two records deleted in one etcd transaction make
+// two events at one index; a client that resumes after the first gets the
+// second (again with the first), never skips it.
+func TestEventsOfOneRevision(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := startReplica(t, c.Endpoints(), "/events/", registry.Options{})
+	a.register("x", "h", 30)
+	a.register("y", "h", 30)
+	start := a.must("GET", "/instances", "", http.StatusOK).header.Get("X-Registry-Index")
+	if err := a.st.Delete(context.Background(), []string{"x", "y"}); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, time.Second, "both deleted", func() bool { return a.instance("x") == nil && a.instance("y") == nil })
+
+	// read returns the id and instance of the deleted events after from.
+	read := func(from string) (ids, insts []string) {
+		req, _ := http.NewRequest("GET", a.srv.URL+"/events", nil)
+		req.Header.Set("Last-Event-ID", from)
+		ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+		defer cancel()
+		resp, err := http.DefaultClient.Do(req.WithContext(ctx))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		body, _ := io.ReadAll(resp.Body) // until the timeout
+		var id string
+		for _, line := range strings.Split(string(body), "\n") {
+			switch {
+			case strings.HasPrefix(line, "id: "):
+				id = line[4:]
+			case strings.HasPrefix(line, "data: ") && strings.Contains(line, `"instance_id"`):
+				var e struct {
+					InstanceID string `json:"instance_id"`
+				}
+				json.Unmarshal([]byte(line[6:]), &e)
+				ids, insts = append(ids, id), append(insts, e.InstanceID)
+			}
+		}
+		return ids, insts
+	}
+	ids, insts := read(start)
+	if len(ids) != 2 || insts[0] != "x" || insts[1] != "y" {
+		t.Fatalf("events after %s: ids %v instances %v", start, ids, insts)
+	}
+	if ids[0] == ids[1] {
+		t.Fatalf("two events of one revision share the id %s: resuming after the first skips the second", ids[0])
+	}
+	_, again := read(ids[0])
+	if len(again) == 0 || again[len(again)-1] != "y" {
+		t.Errorf("resuming after the first event (id %s) gives %v, want y among them", ids[0], again)
+	}
+}
