@@ -68,7 +68,8 @@ type Cluster interface {
 	Err() error
 }
 
-// A Change is one revision of a Cluster, or a whole snapshot.
+// A Change is one revision of a Cluster, or a whole snapshot. The Registry
+// takes it over: it clears the tool lists of its Updates as it applies them.
 type Change struct {
 	Rev uint64
 	// Reset: Updates hold every record at Rev; ids not among them are gone.
@@ -299,10 +300,13 @@ func (r *Registry) apply(ch Change) {
 			}
 		}
 	}
-	for _, u := range ch.Updates {
+	for i, u := range ch.Updates {
 		if err := r.applyUpdate(u, now); err != nil {
 			r.log.Error("cluster: bad record skipped", "id", u.ID, "rev", ch.Rev, "err", err)
 		}
+		// The tool list is interned now: let the collector have the copy
+		// while the rest of a large snapshot is applied.
+		ch.Updates[i].Tools = nil
 	}
 	if ch.Reset && ch.Rev > r.v.index {
 		r.v.index = ch.Rev

@@ -64,6 +64,7 @@ func (s *Store) Snapshot(ctx context.Context) (registry.Change, error) {
 		if rec.Tools, err = tools(recs[id], schemas); err != nil {
 			s.log.Error("etcd: tool list skipped", "id", id, "err", err)
 		}
+		delete(recs, id) // its tool references are not needed any more
 		ch.Updates = append(ch.Updates, registry.Update{Record: rec, Fields: true})
 	}
 	slices.SortFunc(ch.Updates, func(a, b registry.Update) int { return cmp.Compare(a.Seq, b.Seq) })
