@@ -370,3 +370,54 @@ func writeCert(t *testing.T, dir string) *x509.CertPool {
 	pool.AddCert(cert)
 	return pool
 }
+
+func TestEtcdFlags(t *testing.T) {
+	c, err := parse(t, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := c.Serve.EtcdEndpoints; !slices.Equal(got, []string{"http://127.0.0.1:2379"}) || c.Serve.EtcdPrefix != "/runspec-registry/" {
+		t.Errorf("defaults: endpoints %v prefix %q", got, c.Serve.EtcdPrefix)
+	}
+	if _, err := parse(t, nil, "--store", "zookeeper"); err == nil {
+		t.Error("--store zookeeper accepted")
+	}
+	c, err = parse(t, map[string]string{"RUNSPEC_REGISTRY_ETCD_ENDPOINTS": "http://a:2379,http://b:2379"},
+		"--store", "etcd", "--etcd-prefix", "/fleet/")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f := c.Serve.storeFlags
+	if diff := cmp.Diff([]any{"etcd", []string{"http://a:2379", "http://b:2379"}, "/fleet/"},
+		[]any{f.Store, f.EtcdEndpoints, f.EtcdPrefix}); diff != "" {
+		t.Errorf("etcd flags (-want +got):\n%s", diff)
+	}
+
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "not.pem")
+	os.WriteFile(notPEM, []byte("hello"), 0o600)
+	for _, tt := range []struct{ ca, cert, key, want string }{
+		{filepath.Join(dir, "missing.pem"), "", "", "--etcd-cacert"},
+		{notPEM, "", "", "no PEM certificate"},
+		{"", notPEM, "", "go together"},
+		{"", notPEM, notPEM, "--etcd-cert/--etcd-key"},
+	} {
+		if _, err := etcdTLS(tt.ca, tt.cert, tt.key); err == nil || !strings.Contains(err.Error(), tt.want) {
+			t.Errorf("etcdTLS(%q, %q, %q) = %v, want an error with %q", tt.ca, tt.cert, tt.key, err, tt.want)
+		}
+	}
+}
+
+// TestEtcdUnreachable: with no etcd, serve exits with an error that names
+// the endpoint.
+func TestEtcdUnreachable(t *testing.T) {
+	bin := buildBinary(t)
+	cmd := exec.Command(bin, "--store", "etcd", "--etcd-endpoints", "http://127.0.0.1:1", "--port", "0")
+	out, err := cmd.CombinedOutput()
+	if err == nil {
+		t.Fatalf("serve without etcd exited 0:\n%s", out)
+	}
+	if !strings.Contains(string(out), "127.0.0.1:1") {
+		t.Errorf("the error does not name the endpoint:\n%s", out)
+	}
+}

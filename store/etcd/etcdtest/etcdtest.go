@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"go.etcd.io/etcd/client/pkg/v3/transport"
 	"go.etcd.io/etcd/server/v3/embed"
 )
 
@@ -21,6 +22,14 @@ type Cluster struct {
 	mu      sync.Mutex
 	members []*member
 	initial string
+	tls     *transport.TLSInfo
+}
+
+// Options configures StartWith.
+type Options struct {
+	// TLS, if not nil, makes the members serve clients over TLS with these
+	// files (set ClientCertAuth to require client certificates).
+	TLS *transport.TLSInfo
 }
 
 type member struct {
@@ -33,11 +42,20 @@ type member struct {
 // leader. The members stop when the test ends.
 func Start(t testing.TB, n int) *Cluster {
 	t.Helper()
-	c := &Cluster{t: t}
+	return StartWith(t, n, Options{})
+}
+
+// StartWith is Start with options.
+func StartWith(t testing.TB, n int, opts Options) *Cluster {
+	t.Helper()
+	c := &Cluster{t: t, tls: opts.TLS}
 	var initial []string
 	for i := range n {
 		m := &member{name: fmt.Sprintf("m%d", i), dir: t.TempDir(),
 			clientURL: freeURL(t), peerURL: freeURL(t)}
+		if opts.TLS != nil {
+			m.clientURL.Scheme = "https"
+		}
 		c.members = append(c.members, m)
 		initial = append(initial, m.name+"="+m.peerURL.String())
 	}
@@ -81,6 +99,9 @@ func (c *Cluster) start(i int, state string) error {
 	cfg.LogLevel = "fatal" // Close logs its closed listeners as errors
 	cfg.LogOutputs = []string{"stderr"}
 	cfg.UnsafeNoFsync = true // test data: speed over durability
+	if c.tls != nil {
+		cfg.ClientTLSInfo = *c.tls
+	}
 	e, err := embed.StartEtcd(cfg)
 	if err != nil {
 		return fmt.Errorf("etcdtest: start %s: %w", m.name, err)
