@@ -133,6 +133,7 @@ func (v *view) record(kind string, in *instance) {
 	if len(v.events) < eventRing {
 		v.events = append(v.events, e)
 	} else {
+		v.evicted = v.events[v.eventHead].Index
 		v.events[v.eventHead] = e
 		v.eventHead = (v.eventHead + 1) % eventRing
 	}
@@ -208,8 +209,10 @@ func (v *view) eventsAfter(index uint64) ([]Event, bool) {
 	if n == 0 {
 		return nil, index >= v.index
 	}
-	oldest := v.events[v.eventHead]
-	if index+1 < oldest.Index && index < v.index {
+	if index < v.evicted {
+		// An event after index is gone from the ring. (In cluster mode
+		// indexes have gaps and one index may have several events, so
+		// the oldest event's index alone cannot tell.)
 		return nil, false
 	}
 	var out []Event

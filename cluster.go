@@ -184,10 +184,10 @@ func (r *Registry) clusterHeartbeat(ctx context.Context, inst *instance, system 
 	if err := r.Health(); err != nil {
 		return "", err
 	}
-	if system != nil {
-		inst.setSystem(system)
-	}
 	now := r.clock()
+	if system != nil {
+		inst.setSystem(system, now)
+	}
 	if _, active := unpack(inst.live.Load()); active {
 		ok, err := r.cluster.KeepAlive(ctx, inst.id)
 		if err != nil {
@@ -213,7 +213,7 @@ func (r *Registry) clusterHeartbeat(ctx context.Context, inst *instance, system 
 	if system != nil {
 		// The revival brought back the stored system: this one is newer,
 		// and the next checkpoint writes it.
-		inst.setSystem(system)
+		inst.setSystem(system, now)
 	}
 	return inst.status(), nil
 }
@@ -359,7 +359,7 @@ func (r *Registry) applyRegistration(s *shard, old *instance, rec Record, now in
 	seen := int64(rec.LastSeen.Sub(r.base))
 	in.live.Store(pack(seen, rec.Active))
 	in.cpSeen.Store(seen)
-	in.system = rec.System
+	in.system, in.sysAt = rec.System, r.systemAt(rec)
 	if !rec.Active {
 		in.inactiveAt = r.inactiveAt(rec, now)
 	}
@@ -373,7 +373,6 @@ func (r *Registry) applyRegistration(s *shard, old *instance, rec Record, now in
 // applyLiveness applies rec's liveness, last_seen and system to in.
 func (r *Registry) applyLiveness(in *instance, rec Record, now int64) {
 	rs := int64(rec.LastSeen.Sub(r.base))
-	before := in.lastSeen()
 	for {
 		l := in.live.Load()
 		seen, active := unpack(l)
@@ -400,16 +399,25 @@ func (r *Registry) applyLiveness(in *instance, rec Record, now int64) {
 	if rs > in.cpSeen.Load() {
 		in.cpSeen.Store(rs) // written by the replica that got the heartbeat
 	}
-	// The stored system wins if it comes from a later heartbeat than any
-	// this replica took, or from the same one while this replica has no
-	// system of its own to write; else this replica's own stays.
-	_, ver := in.systemVersion()
+	// The stored system wins if a later heartbeat sent it than the one
+	// that sent this replica's, or the same one while this replica has
+	// nothing of its own to write; else this replica's own stays.
+	sys, ver, at := in.systemVersion()
 	pending := ver != in.cpSysVer.Load()
-	if rec.System != nil && (rs > before || rs == before && !pending) && !bytes.Equal(rec.System, in.getSystem()) {
-		in.setSystem(rec.System)
-		_, ver = in.systemVersion()
+	if ra := r.systemAt(rec); rec.System != nil && (ra > at || ra == at && !pending) && !bytes.Equal(rec.System, sys) {
+		in.setSystem(rec.System, ra)
+		_, ver, _ = in.systemVersion()
 		in.cpSysVer.Store(ver)
 	}
+}
+
+// systemAt is when the heartbeat that sent rec.System was sent, as a clock
+// offset: Record.SystemAt if the store keeps it, else its last_seen.
+func (r *Registry) systemAt(rec Record) int64 {
+	if rec.SystemAt.IsZero() {
+		return int64(rec.LastSeen.Sub(r.base))
+	}
+	return int64(rec.SystemAt.Sub(r.base))
 }
 
 // inactiveAt is when rec became inactive, the same on every replica: as

@@ -31,6 +31,7 @@ type instance struct {
 
 	sysMu  sync.Mutex
 	system json.RawMessage
+	sysAt  int64  // clock offset of the heartbeat that sent system
 	sysVer uint64 // counts system updates
 
 	// Guarded by Registry.mu.
@@ -120,17 +121,21 @@ func (in *instance) status() HeartbeatStatus {
 	return Ack
 }
 
-func (in *instance) setSystem(sys json.RawMessage) {
+// setSystem records the system object of a heartbeat sent at clock offset
+// at.
+func (in *instance) setSystem(sys json.RawMessage, at int64) {
 	in.sysMu.Lock()
 	in.system = sys
+	in.sysAt = at
 	in.sysVer++
 	in.sysMu.Unlock()
 }
 
-func (in *instance) systemVersion() (json.RawMessage, uint64) {
+// systemVersion returns the system object, its version and when it was sent.
+func (in *instance) systemVersion() (json.RawMessage, uint64, int64) {
 	in.sysMu.Lock()
 	defer in.sysMu.Unlock()
-	return in.system, in.sysVer
+	return in.system, in.sysVer, in.sysAt
 }
 
 func (in *instance) getSystem() json.RawMessage {

@@ -181,13 +181,13 @@ func (r *Registry) checkpointShard(ctx context.Context, s *shard) error {
 	s.mu.RLock()
 	for _, in := range s.m {
 		last := in.lastSeen()
-		sys, ver := in.systemVersion()
+		sys, ver, at := in.systemVersion()
 		if last == in.cpSeen.Load() && ver == in.cpSysVer.Load() {
 			continue
 		}
 		sn := Seen{ID: in.id, LastSeen: r.wall(last).Round(0)}
 		if ver != in.cpSysVer.Load() {
-			sn.System = sys
+			sn.System, sn.SystemAt = sys, r.wall(at).Round(0)
 		}
 		seen = append(seen, sn)
 		marks = append(marks, mark{in, last, ver})

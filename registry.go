@@ -332,7 +332,7 @@ func (r *Registry) Heartbeat(ctx context.Context, id string, system json.RawMess
 	}
 	now := r.clock()
 	if system != nil {
-		inst.setSystem(system)
+		inst.setSystem(system, now)
 	}
 	if inst.touch(now) {
 		r.beats.Add(1)
@@ -353,7 +353,7 @@ func (r *Registry) revive(ctx context.Context, id string, system json.RawMessage
 		return Refresh, nil
 	}
 	if system != nil {
-		inst.setSystem(system)
+		inst.setSystem(system, now)
 	}
 	r.mu.Lock()
 	// Apply the expiry first if it happened, so that it is announced.

@@ -69,3 +69,38 @@ func TestReplacedInstanceRefusesFastHeartbeat(t *testing.T) {
 		t.Errorf("heartbeat after re-registration: %s, want refresh (no tools posted since)", st)
 	}
 }
+
+// In cluster mode one revision can make more events than the ring holds (a
+// snapshot). A client resuming from the revision before it was told the
+// ring held everything, and missed the evicted events.
+func TestRingSplitsRevision(t *testing.T) {
+	r, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.mu.Lock()
+	r.v.clustered = true
+	r.v.index = 0
+	r.mu.Unlock()
+	now := r.now()
+	rec := func(id string, seq uint64) Update {
+		return Update{Record: Record{ID: id, Name: "n", Version: "1", Host: "h", Seq: seq, Registered: now,
+			LastSeen: now, HeartbeatInterval: 30 * time.Second, Active: true}, Fields: true}
+	}
+	r.apply(Change{Rev: 10, Updates: []Update{rec("first", 1)}}) // the client saw this one: id 10
+	var big []Update
+	for i := range eventRing + 1 {
+		big = append(big, rec(fmt.Sprint("i", i), uint64(i+2)))
+	}
+	r.apply(Change{Rev: 11, Updates: big}) // 8193 events at index 11
+	r.mu.RLock()
+	evs, ok := r.v.eventsAfter(10)
+	r.mu.RUnlock()
+	seen := map[string]bool{}
+	for _, e := range evs {
+		seen[e.InstanceID] = true
+	}
+	if ok && !seen["i0"] {
+		t.Errorf("resume after 10: ok (no reset) with %d events, but the registration of i0 at 11 is missing", len(evs))
+	}
+}

@@ -38,7 +38,9 @@ type Store interface {
 	Update(ctx context.Context, states []State) error
 
 	// Touch records heartbeats: a LastSeen older than the stored one is
-	// ignored, a nil System leaves the stored one. It need not be durable at
+	// ignored, a nil System leaves the stored one. A Store that several
+	// registries share (a Cluster) replaces a System whose SystemAt is set
+	// only with a later one. It need not be durable at
 	// once: the registry calls it every Options.CheckpointInterval, and a
 	// crash may lose that much. Ids that are not stored are skipped.
 	Touch(ctx context.Context, seen []Seen) error
@@ -66,6 +68,10 @@ type Record struct {
 	Tools []json.RawMessage
 
 	System json.RawMessage // the last heartbeat's system object, or nil
+	// SystemAt is when the heartbeat that sent System was sent, if the
+	// Store keeps it (a Cluster should: replicas compare it); zero means
+	// LastSeen.
+	SystemAt time.Time
 }
 
 // State is the liveness part of a Record.
@@ -81,6 +87,7 @@ type Seen struct {
 	ID       string
 	LastSeen time.Time
 	System   json.RawMessage // nil: unchanged
+	SystemAt time.Time       // when the heartbeat that sent System was sent
 }
 
 // MemStore is a Store that keeps records in memory. A registry does not need
@@ -219,7 +226,7 @@ func (r *Registry) restore(rec Record, now int64) error {
 	seen := int64(rec.LastSeen.Sub(r.base))
 	in.live.Store(pack(seen, rec.Active))
 	in.cpSeen.Store(seen)
-	in.system = rec.System
+	in.system, in.sysAt = rec.System, seen
 	if rec.Active {
 		in.floor = now + in.ttl
 	} else if rec.InactiveSince.IsZero() {

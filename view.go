@@ -28,6 +28,7 @@ type view struct {
 	goneFloor  uint64            // the index when those maps were last cleared
 	events     []Event           // ring of recent changes
 	eventHead  int               // oldest event, once the ring is full
+	evicted    uint64            // index of the last event pushed out of the ring
 	w          watchers          // wake-up channels of blocking queries
 
 	// In cluster mode, liveness is the Cluster's (no deadlines in the

@@ -60,7 +60,24 @@ type toolRef struct {
 type seenValue struct {
 	LastSeen      time.Time       `json:"last_seen"`
 	System        json.RawMessage `json:"system,omitempty"`
+	SystemAt      *time.Time      `json:"system_at,omitempty"` // when the heartbeat that sent System was sent
 	InactiveSince *time.Time      `json:"inactive_since,omitempty"`
+}
+
+// systemAt is when the stored system was sent (its last_seen if unknown).
+func (sv *seenValue) systemAt() time.Time {
+	if sv.SystemAt != nil {
+		return *sv.SystemAt
+	}
+	return sv.LastSeen
+}
+
+// setInactive sets or clears (zero) inactive_since.
+func (sv *seenValue) setInactive(t time.Time) {
+	sv.InactiveSince = nil
+	if !t.IsZero() {
+		sv.InactiveSince = &t
+	}
 }
 
 // execKeys are the per-host execution fields, kept in the record; the rest
@@ -165,11 +182,7 @@ func splitTools(tools []json.RawMessage, rv *recordValue) (map[string][]byte, er
 	return schemas, nil
 }
 
-func encodeSeen(last time.Time, system json.RawMessage, inactiveSince time.Time) []byte {
-	sv := seenValue{LastSeen: last, System: system}
-	if !inactiveSince.IsZero() {
-		sv.InactiveSince = &inactiveSince
-	}
+func encodeSeen(sv seenValue) []byte {
 	b, _ := json.Marshal(sv) // cannot fail: times and a valid JSON object
 	return b
 }
@@ -194,6 +207,9 @@ func (e *entry) record(id string) registry.Record {
 	}
 	if !rec.Active && e.seen.InactiveSince != nil {
 		rec.InactiveSince = *e.seen.InactiveSince
+	}
+	if e.seen.SystemAt != nil {
+		rec.SystemAt = *e.seen.SystemAt
 	}
 	return rec
 }

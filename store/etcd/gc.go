@@ -43,9 +43,11 @@ func (s *Store) gcLoop(ctx context.Context, every time.Duration) {
 // collectSchemas deletes the schemas that no record refers to now and that
 // no record referred to at the previous collection either (prev: unused
 // schemas then, with their revisions), unchanged since: a writer that has
-// just stored a schema has a whole period to store the record using it,
-// and a record's transaction checks that its schemas exist. It returns the
-// unused schemas, for the next collection.
+// just stored a schema has a whole period to store the record using it. A
+// deletion happens only if no record was written since the scan, and a
+// record's transaction checks that its schemas exist (up to 100 of them),
+// so a record written meanwhile keeps its schemas. It returns the unused
+// schemas, for the next collection.
 func (s *Store) collectSchemas(ctx context.Context, prev map[string]int64) (map[string]int64, error) {
 	used := make(map[string]bool)
 	rev, err := s.scan(ctx, s.prefix+recordDir, 0, false, func(kv *mvccpb.KeyValue) error {
@@ -70,19 +72,44 @@ func (s *Store) collectSchemas(ctx context.Context, prev map[string]int64) (map[
 	}); err != nil {
 		return nil, err
 	}
+	// Delete in batches, each only if no record was written since the
+	// scan (one that did may use a schema believed unused) and the schemas
+	// are unchanged. If a record was, the next collection tries again.
+	var batch []string
 	deleted := 0
+	flush := func() (bool, error) {
+		cmps := []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(s.prefix+recordDir), "<", rev+1).WithPrefix()}
+		var ops []clientv3.Op
+		for _, h := range batch {
+			key := s.key(schemaDir, h)
+			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", unused[h]))
+			ops = append(ops, clientv3.OpDelete(key))
+		}
+		resp, err := s.txn(ctx, cmps, ops...)
+		if err != nil || !resp.Succeeded {
+			return false, err
+		}
+		for _, h := range batch {
+			delete(unused, h)
+		}
+		deleted += len(batch)
+		batch = batch[:0]
+		return true, nil
+	}
 	for h, mr := range unused {
 		if prev[h] != mr {
 			continue
 		}
-		key := s.key(schemaDir, h)
-		resp, err := s.txn(ctx, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", mr)}, clientv3.OpDelete(key))
-		if err != nil {
-			return nil, err
+		batch = append(batch, h)
+		if len(batch) == gcBatch {
+			if ok, err := flush(); !ok {
+				return unused, err
+			}
 		}
-		if resp.Succeeded {
-			delete(unused, h)
-			deleted++
+	}
+	if len(batch) > 0 {
+		if _, err := flush(); err != nil {
+			return unused, err
 		}
 	}
 	if deleted > 0 {
@@ -90,6 +117,10 @@ func (s *Store) collectSchemas(ctx context.Context, prev map[string]int64) (map[
 	}
 	return unused, nil
 }
+
+// gcBatch is how many schemas one deletion covers (with their compares and
+// the records' one, within etcd's 128).
+const gcBatch = 100
 
 // scan calls fn for every key under prefix at revision rev (0: the current
 // one), page by page, and returns the revision it read at.

@@ -15,6 +15,10 @@ import (
 	clientv3 "go.etcd.io/etcd/client/v3"
 )
 
+// errKeepAliveTimeout is the cause of a keep-alive's context when the
+// Store's request timeout ends it: only then is the stream suspect.
+var errKeepAliveTimeout = errors.New("etcd: no keep-alive answer within the request timeout")
+
 // kaStreams is how many keep-alive streams a Store keeps open: etcd serves
 // the requests of one stream one after the other.
 const kaStreams = 4
@@ -76,12 +80,12 @@ func (k *keepAlives) keepAlive(ctx context.Context, lease int64) (int64, error) 
 	case r := <-ch:
 		return r.ttl, r.err
 	case <-ctx.Done():
-		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			// No answer within the request timeout: the stream may be
-			// stuck (its member gone). The next caller opens a new one,
-			// and the others waiting on this one fail. A caller that
-			// gave up (cancelled) leaves the stream alone: its answer is
-			// dropped into its buffered channel.
+		if errors.Is(context.Cause(ctx), errKeepAliveTimeout) {
+			// No answer within the Store's request timeout: the stream
+			// may be stuck (its member gone). The next caller opens a new
+			// one, and the others waiting on this one fail. A caller that
+			// gave up (cancelled, or its own deadline) leaves the stream
+			// alone: its answer is dropped into its buffered channel.
 			ks.mu.Lock()
 			ks.drop(conn)
 			ks.mu.Unlock()

@@ -227,3 +227,76 @@ func TestCheckpointDoesNotBlockWrites(t *testing.T) {
 		t.Errorf("a register waited %v for its own write; Health failed %d times", worst.Round(time.Millisecond), unhealthy)
 	}
 }
+
+// An agent heartbeats through two replicas. A takes {pid:2} (not yet
+// checkpointed); B takes a heartbeat with no body and checkpoints first: it
+// stores a later last_seen with the older system (pid 1). A adopted it and
+// dropped its own, so pid 2 was lost everywhere; in memory, a heartbeat
+// without a system keeps the last one sent.
+func TestNewerSystemKeptAcrossReplicas(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	opts := registry.Options{CheckpointInterval: time.Hour}
+	a := startReplica(t, c.Endpoints(), "/sysl/", opts)
+	b := startReplica(t, c.Endpoints(), "/sysl/", opts)
+	ctx := context.Background()
+	a.register("i1", "h1", 30)
+	a.must("POST", "/instances/i1/heartbeat", `{"system":{"pid":1}}`, http.StatusOK)
+	if err := a.reg.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	eventually(t, 2*time.Second, "B shows pid 1", func() bool { return strings.Contains(b.do("GET", "/instances/i1", "").body, `"pid":1`) })
+
+	a.must("POST", "/instances/i1/heartbeat", `{"system":{"pid":2}}`, http.StatusOK)
+	b.must("POST", "/instances/i1/heartbeat", ``, http.StatusOK)
+	if err := b.reg.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	bSeen := b.instance("i1")["last_seen"]
+	eventually(t, 2*time.Second, "A applies B's checkpoint", func() bool { return a.instance("i1")["last_seen"] == bSeen })
+	if err := a.reg.Checkpoint(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for name, r := range map[string]*replica{"A": a, "B": b} {
+		eventually(t, 2*time.Second, name+" shows pid 2, the last system sent", func() bool {
+			return strings.Contains(r.do("GET", "/instances/i1", "").body, `"pid":2`)
+		})
+	}
+}
+
+// A heartbeat's caller with a short deadline of its own dropped the shared
+// keep-alive stream, as if it were stuck: the other heartbeats waiting on
+// it failed (503).
+func TestCallerDeadlineLeavesStream(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := startReplicaWith(t, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/kad/", KeepAliveWindow: -1}, registry.Options{})
+	const n = 50
+	for i := range n {
+		a.register(fmt.Sprintf("i%d", i), "h", 30)
+	}
+	var failed atomic.Int64
+	var firstErr atomic.Value
+	for range 20 {
+		var wg sync.WaitGroup
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				ctx := context.Background()
+				if i%10 == 0 { // a caller with a short deadline of its own
+					dctx, cancel := context.WithTimeout(ctx, 200*time.Microsecond)
+					defer cancel()
+					a.st.KeepAlive(dctx, fmt.Sprintf("i%d", i))
+					return
+				}
+				if ok, err := a.st.KeepAlive(ctx, fmt.Sprintf("i%d", i)); err != nil || !ok {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, fmt.Sprint(ok, err))
+				}
+			}()
+		}
+		wg.Wait()
+	}
+	if failed.Load() > 0 {
+		t.Errorf("%d keep-alives with no deadline failed, e.g. %v", failed.Load(), firstErr.Load())
+	}
+}

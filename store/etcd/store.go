@@ -20,6 +20,7 @@
 package etcd
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/json"
@@ -93,6 +94,8 @@ type Store struct {
 	log     *slog.Logger
 	written atomic.Uint64
 	ka      keepAlives
+	bgMu    sync.Mutex
+	closed  bool           // guarded by bgMu: no more revocations
 	bg      sync.WaitGroup // lease revocations in flight
 	// attempts counts watch streams opened.
 	attempts atomic.Uint64
@@ -168,6 +171,9 @@ func (s *Store) Close() error {
 	s.stop()
 	s.wg.Wait()
 	s.ka.close()
+	s.bgMu.Lock()
+	s.closed = true
+	s.bgMu.Unlock()
 	s.bg.Wait()
 	return s.c.Close()
 }
@@ -291,14 +297,17 @@ func (s *Store) Put(ctx context.Context, rec registry.Record) error {
 	if len(val) > maxRecordBytes {
 		return fmt.Errorf("etcd: the record of %q is %d bytes, more than the %d an etcd request takes", rec.ID, len(val), maxRecordBytes)
 	}
-	inactive := rec.InactiveSince
-	if rec.Active {
-		inactive = time.Time{}
+	sv := seenValue{LastSeen: rec.LastSeen, System: rec.System}
+	if !rec.Active {
+		sv.setInactive(rec.InactiveSince)
+	}
+	if rec.System != nil && !rec.SystemAt.IsZero() {
+		sv.SystemAt = &rec.SystemAt
 	}
 	ops := []clientv3.Op{
 		clientv3.OpGet(s.key(liveDir, rec.ID)), // its old lease, to revoke
 		clientv3.OpPut(s.key(recordDir, rec.ID), string(val)),
-		clientv3.OpPut(s.key(seenDir, rec.ID), string(encodeSeen(rec.LastSeen, rec.System, inactive))),
+		clientv3.OpPut(s.key(seenDir, rec.ID), string(encodeSeen(sv))),
 	}
 	var lease clientv3.LeaseID
 	if rec.Active {
@@ -311,9 +320,8 @@ func (s *Store) Put(ctx context.Context, rec registry.Record) error {
 	}
 	resp, err := s.txnWithSchemas(ctx, schemas, nil, ops)
 	if err != nil {
-		if lease != 0 {
-			s.revoke(lease) // may have been written: then the key goes with it, and the write failed anyway
-		}
+		// The write may have happened (a timeout after the commit): the
+		// lease may be in use, and is left to expire if it is not.
 		return err
 	}
 	if old := first(resp, 0); old != nil && old.Lease != 0 {
@@ -496,11 +504,11 @@ func (s *Store) update(ctx context.Context, st registry.State) error {
 		if st.LastSeen.After(sv.LastSeen) {
 			sv.LastSeen = st.LastSeen
 		}
-		inactive := time.Time{}
+		sv.setInactive(time.Time{})
 		if !st.Active {
-			inactive = st.InactiveSince
+			sv.setInactive(st.InactiveSince)
 		}
-		ops := []clientv3.Op{clientv3.OpPut(sk, string(encodeSeen(sv.LastSeen, sv.System, inactive)))}
+		ops := []clientv3.Op{clientv3.OpPut(sk, string(encodeSeen(sv)))}
 		switch {
 		case st.Active && lkv == nil:
 			var rv recordValue
@@ -526,10 +534,12 @@ func (s *Store) update(ctx context.Context, st registry.State) error {
 			clientv3.Compare(clientv3.ModRevision(sk), "=", modRev(skv)),
 			clientv3.Compare(clientv3.ModRevision(lk), "=", modRev(lkv)),
 		}
-		if resp, err = s.txn(ctx, cmps, ops...); err != nil || !resp.Succeeded {
-			if err != nil {
-				return err
-			}
+		if resp, err = s.txn(ctx, cmps, ops...); err != nil {
+			// The write may have happened: the lease may be in use.
+			granted = 0
+			return err
+		}
+		if !resp.Succeeded {
 			continue
 		}
 		switch {
@@ -547,6 +557,11 @@ func (s *Store) update(ctx context.Context, st registry.State) error {
 // revoke ends a lease that no key needs any more, in the background: a
 // failure only leaves it to expire at its TTL.
 func (s *Store) revoke(lease clientv3.LeaseID) {
+	s.bgMu.Lock()
+	defer s.bgMu.Unlock()
+	if s.closed {
+		return // it expires at its TTL
+	}
 	s.bg.Add(1)
 	go func() {
 		defer s.bg.Done()
@@ -606,6 +621,7 @@ func (s *Store) touch(ctx context.Context, seen []registry.Seen) error {
 		}
 		var cmps []clientv3.Cmp
 		var puts []clientv3.Op
+		size := 0
 		for i, sn := range seen {
 			kv := first(resp, i)
 			if kv == nil {
@@ -615,25 +631,39 @@ func (s *Store) touch(ctx context.Context, seen []registry.Seen) error {
 			if err := json.Unmarshal(kv.Value, &sv); err != nil {
 				return fmt.Errorf("etcd: seen %q: %w", sn.ID, err)
 			}
-			if !sn.LastSeen.After(sv.LastSeen) && sn.System == nil {
+			changed := false
+			if sn.LastSeen.After(sv.LastSeen) {
+				sv.LastSeen, changed = sn.LastSeen, true
+			}
+			// A system with its time replaces the stored one only if a
+			// later heartbeat sent it: another replica may have written a
+			// newer one. One without replaces it (Store's contract).
+			if at := sn.SystemAt; sn.System != nil && (at.IsZero() || sv.System == nil || at.After(sv.systemAt())) &&
+				!bytes.Equal(sn.System, sv.System) {
+				sv.System, sv.SystemAt, changed = sn.System, nil, true
+				if !at.IsZero() {
+					sv.SystemAt = &at
+				}
+			}
+			if !changed {
 				continue
 			}
-			if sn.LastSeen.After(sv.LastSeen) {
-				sv.LastSeen = sn.LastSeen
-			}
-			if sn.System != nil {
-				sv.System = sn.System
-			}
-			var inactive time.Time
-			if sv.InactiveSince != nil {
-				inactive = *sv.InactiveSince
-			}
 			key := s.key(seenDir, sn.ID)
+			val := encodeSeen(sv)
+			size += len(key) + len(val)
 			cmps = append(cmps, clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision))
-			puts = append(puts, clientv3.OpPut(key, string(encodeSeen(sv.LastSeen, sv.System, inactive))))
+			puts = append(puts, clientv3.OpPut(key, string(val)))
 		}
 		if len(puts) == 0 {
 			return nil
+		}
+		if size > maxBatchBytes && len(seen) > 1 {
+			// The stored values (large systems) make the batch too big
+			// for one request: halve it.
+			if err := s.touch(ctx, seen[:len(seen)/2]); err != nil {
+				return err
+			}
+			return s.touch(ctx, seen[len(seen)/2:])
 		}
 		if resp, err = s.txn(ctx, cmps, puts...); err != nil || resp.Succeeded {
 			return err
@@ -714,7 +744,7 @@ func (s *Store) KeepAlive(ctx context.Context, id string) (bool, error) {
 		return true, nil
 	}
 	s.mu.Unlock()
-	kctx, cancel := s.ctx(ctx)
+	kctx, cancel := context.WithTimeoutCause(ctx, s.timeout, errKeepAliveTimeout)
 	defer cancel()
 	left, err := s.ka.keepAlive(kctx, lease)
 	if errors.Is(err, rpctypes.ErrLeaseNotFound) {
