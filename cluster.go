@@ -162,22 +162,24 @@ func (r *Registry) Health() error {
 	return nil
 }
 
-func (r *Registry) clusterRegister(ctx context.Context, reg Registration) error {
+// replicate makes one write through the Cluster and waits until this
+// registry's view shows it.
+func (r *Registry) replicate(ctx context.Context, write func() error) error {
 	if err := r.Health(); err != nil {
 		return err
 	}
-	interval := reg.HeartbeatInterval
-	if interval == 0 {
-		interval = r.opts.HeartbeatInterval
-	}
-	now := r.now().Round(0)
-	// Seq 0: the Cluster orders ids itself, the same for every replica.
-	rec := Record{ID: reg.ID, Name: reg.Name, Version: reg.Version, Host: reg.Host,
-		Registered: now, LastSeen: now, HeartbeatInterval: interval, Active: true}
-	if err := r.cluster.Put(ctx, rec); err != nil {
+	if err := write(); err != nil {
 		return unavailable(err)
 	}
 	return r.catchUp(ctx)
+}
+
+func (r *Registry) clusterRegister(ctx context.Context, reg Registration) error {
+	now := r.now().Round(0)
+	// Seq 0: the Cluster orders ids itself, the same for every replica.
+	rec := Record{ID: reg.ID, Name: reg.Name, Version: reg.Version, Host: reg.Host,
+		Registered: now, LastSeen: now, HeartbeatInterval: r.interval(reg), Active: true}
+	return r.replicate(ctx, func() error { return r.cluster.Put(ctx, rec) })
 }
 
 func (r *Registry) clusterHeartbeat(ctx context.Context, inst *instance, system json.RawMessage) (HeartbeatStatus, error) {
@@ -201,10 +203,7 @@ func (r *Registry) clusterHeartbeat(ctx context.Context, inst *instance, system 
 	}
 	// Inactive (or its lease just ended): make it active again.
 	st := State{ID: inst.id, Active: true, LastSeen: r.wall(now).Round(0)}
-	if err := r.cluster.Update(ctx, []State{st}); err != nil {
-		return "", unavailable(err)
-	}
-	if err := r.catchUp(ctx); err != nil {
+	if err := r.replicate(ctx, func() error { return r.cluster.Update(ctx, []State{st}) }); err != nil {
 		return "", err
 	}
 	if inst = r.lookup(inst.id); inst == nil { // deleted meanwhile
@@ -219,33 +218,18 @@ func (r *Registry) clusterHeartbeat(ctx context.Context, inst *instance, system 
 }
 
 func (r *Registry) clusterSetTools(ctx context.Context, id string, parsed []parsedTool) error {
-	if err := r.Health(); err != nil {
-		return err
-	}
-	tools := make([]json.RawMessage, len(parsed))
-	for i, t := range parsed {
-		tools[i] = appendToolObject(nil, t.inner, t.exec)
-	}
-	if err := r.cluster.SetTools(ctx, id, tools); err != nil {
-		return unavailable(err)
-	}
-	return r.catchUp(ctx)
+	tools := toolObjects(parsed)
+	return r.replicate(ctx, func() error { return r.cluster.SetTools(ctx, id, tools) })
 }
 
 func (r *Registry) clusterDeregister(ctx context.Context, id string) error {
-	if err := r.Health(); err != nil {
-		return err
-	}
 	// An id this view does not know may be one it has not seen yet: the
 	// Cluster skips ids it does not store.
 	st := State{ID: id, InactiveSince: r.now().Round(0)}
 	if inst := r.lookup(id); inst != nil {
 		st.LastSeen = r.wall(inst.lastSeen()).Round(0)
 	}
-	if err := r.cluster.Update(ctx, []State{st}); err != nil {
-		return unavailable(err)
-	}
-	return r.catchUp(ctx)
+	return r.replicate(ctx, func() error { return r.cluster.Update(ctx, []State{st}) })
 }
 
 // purgeCluster asks the Cluster to delete the inactive records past their

@@ -59,11 +59,16 @@ func pack(seen int64, active bool) int64 {
 
 func unpack(l int64) (seen int64, active bool) { return l >> 1, l&1 == 1 }
 
-func (r *Registry) newInstance(reg Registration, seq uint64, now int64) *instance {
-	interval := reg.HeartbeatInterval
-	if interval == 0 {
-		interval = r.opts.HeartbeatInterval
+// interval is reg's heartbeat interval, or the registry's default.
+func (r *Registry) interval(reg Registration) time.Duration {
+	if reg.HeartbeatInterval == 0 {
+		return r.opts.HeartbeatInterval
 	}
+	return reg.HeartbeatInterval
+}
+
+func (r *Registry) newInstance(reg Registration, seq uint64, now int64) *instance {
+	interval := r.interval(reg)
 	in := &instance{
 		id: reg.ID, name: reg.Name, version: reg.Version, host: reg.Host,
 		seq:        seq,

@@ -139,7 +139,8 @@ func (r *Registry) Run(ctx context.Context) error {
 	}
 }
 
-// Checkpoint applies what is due (as Purge), then writes to the Store the
+// Checkpoint applies what is due (as Purge; in cluster mode Run does that at
+// each due time), then writes to the Store the
 // last_seen and system of every instance that heartbeated since the last
 // checkpoint. Run calls it periodically and when it ends; without a Store it
 // does nothing.
@@ -147,8 +148,10 @@ func (r *Registry) Checkpoint(ctx context.Context) error {
 	if r.store == nil {
 		return nil
 	}
-	if _, err := r.purge(ctx); err != nil {
-		return err
+	if r.cluster == nil { // in cluster mode Run's timer is set at the next deletion
+		if _, err := r.purge(ctx); err != nil {
+			return err
+		}
 	}
 	r.cpMu.Lock()
 	defer r.cpMu.Unlock()

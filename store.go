@@ -262,10 +262,7 @@ func (r *Registry) record(in *instance, tools []parsedTool) Record {
 		System:            in.getSystem(),
 	}
 	if tools != nil {
-		rec.Tools = make([]json.RawMessage, len(tools))
-		for i, t := range tools {
-			rec.Tools[i] = appendToolObject(nil, t.inner, t.exec)
-		}
+		rec.Tools = toolObjects(tools)
 	}
 	return rec
 }

@@ -55,6 +55,15 @@ type parsedTool struct {
 	name, inner, head, exec string
 }
 
+// toolObjects writes parsed tools back as tool objects.
+func toolObjects(parsed []parsedTool) []json.RawMessage {
+	out := make([]json.RawMessage, len(parsed))
+	for i, t := range parsed {
+		out[i] = appendToolObject(nil, t.inner, t.exec)
+	}
+	return out
+}
+
 // appendToolObject writes a tool object back from its parts.
 func appendToolObject(buf []byte, inner, exec string) []byte {
 	buf = append(buf, '{')

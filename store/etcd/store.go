@@ -593,13 +593,7 @@ const touchBatch = maxOps / 2
 // of ids, retried while another replica writes the same keys.
 func (s *Store) Touch(ctx context.Context, seen []registry.Seen) error {
 	for len(seen) > 0 {
-		// At most touchBatch ids, and about maxBatchBytes of values: a
-		// system object may be large.
-		n, size := 0, 0
-		for n < len(seen) && n < touchBatch && (n == 0 || size+len(seen[n].System) < maxBatchBytes) {
-			size += len(seen[n].System) + len(seen[n].ID) + 100
-			n++
-		}
+		n := min(len(seen), touchBatch) // touch halves a batch whose values are too big
 		if err := s.touch(ctx, seen[:n]); err != nil {
 			return err
 		}
