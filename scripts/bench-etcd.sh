@@ -19,18 +19,7 @@ DURATION=${DURATION:-8s}
 AGENTS=${AGENTS:-2000}
 ETCD=${ETCD_BIN:-$(command -v etcd || true)}
 [ -n "$ETCD" ] || { echo "no etcd binary: apt-get install etcd-server, or set ETCD_BIN"; exit 1; }
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/runspec-registry" ./cmd/runspec-registry
-go build -o "$work/registry-load" ./cmd/registry-load
-load="$work/registry-load"
+source scripts/bench-lib.sh
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(go version | cut -d' ' -f3), $("$ETCD" --version | head -1), $AGENTS agents, rounds $ROUNDS, duration $DURATION"
 
 "$ETCD" --data-dir "$work/etcd" --log-level warn \
@@ -40,31 +29,16 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(go version | cut -d' ' -f3
 	--auto-compaction-mode periodic --auto-compaction-retention 10m >"$work/etcd.log" 2>&1 &
 pids+=($!)
 
-serve() { # name port args...: starts a registry
-	local name=$1 port=$2
-	shift 2
-	# A long heartbeat interval (lease TTL 30 min): registry-load registers
-	# the whole fleet again before each round, which takes minutes on etcd
-	# at 20,000 agents, and the first leases must not expire meanwhile.
-	# Heartbeat batching does not depend on it (its window is 1 s either way).
-	"$work/runspec-registry" --host 127.0.0.1 --port "$port" --rate-limit-write 0 --rate-limit-heartbeat 0 \
-		--heartbeat-interval 600s \
-		--log-level warn "$@" >"$work/$name.log" 2>&1 &
-	pids+=($!)
-	for _ in $(seq 100); do
-		curl -sf "http://127.0.0.1:$port/health" >/dev/null && return
-		sleep 0.1
-	done
-	echo "$name did not start"; cat "$work/$name.log"; exit 1
-}
 sleep 1
-etcd=(--store etcd --etcd-endpoints http://127.0.0.1:23790)
-serve memory 9301 --in-memory
+# A long heartbeat interval (lease TTL 30 min): registry-load registers the
+# whole fleet again before each round, which takes minutes on etcd at 20,000
+# agents, and the first leases must not expire meanwhile. Heartbeat batching
+# does not depend on it (its window is 1 s either way).
+etcd=(--heartbeat-interval 600s --store etcd --etcd-endpoints http://127.0.0.1:23790)
+serve memory 9301 --in-memory --heartbeat-interval 600s
 serve etcd 9302 "${etcd[@]}" --etcd-prefix /batched/
 serve etcd-each 9303 "${etcd[@]}" --etcd-prefix /each/ --etcd-keepalive-window=-1ns
 
-ratio() { sed -n 's/.* \([0-9.]*\)× main\/compare.*/\1/p'; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "## registration (32 clients): memory, then etcd"
 for port in 9301 9302 9303; do

@@ -15,33 +15,8 @@ export PATH="/usr/local/go/bin:$PATH"
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-8s}
 SKIP_LARGE=${SKIP_LARGE:-}
-work=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	wait 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
-go build -o "$work/runspec-registry" ./cmd/runspec-registry
-go build -o "$work/registry-load" ./cmd/registry-load
-load="$work/registry-load"
+source scripts/bench-lib.sh
 echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(go version | cut -d' ' -f3), rounds $ROUNDS, duration $DURATION"
-
-serve() { # name port args...: starts a registry, records its pid
-	local name=$1 port=$2
-	shift 2
-	"$work/runspec-registry" --host 127.0.0.1 --port "$port" --rate-limit-write 0 --rate-limit-heartbeat 0 \
-		--log-level warn "$@" >"$work/$name.log" 2>&1 &
-	pids+=($!)
-	eval "pid_$name=$!"
-	for _ in $(seq 100); do
-		curl -sf "http://127.0.0.1:$port/health" >/dev/null && return
-		sleep 0.1
-	done
-	echo "$name did not start"; cat "$work/$name.log"; exit 1
-}
 
 "$load" -trivial 127.0.0.1:9200 >"$work/trivial.log" 2>&1 &
 pids+=($!)
@@ -49,8 +24,6 @@ serve memory 9201 --in-memory
 serve durable 9202 --data-dir "$work/data"
 sleep 0.5
 
-ratio() { sed -n 's/.* \([0-9.]*\)× main\/compare.*/\1/p'; }
-median() { sort -n | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 
 echo "## 2,000 agents x 20 tools: registration (32 clients), then $ROUNDS rounds of heartbeats (64 clients)"
 "$load" -url http://127.0.0.1:9201 -scenarios register -duration "$DURATION" | grep -E '^register'
