@@ -8,8 +8,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // execKeys are the per-host execution fields. They are kept apart from the
@@ -129,54 +131,82 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 	if !utf8.Valid(c.Bytes()) {
 		return parsedTool{}, &FieldError{Msg: "Input should be valid UTF-8", Type: "string_unicode"}
 	}
+	// Members are offsets into b (no pointers for the collector to scan);
+	// keys are strings over b, decoded only when they hold an escape.
 	type member struct {
-		key    string // decoded
-		kv     []byte // `"key":value`, compact
-		keyLen int    // length of the encoded key in kv
+		key      string
+		kv, kend int // `"key":value` is b[kv:end], the encoded key b[kv:kend]
+		end      int
 	}
-	var members []member
 	b := c.Bytes() // valid compact JSON: the scans below cannot run off its end
+	var members []member
+	// A repeated key keeps its first place and its last value. Small tools
+	// find a repeat by a scan; past linearScan members a map does, so that a
+	// tool of 100,000 keys costs 100,000 steps, not 5 billion.
+	var at map[string]int
+	headAt := [3]int{-1, -1, -1} // members of name, description, inputSchema; -1: absent
 	for i := 1; b[i] != '}'; {
 		kend := scanString(b, i)
-		key := string(b[i+1 : kend-1])
-		if bytes.IndexByte(b[i:kend], '\\') >= 0 {
-			json.Unmarshal(b[i:kend], &key)
-		}
+		key := decodeKey(b[i:kend])
 		vend := scanValue(b, kend+1)
-		m := member{key, b[i:vend], kend - i}
+		m := member{key: key, kv: i, kend: kend, end: vend}
 		i = vend
 		if b[i] == ',' {
 			i++
 		}
-		replaced := false
-		for j := range members { // a repeated key keeps its first place and its last value
-			if members[j].key == key {
-				members[j], replaced = m, true
+		j := -1
+		if at != nil {
+			if k, ok := at[key]; ok {
+				j = k
+			}
+		} else {
+			for k := range members {
+				if members[k].key == key {
+					j = k
+					break
+				}
 			}
 		}
-		if !replaced {
-			members = append(members, m)
+		if j >= 0 {
+			members[j] = m
+			continue
+		}
+		members = append(members, m)
+		if h := headSlot(key); h >= 0 {
+			headAt[h] = len(members) - 1
+		}
+		switch {
+		case at != nil:
+			at[key] = len(members) - 1
+		case len(members) == linearScan:
+			// A large tool: size for the most members its length allows
+			// (one is at least 6 bytes), bounded by what a body can hold.
+			members = slices.Grow(members, len(b)/12)
+			at = make(map[string]int, len(b)/12)
+			for k, m := range members {
+				at[m.key] = k
+			}
 		}
 	}
 	var p parsedTool
-	var inner, head, exec []byte
+	inner := make([]byte, 0, len(b))
+	var head, exec []byte
 	for _, m := range members {
+		kv := b[m.kv:m.end]
 		switch {
 		case isExecKey(m.key):
-			exec = appendMember(exec, m.kv)
+			exec = appendMember(exec, kv)
 			continue
 		case m.key == "name":
-			if err := json.Unmarshal(m.kv[m.keyLen+1:], &p.name); err != nil {
+			if err := json.Unmarshal(b[m.kend+1:m.end], &p.name); err != nil {
 				return parsedTool{}, &FieldError{Loc: []string{"name"}, Msg: "Input should be a valid string", Type: "string_type"}
 			}
 		}
-		inner = appendMember(inner, m.kv)
+		inner = appendMember(inner, kv)
 	}
-	for _, k := range [...]string{"name", "description", "inputSchema"} {
-		for _, m := range members {
-			if m.key == k {
-				head = appendMember(head, m.kv)
-			}
+	for _, j := range headAt {
+		if j >= 0 {
+			head = appendMember(head, b[members[j].kv:members[j].end])
 		}
 	}
 	if p.name == "" {
@@ -184,6 +214,38 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 	}
 	p.inner, p.head, p.exec = string(inner), string(head), string(exec)
 	return p, nil
+}
+
+// decodeKey returns the JSON string lit as a Go string. Without an escape it
+// is lit's own bytes, which the caller must not modify while it is in use.
+func decodeKey(lit []byte) string {
+	if bytes.IndexByte(lit, '\\') >= 0 {
+		var key string
+		json.Unmarshal(lit, &key)
+		return key
+	}
+	if len(lit) == 2 {
+		return ""
+	}
+	return unsafe.String(&lit[1], len(lit)-2)
+}
+
+// linearScan is how many members a tool may have before parseTool finds
+// repeated keys with a map instead of a scan.
+const linearScan = 16
+
+// headSlot is the place of key among the members that grouped answers show
+// first (name, description, inputSchema), or -1.
+func headSlot(key string) int {
+	switch key {
+	case "name":
+		return 0
+	case "description":
+		return 1
+	case "inputSchema":
+		return 2
+	}
+	return -1
 }
 
 // scanString returns the end of the JSON string starting at b[i].

@@ -5,6 +5,8 @@ package registry
 
 import (
 	"encoding/json"
+	"fmt"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -83,4 +85,55 @@ func FuzzParseTool(f *testing.F) {
 		}
 		checkRoundTrip(t, in, p)
 	})
+}
+
+// manyKeysTool is the worst case for repeated-key detection: one tool of
+// about 1 MiB made of ~95,000 distinct keys.
+func manyKeysTool(n int) json.RawMessage {
+	b := []byte(`{"name":"t"`)
+	for i := range n {
+		b = fmt.Appendf(b, `,"k%05d":1`, i)
+	}
+	return append(b, '}')
+}
+
+func TestParseToolManyKeys(t *testing.T) {
+	raw := manyKeysTool(linearScan * 4)
+	// Repeat every key once more: each keeps its first place and its last value.
+	raw = append(raw[:len(raw)-1], `,"k00000":2,"name":"u"}`...)
+	p, fe := parseTool(raw)
+	if fe != nil {
+		t.Fatalf("parseTool: %+v", fe)
+	}
+	if p.name != "u" || !strings.HasPrefix(p.inner, `"name":"u","k00000":2,"k00001":1`) {
+		t.Errorf("repeated keys: name %q, inner starts %.40q", p.name, p.inner)
+	}
+	checkRoundTrip(t, string(raw), p)
+}
+
+// BenchmarkParseToolManyKeys is the 1 MiB tool of ~95,000 keys that took
+// 15 s of CPU with a nested loop; it must parse in well under 50 ms.
+func BenchmarkParseToolManyKeys(b *testing.B) {
+	raw := manyKeysTool(95_000)
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, fe := parseTool(raw); fe != nil {
+			b.Fatal(fe)
+		}
+	}
+}
+
+// BenchmarkParseToolDeepNesting is a 1 MiB tool whose inputSchema nests
+// arrays as deep as encoding/json allows.
+func BenchmarkParseToolDeepNesting(b *testing.B) {
+	const depth = 9_990 // encoding/json refuses deeper than 10,000 at once
+	raw := []byte(`{"name":"t","inputSchema":` + strings.Repeat("[", depth) + strings.Repeat("]", depth) + `}`)
+	b.SetBytes(int64(len(raw)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, fe := parseTool(raw); fe != nil {
+			b.Fatal(fe)
+		}
+	}
 }
