@@ -18,8 +18,8 @@ import (
 const maxCacheBytes = 16 << 20
 
 type cacheKey struct {
-	name, host string
-	activeOnly bool
+	name, host         string
+	activeOnly, detail bool
 }
 
 type cachedAnswer struct {
@@ -42,8 +42,8 @@ func (r *Registry) strongETag(body []byte) string {
 
 // toolAnswer returns GET /tools/{name} as f selects it, from the cache when
 // it can.
-func (r *Registry) toolAnswer(name string, f Filter) (*cachedAnswer, error) {
-	k := cacheKey{name, f.Host, f.ActiveOnly}
+func (r *Registry) toolAnswer(name string, f Filter, detail bool) (*cachedAnswer, error) {
+	k := cacheKey{name, f.Host, f.ActiveOnly, detail}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	now := r.clock()
@@ -60,7 +60,7 @@ func (r *Registry) toolAnswer(name string, f Filter) (*cachedAnswer, error) {
 		}
 	}
 	bp := bufPool.Get().(*[]byte)
-	buf, ok := appendTool((*bp)[:0], r.tools(f).(toolIndex).members(name), f.ActiveOnly, now)
+	buf, ok := r.appendTool((*bp)[:0], r.tools(f, detail).(toolIndex).members(name), f.ActiveOnly, detail, now)
 	body := append([]byte(nil), buf...) // exact size: it may stay in the cache
 	*bp = buf[:0]
 	bufPool.Put(bp)

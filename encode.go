@@ -9,6 +9,7 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"slices"
 	"strconv"
 	"strings"
@@ -22,17 +23,6 @@ const (
 	chunkSize = 64 << 10
 	maxVisit  = 4096
 )
-
-// Filter selects what a listing shows. The zero Filter selects everything.
-type Filter struct {
-	// ActiveOnly keeps only active instances (and tools and hosts offered by
-	// one). The HTTP API sets it by default on /tools and /hosts, as v1 does.
-	ActiveOnly bool
-	// Host keeps only the instances on this host.
-	Host string
-	// Name keeps only the instances with this agent name (Instances and Hosts).
-	Name string
-}
 
 const hexDigits = "0123456789abcdef"
 
@@ -79,16 +69,18 @@ func appendString(buf []byte, s string) []byte {
 	return append(buf, '"')
 }
 
-// appendHead encodes the fixed start of an instance record.
-func appendHead(buf []byte, in *instance) []byte {
+// appendHead encodes the fixed start of an instance record, and returns
+// where its name member ends.
+func appendHead(buf []byte, in *instance) ([]byte, int) {
 	buf = append(buf, `{"instance_id":`...)
 	buf = appendString(buf, in.id)
 	buf = append(buf, `,"name":`...)
 	buf = appendString(buf, in.name)
+	nameEnd := len(buf)
 	buf = append(buf, `,"version":`...)
 	buf = appendString(buf, in.version)
 	buf = append(buf, `,"host":`...)
-	return appendString(buf, in.host)
+	return appendString(buf, in.host), nameEnd
 }
 
 // appendSeconds appends a number of seconds the way Python prints a float
@@ -125,6 +117,15 @@ func (r *Registry) appendInstance(buf []byte, in *instance, now int64) []byte {
 	return append(buf, '}')
 }
 
+// appendInstanceOf appends the record of id as GET /instances/{id} shows it.
+func (r *Registry) appendInstanceOf(buf []byte, id string) ([]byte, error) {
+	in := r.lookup(id)
+	if in == nil {
+		return buf, fmt.Errorf("instance %q: %w", id, ErrNotFound)
+	}
+	return r.appendInstance(buf, in, r.clock()), nil
+}
+
 func (t *toolRef) execInner() string {
 	if t.x == nil {
 		return ""
@@ -134,7 +135,8 @@ func (t *toolRef) execInner() string {
 
 // appendTool appends the grouped tool of members (all offering one tool
 // name, by registration order), or reports false if no member qualifies.
-func appendTool(buf []byte, members []member, activeOnly bool, now int64) ([]byte, bool) {
+// With detail, each host entry also names its instance, agent and liveness.
+func (r *Registry) appendTool(buf []byte, members []member, activeOnly, detail bool, now int64) ([]byte, bool) {
 	first := -1
 	for i, m := range members {
 		if !activeOnly || m.in.activeAt(now) {
@@ -149,8 +151,9 @@ func appendTool(buf []byte, members []member, activeOnly bool, now int64) ([]byt
 	buf = append(buf, members[first].s.head...)
 	buf = append(buf, `,"hosts":[`...)
 	for i, m := range members[first:] {
+		active := m.in.activeAt(now)
 		if i > 0 {
-			if activeOnly && !m.in.activeAt(now) {
+			if activeOnly && !active {
 				continue
 			}
 			buf = append(buf, ',')
@@ -161,9 +164,26 @@ func appendTool(buf []byte, members []member, activeOnly bool, now int64) ([]byt
 			buf = append(buf, ',')
 			buf = append(buf, m.x.inner...)
 		}
+		if detail {
+			buf = append(buf, ',')
+			buf = append(buf, m.in.head[1:m.in.nameEnd]...) // "instance_id":…,"name":…
+			buf = r.appendLiveness(buf, m.in, active)
+		}
 		buf = append(buf, '}')
 	}
 	return append(buf, "]}"...), true
+}
+
+// appendLiveness appends the detail members of an entry that say whether
+// and when its instance was last seen.
+func (r *Registry) appendLiveness(buf []byte, in *instance, active bool) []byte {
+	if active {
+		buf = append(buf, `,"active":true`...)
+	} else {
+		buf = append(buf, `,"active":false`...)
+	}
+	buf = append(buf, `,"last_seen":`...)
+	return appendSeconds(buf, r.wall(in.lastSeen()).UnixMicro())
 }
 
 // pick chooses the instance a (host, name) group shows: an active one if
@@ -183,7 +203,7 @@ func (g *hostGroup) pick(activeOnly bool, now int64) *instance {
 	return best
 }
 
-func appendHostEntry(buf []byte, in *instance) []byte {
+func (r *Registry) appendHostEntry(buf []byte, in *instance, detail bool, now int64) []byte {
 	buf = append(buf, `{"host":`...)
 	buf = appendString(buf, in.host)
 	buf = append(buf, `,"name":`...)
@@ -194,6 +214,9 @@ func appendHostEntry(buf []byte, in *instance) []byte {
 	buf = appendString(buf, in.version)
 	buf = append(buf, `,"tool_count":`...)
 	buf = strconv.AppendInt(buf, int64(in.toolCount()), 10)
+	if detail {
+		buf = r.appendLiveness(buf, in, in.activeAt(now))
+	}
 	return append(buf, '}')
 }
 
@@ -332,9 +355,11 @@ func (v *view) groupsOf(host string) []*hostGroup {
 
 // toolIndex lists grouped tools by name.
 type toolIndex struct {
+	r          *Registry
 	names      []string
 	members    func(name string) []member
 	activeOnly bool
+	detail     bool
 }
 
 func (x toolIndex) len() int         { return len(x.names) }
@@ -361,14 +386,14 @@ func (x toolIndex) match(i int, now int64) bool {
 	return false
 }
 func (x toolIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
-	return appendTool(buf, x.members(x.names[i]), x.activeOnly, now)
+	return x.r.appendTool(buf, x.members(x.names[i]), x.activeOnly, x.detail, now)
 }
 
 // tools returns the index for GET /tools with f. With a host filter it
 // gathers that host's tools, each with only that host's entries.
-func (r *Registry) tools(f Filter) cursorIndex {
+func (r *Registry) tools(f Filter, detail bool) cursorIndex {
 	if f.Host == "" {
-		return toolIndex{r.v.names, r.v.members, f.ActiveOnly}
+		return toolIndex{r, r.v.names, r.v.members, f.ActiveOnly, detail}
 	}
 	byName := make(map[string][]member)
 	for _, g := range r.v.groupsOf(f.Host) {
@@ -387,7 +412,7 @@ func (r *Registry) tools(f Filter) cursorIndex {
 		slices.SortFunc(ms, func(a, b member) int { return memberBySeq(a, b.in.seq) })
 	}
 	slices.Sort(names)
-	return toolIndex{names, func(name string) []member { return byName[name] }, f.ActiveOnly}
+	return toolIndex{r, names, func(name string) []member { return byName[name] }, f.ActiveOnly, detail}
 }
 
 func (v *view) members(name string) []member {
@@ -399,8 +424,10 @@ func (v *view) members(name string) []member {
 
 // groupIndex lists /hosts entries by host, then name.
 type groupIndex struct {
+	r      *Registry
 	groups []*hostGroup
 	f      Filter
+	detail bool
 }
 
 func groupKey(host, name string) string { return host + "\x00" + name }
@@ -431,11 +458,11 @@ func (x groupIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
 	if in == nil {
 		return buf, false
 	}
-	return appendHostEntry(buf, in), true
+	return x.r.appendHostEntry(buf, in, x.detail, now), true
 }
 
-func (r *Registry) hosts(f Filter) cursorIndex {
-	return groupIndex{r.v.groupsOf(f.Host), f}
+func (r *Registry) hosts(f Filter, detail bool) cursorIndex {
+	return groupIndex{r, r.v.groupsOf(f.Host), f, detail}
 }
 
 // isJSONObject reports whether b is one valid JSON object.

@@ -29,13 +29,13 @@ func Example() {
 	status, _ := reg.Heartbeat(ctx, "7f1c", nil)
 	fmt.Println("heartbeat:", status)
 
-	tool, _ := reg.Tool(ctx, "deploy", registry.Filter{ActiveOnly: true})
+	tool, _, _ := reg.Tool(ctx, "deploy", registry.Filter{ActiveOnly: true})
 	for _, h := range tool.Hosts {
 		fmt.Printf("%s on %s as %s\n", tool.Name, h.Host, h.RunAs)
 	}
 	// Output:
 	// heartbeat: ack
-	// deploy on server-01 as "oracle"
+	// deploy on server-01 as oracle
 }
 
 // Purge applies expiry: an agent that stops heartbeating is inactive three
@@ -51,12 +51,12 @@ func ExampleRegistry_Purge() {
 
 	now = now.Add(30 * time.Second) // exactly at the deadline: still active
 	reg.Purge(ctx)
-	in, _ := reg.Instance(ctx, "a1")
+	in, _, _ := reg.Instance(ctx, "a1")
 	fmt.Println("after 30s active:", in.Active)
 
 	now = now.Add(time.Second)
 	reg.Purge(ctx)
-	in, _ = reg.Instance(ctx, "a1")
+	in, _, _ = reg.Instance(ctx, "a1")
 	fmt.Println("after 31s active:", in.Active)
 	// Output:
 	// after 30s active: true

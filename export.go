@@ -25,8 +25,8 @@ func (r *Registry) serveExport(w http.ResponseWriter, req *http.Request, content
 		return
 	}
 	q.f.Host, q.f.Name = "", ""
-	idx := r.block(req.Context(), q, topic{kind: topicAll}, func() uint64 { return r.v.index })
-	hosts, err := r.Hosts(req.Context(), q.f)
+	idx := r.block(req.Context(), topic{kind: topicAll}, q.w, func() uint64 { return r.v.index })
+	hosts, _, err := r.Hosts(req.Context(), q.f)
 	if err != nil {
 		r.writeError(w, err, "")
 		return

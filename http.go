@@ -363,9 +363,8 @@ type query struct {
 	limit    int
 	cursor   string
 	user     string
-	blocking bool // ?index= was given
-	index    uint64
-	wait     time.Duration
+	w        waitFor // ?index=&wait=
+	detail   bool    // ?detail=true: host entries name their instance and liveness
 }
 
 // maxLimit is the largest page size.
@@ -384,6 +383,14 @@ func parseQuery(req *http.Request, activeDefault bool) (query, []FieldError) {
 				Msg: "Input should be a valid boolean, unable to interpret input", Type: "bool_parsing"})
 		}
 		q.f.ActiveOnly = b
+	}
+	if s, ok := vals["detail"]; ok {
+		b, ok := parseBool(s[0])
+		if !ok {
+			errs = append(errs, FieldError{Loc: []string{"query", "detail"},
+				Msg: "Input should be a valid boolean, unable to interpret input", Type: "bool_parsing"})
+		}
+		q.detail = b
 	}
 	if s := vals.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
@@ -450,7 +457,7 @@ func (r *Registry) handleInstance(w http.ResponseWriter, req *http.Request, ps h
 	}
 	id := param(req, ps, "id")
 	r.serveOne(w, req, q, topic{topicInstance, id}, func() uint64 { return r.v.instanceIndex(r.shard(id), id) },
-		func(buf []byte) ([]byte, error) { return r.instanceJSON(buf, id) }, "Instance not found")
+		func(buf []byte) ([]byte, error) { return r.appendInstanceOf(buf, id) }, "Instance not found")
 }
 
 func (r *Registry) handleListTools(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
@@ -460,7 +467,7 @@ func (r *Registry) handleListTools(w http.ResponseWriter, req *http.Request, _ h
 		return
 	}
 	r.serveList(w, req, q, topic{kind: topicTools}, func() uint64 { return r.v.toolsIndex }, 0,
-		func() cursorIndex { return r.tools(q.f) })
+		func() cursorIndex { return r.tools(q.f, q.detail) })
 }
 
 func (r *Registry) handleTool(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
@@ -470,8 +477,8 @@ func (r *Registry) handleTool(w http.ResponseWriter, req *http.Request, ps httpr
 		return
 	}
 	name := param(req, ps, "name")
-	idx := r.block(req.Context(), q, topic{topicTool, name}, func() uint64 { return r.v.toolIndex(name) })
-	e, err := r.toolAnswer(name, q.f)
+	idx := r.block(req.Context(), topic{topicTool, name}, q.w, func() uint64 { return r.v.toolIndex(name) })
+	e, err := r.toolAnswer(name, q.f, q.detail)
 	if err != nil {
 		a := r.newAnswer(w, req, idx, "application/json", 0)
 		a.buf = []byte(`{"detail":"Tool not found"}`)
@@ -490,7 +497,7 @@ func (r *Registry) handleHosts(w http.ResponseWriter, req *http.Request, _ httpr
 		return
 	}
 	r.serveList(w, req, q, topic{kind: topicAll}, func() uint64 { return r.v.index }, 0,
-		func() cursorIndex { return r.hosts(q.f) })
+		func() cursorIndex { return r.hosts(q.f, q.detail) })
 }
 
 // logRequests logs a line per request: at info for writes and errors, at

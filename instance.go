@@ -20,6 +20,7 @@ type instance struct {
 	ttl                     int64  // ttlFactor x interval, in nanoseconds
 	floor                   int64  // the deadline is never earlier (grace after a restart)
 	head                    []byte // `{"instance_id":…,"name":…,"version":…,"host":…`, encoded once
+	nameEnd                 int    // head[:nameEnd] ends after the name
 	hostJSON                string // the host as a JSON string
 
 	// live packs last_seen and active in one word so that a heartbeat and an
@@ -78,7 +79,7 @@ func (r *Registry) newInstance(reg Registration, seq uint64, now int64) *instanc
 		floor:      math.MinInt64,
 		heapIdx:    -1,
 	}
-	in.head = appendHead(nil, in)
+	in.head, in.nameEnd = appendHead(nil, in)
 	in.hostJSON = string(appendString(nil, in.host))
 	in.live.Store(pack(now, true))
 	in.cpSeen.Store(now)

@@ -40,27 +40,27 @@ func reads(t *testing.T, h *harness) map[string]bool {
 	got["GET /hosts"] = len(h.get("/hosts").([]any)) == 1
 	got["GET /export/mobaxterm"] = strings.Contains(h.must(http.StatusOK, "GET", "/export/mobaxterm", "").Body.String(), "(ha) =#109#")
 
-	in, err := h.reg.Instance(ctx, "a")
+	in, _, err := h.reg.Instance(ctx, "a")
 	if err != nil {
 		t.Fatal(err)
 	}
 	got["Instance"] = in.Active
-	ins, err := h.reg.Instances(ctx, registry.Filter{ActiveOnly: true})
+	ins, _, err := h.reg.Instances(ctx, registry.Filter{ActiveOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got["Instances"] = len(ins) == 1
-	tools, err := h.reg.Tools(ctx, registry.Filter{ActiveOnly: true})
+	tools, _, err := h.reg.Tools(ctx, registry.Filter{ActiveOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	got["Tools"] = len(tools) == 1
-	_, err = h.reg.Tool(ctx, "ta", registry.Filter{ActiveOnly: true})
+	_, _, err = h.reg.Tool(ctx, "ta", registry.Filter{ActiveOnly: true})
 	if err != nil && !errors.Is(err, registry.ErrNotFound) {
 		t.Fatal(err)
 	}
 	got["Tool"] = err == nil
-	hosts, err := h.reg.Hosts(ctx, registry.Filter{ActiveOnly: true})
+	hosts, _, err := h.reg.Hosts(ctx, registry.Filter{ActiveOnly: true})
 	if err != nil {
 		t.Fatal(err)
 	}

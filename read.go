@@ -1,134 +1,189 @@
-// read.go defines the read methods of the protocol (Instance, Instances,
-// Tools, Tool, Hosts) and the values they return. They decode the same JSON
-// the HTTP API sends, so the two can never disagree.
+// read.go defines the read methods of the library (Instance, Instances,
+// Tools, Tool, Hosts). They build Go values straight from the indexes that
+// the HTTP answers are encoded from, walking a listing in chunks so that a
+// large read never holds writers back, and return the change index that
+// answered them.
 
 package registry
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
-	"math"
+	"slices"
 	"time"
 )
 
-// Instance is an instance record as GET /instances/{id} shows it.
-type Instance struct {
-	ID                string            `json:"instance_id"`
-	Name              string            `json:"name"`
-	Version           string            `json:"version"`
-	Host              string            `json:"host"`
-	Active            bool              `json:"active"`
-	LastSeen          time.Time         `json:"-"`
-	Tools             []json.RawMessage `json:"tools"`
-	HeartbeatInterval time.Duration     `json:"-"`
-	System            json.RawMessage   `json:"system,omitempty"`
+// Filter selects what a read shows. The zero Filter selects everything and
+// does not wait.
+type Filter struct {
+	// ActiveOnly keeps only active instances (and tools and hosts offered by
+	// one). The HTTP API sets it by default on /tools and /hosts, as v1 does.
+	ActiveOnly bool
+	// Host keeps only the instances on this host.
+	Host string
+	// Name keeps only the instances with this agent name (Instances and Hosts).
+	Name string
+
+	// AfterIndex, if not zero, makes the read wait until its answer's change
+	// index passes AfterIndex (a blocking query): pass the Meta.Index of the
+	// previous answer to wait for the next change. If ctx ends first, the
+	// read returns ctx's error.
+	AfterIndex uint64
 }
 
-// UnmarshalJSON reads the wire form, where last_seen and heartbeat_interval
-// are seconds.
-func (in *Instance) UnmarshalJSON(b []byte) error {
-	type plain Instance
-	aux := struct {
-		*plain
-		LastSeen float64 `json:"last_seen"`
-		Interval float64 `json:"heartbeat_interval"`
-	}{plain: (*plain)(in)}
-	if err := json.Unmarshal(b, &aux); err != nil {
-		return err
-	}
-	sec, frac := math.Modf(aux.LastSeen)
-	in.LastSeen = time.Unix(int64(sec), int64(math.Round(frac*1e6))*1e3)
-	in.HeartbeatInterval = time.Duration(aux.Interval * float64(time.Second))
-	return nil
-}
-
-// Tool is a tool grouped by name, as GET /tools/{name} shows it: the schema
-// of the earliest registered instance that offers it, and one entry per
-// instance offering it.
-type Tool struct {
-	Name        string          `json:"name"`
-	Description string          `json:"description,omitempty"`
-	InputSchema json.RawMessage `json:"inputSchema,omitempty"`
-	Hosts       []ToolHost      `json:"hosts"`
-}
-
-// ToolHost says how to run a tool on one host. The execution fields are
-// kept as posted (normally JSON strings); absent ones are nil.
-type ToolHost struct {
-	Host         string          `json:"host"`
-	Command      json.RawMessage `json:"x-command,omitempty"`
-	RunAs        json.RawMessage `json:"x-run-as,omitempty"`
-	BecomeMethod json.RawMessage `json:"x-become-method,omitempty"`
-	BecomeFlags  json.RawMessage `json:"x-become-flags,omitempty"`
-}
-
-// Host is one (host, agent name) entry of GET /hosts.
-type Host struct {
-	Host       string `json:"host"`
-	Name       string `json:"name"`
-	InstanceID string `json:"instance_id"`
-	Version    string `json:"version"`
-	ToolCount  int    `json:"tool_count"`
-}
+func (f Filter) wait() waitFor { return waitFor{on: f.AfterIndex > 0, after: f.AfterIndex} }
 
 // Instance returns the record of id, or an error matching ErrNotFound.
-func (r *Registry) Instance(ctx context.Context, id string) (Instance, error) {
-	var out Instance
-	b, err := r.instanceJSON(nil, id)
-	if err != nil {
-		return out, err
-	}
-	return out, json.Unmarshal(b, &out)
-}
-
-// instanceJSON appends the record of id as GET /instances/{id} shows it.
-func (r *Registry) instanceJSON(buf []byte, id string) ([]byte, error) {
+// To wait for a change of one instance, follow Events.
+func (r *Registry) Instance(ctx context.Context, id string) (Instance, Meta, error) {
+	meta, _ := r.meta(ctx, topic{topicInstance, id}, Filter{}, func() uint64 { return r.v.instanceIndex(r.shard(id), id) })
 	in := r.lookup(id)
 	if in == nil {
-		return buf, fmt.Errorf("instance %q: %w", id, ErrNotFound)
+		return Instance{}, meta, fmt.Errorf("instance %q: %w", id, ErrNotFound)
 	}
-	return r.appendInstance(buf, in, r.clock()), nil
+	return r.instanceValue(in, r.clock()), meta, nil
 }
 
 // Instances returns the records that f selects, in registration order.
-func (r *Registry) Instances(ctx context.Context, f Filter) ([]Instance, error) {
-	var out []Instance
-	return out, r.decodeList(ctx, func() cursorIndex { return r.instances(f) }, &out)
+func (r *Registry) Instances(ctx context.Context, f Filter) ([]Instance, Meta, error) {
+	meta, err := r.meta(ctx, topic{kind: topicAll}, f, func() uint64 { return r.v.index })
+	if err != nil {
+		return nil, meta, err
+	}
+	out := []Instance{}
+	err = r.collect(ctx, func() cursorIndex { return r.instances(f) }, func(ix cursorIndex, i int, now int64) {
+		out = append(out, r.instanceValue(ix.(instIndex).items[i], now))
+	})
+	return out, meta, err
 }
 
 // Tools returns the tools offered by the instances that f selects, grouped
 // by name, in name order.
-func (r *Registry) Tools(ctx context.Context, f Filter) ([]Tool, error) {
-	var out []Tool
-	return out, r.decodeList(ctx, func() cursorIndex { return r.tools(f) }, &out)
-}
-
-// Hosts returns one entry per (host, agent name) that f selects, by host
-// then name.
-func (r *Registry) Hosts(ctx context.Context, f Filter) ([]Host, error) {
-	var out []Host
-	return out, r.decodeList(ctx, func() cursorIndex { return r.hosts(f) }, &out)
+func (r *Registry) Tools(ctx context.Context, f Filter) ([]Tool, Meta, error) {
+	meta, err := r.meta(ctx, topic{kind: topicTools}, f, func() uint64 { return r.v.toolsIndex })
+	if err != nil {
+		return nil, meta, err
+	}
+	out := []Tool{}
+	err = r.collect(ctx, func() cursorIndex { return r.tools(f, false) }, func(ix cursorIndex, i int, now int64) {
+		x := ix.(toolIndex)
+		if t, ok := r.toolValue(x.members(x.names[i]), f.ActiveOnly, now); ok {
+			out = append(out, t)
+		}
+	})
+	return out, meta, err
 }
 
 // Tool returns the tool name as offered by the instances that f selects, or
 // an error matching ErrNotFound if none offers it.
-func (r *Registry) Tool(ctx context.Context, name string, f Filter) (Tool, error) {
-	var out Tool
-	a, err := r.toolAnswer(name, f) // the bytes GET /tools/{name} sends
+func (r *Registry) Tool(ctx context.Context, name string, f Filter) (Tool, Meta, error) {
+	meta, err := r.meta(ctx, topic{topicTool, name}, f, func() uint64 { return r.v.toolIndex(name) })
 	if err != nil {
-		return out, err
+		return Tool{}, meta, err
 	}
-	return out, json.Unmarshal(a.body, &out)
+	r.mu.RLock()
+	t, ok := r.toolValue(r.tools(f, false).(toolIndex).members(name), f.ActiveOnly, r.clock())
+	r.mu.RUnlock()
+	if !ok {
+		return Tool{}, meta, fmt.Errorf("tool %q: %w", name, ErrNotFound)
+	}
+	return t, meta, nil
 }
 
-func (r *Registry) decodeList(ctx context.Context, mk func() cursorIndex, out any) error {
-	var all []byte
-	if _, err := r.list(mk, "", 0, func(b []byte) error {
-		all = append(all, b...)
-		return ctx.Err()
-	}); err != nil {
-		return err
+// Hosts returns one entry per (host, agent name) that f selects, by host
+// then name.
+func (r *Registry) Hosts(ctx context.Context, f Filter) ([]Host, Meta, error) {
+	meta, err := r.meta(ctx, topic{kind: topicAll}, f, func() uint64 { return r.v.index })
+	if err != nil {
+		return nil, meta, err
 	}
-	return json.Unmarshal(all, out)
+	out := []Host{}
+	err = r.collect(ctx, func() cursorIndex { return r.hosts(f, false) }, func(ix cursorIndex, i int, now int64) {
+		if in := ix.(groupIndex).groups[i].pick(f.ActiveOnly, now); in != nil {
+			out = append(out, r.hostValue(in, now))
+		}
+	})
+	return out, meta, err
+}
+
+// meta waits as f asks and returns the index of the answer to come.
+func (r *Registry) meta(ctx context.Context, t topic, f Filter, indexOf func() uint64) (Meta, error) {
+	idx := r.block(ctx, t, f.wait(), indexOf)
+	meta := Meta{Index: idx, Stale: r.Health() != nil}
+	if f.AfterIndex > 0 && idx <= f.AfterIndex {
+		return meta, ctx.Err()
+	}
+	return meta, nil
+}
+
+// collect calls add for every item of the index that mk builds that
+// matches, in order. It holds the read lock for one chunk of items at a
+// time, as listings do.
+func (r *Registry) collect(ctx context.Context, mk func() cursorIndex, add func(ix cursorIndex, i int, now int64)) error {
+	cursor := ""
+	for {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		r.mu.RLock()
+		now := r.clock()
+		ix := mk()
+		i := ix.seek(cursor)
+		for n := 0; i < ix.len() && n < maxVisit; i, n = i+1, n+1 {
+			if ix.match(i, now) {
+				add(ix, i, now)
+			}
+		}
+		end := i >= ix.len()
+		if !end {
+			cursor = ix.key(i - 1)
+		}
+		r.mu.RUnlock()
+		if end {
+			return nil
+		}
+	}
+}
+
+// instanceValue is the record of in at now. Called with r.mu held, or on an
+// instance that no writer can change meanwhile.
+func (r *Registry) instanceValue(in *instance, now int64) Instance {
+	out := Instance{
+		ID: in.id, Name: in.name, Version: in.version, Host: in.host,
+		Active:            in.activeAt(now),
+		LastSeen:          micros(r.wall(in.lastSeen())),
+		HeartbeatInterval: in.interval.Truncate(time.Microsecond),
+		System:            slices.Clone(in.getSystem()),
+	}
+	if ts := in.tools.Load(); ts != nil {
+		out.Tools = toolObjectsOf(ts)
+	}
+	return out
+}
+
+// toolValue is the grouped tool of members (all offering one tool name, by
+// registration order), or false if no member qualifies.
+func (r *Registry) toolValue(members []member, activeOnly bool, now int64) (Tool, bool) {
+	var t Tool
+	for _, m := range members {
+		active := m.in.activeAt(now)
+		if activeOnly && !active {
+			continue
+		}
+		if t.Hosts == nil {
+			t = Tool{Name: m.s.name, Description: m.s.desc, InputSchema: slices.Clone(m.s.input), Hosts: []ToolHost{}}
+		}
+		h := ToolHost{Host: m.in.host, InstanceID: m.in.id, Name: m.in.name,
+			Active: active, LastSeen: micros(r.wall(m.in.lastSeen()))}
+		if m.x != nil {
+			h.Command, h.RunAs, h.BecomeMethod, h.BecomeFlags = m.x.f[0], m.x.f[1], m.x.f[2], m.x.f[3]
+		}
+		t.Hosts = append(t.Hosts, h)
+	}
+	return t, t.Hosts != nil
+}
+
+func (r *Registry) hostValue(in *instance, now int64) Host {
+	return Host{Host: in.host, Name: in.name, InstanceID: in.id, Version: in.version, ToolCount: in.toolCount(),
+		Active: in.activeAt(now), LastSeen: micros(r.wall(in.lastSeen()))}
 }

@@ -32,13 +32,59 @@ type schema struct {
 	inner string // the object's members, compact, without braces
 	name  string
 	head  string // name, description and inputSchema members, for grouped answers
+	desc  string // the description, if it is a string
+	input []byte // the inputSchema's JSON, if any
 	refs  int
 }
 
 // execFields are interned too: most hosts of a package run the same command.
 type execFields struct {
-	inner string // the execution members, compact, without braces
+	inner string       // the execution members, compact, without braces
+	f     [4]ExecField // in the order of execKeys
 	refs  int
+}
+
+// newSchema interns the parts of p that grouped answers show.
+func newSchema(p parsedTool) *schema {
+	s := &schema{inner: p.inner, name: p.name, head: p.head}
+	eachMember(p.head, func(key string, v []byte) {
+		switch key {
+		case "description":
+			if dec := execField(v); dec.IsString() {
+				s.desc = dec.Value
+			}
+		case "inputSchema":
+			s.input = slices.Clone(v)
+		}
+	})
+	return s
+}
+
+func newExecFields(inner string) *execFields {
+	x := &execFields{inner: inner}
+	eachMember(inner, func(key string, v []byte) {
+		for i, k := range execKeys {
+			if k == key {
+				x.f[i] = execField(v)
+			}
+		}
+	})
+	return x
+}
+
+// eachMember calls fn for each member of inner, the compact members of a JSON
+// object without its braces, as parseTool made them (no repeated keys).
+func eachMember(inner string, fn func(key string, v []byte)) {
+	b := []byte("{" + inner + "}")
+	for i := 1; b[i] != '}'; {
+		kend := scanString(b, i)
+		vend := scanValue(b, kend+1)
+		fn(string(decodeKey(b[i:kend])), b[kend+1:vend])
+		i = vend
+		if b[i] == ',' {
+			i++
+		}
+	}
 }
 
 // A toolRef is one tool of one instance.
@@ -62,6 +108,15 @@ func toolObjects(parsed []parsedTool) []json.RawMessage {
 	out := make([]json.RawMessage, len(parsed))
 	for i, t := range parsed {
 		out[i] = appendToolObject(nil, t.inner, t.exec)
+	}
+	return out
+}
+
+// toolObjectsOf writes an instance's interned tools back as tool objects.
+func toolObjectsOf(ts *toolSet) []json.RawMessage {
+	out := make([]json.RawMessage, len(ts.list))
+	for i, t := range ts.list {
+		out[i] = appendToolObject(nil, t.s.inner, t.execInner())
 	}
 	return out
 }
@@ -298,7 +353,7 @@ func (v *view) intern(parsed []parsedTool) *toolSet {
 	for i, p := range parsed {
 		s := v.schemas[p.inner]
 		if s == nil {
-			s = &schema{inner: p.inner, name: p.name, head: p.head}
+			s = newSchema(p)
 			v.schemas[p.inner] = s
 		}
 		s.refs++
@@ -306,7 +361,7 @@ func (v *view) intern(parsed []parsedTool) *toolSet {
 		if p.exec != "" {
 			x := v.execs[p.exec]
 			if x == nil {
-				x = &execFields{inner: p.exec}
+				x = newExecFields(p.exec)
 				v.execs[p.exec] = x
 			}
 			x.refs++

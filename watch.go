@@ -28,6 +28,14 @@ const (
 	bufferLimit = 1 << 20
 )
 
+// waitFor is what a read waits for: while on, until its index passes after,
+// for at most d (0: until its context ends).
+type waitFor struct {
+	on    bool
+	after uint64
+	d     time.Duration
+}
+
 // parseWait reads the blocking-query parameters into q.
 func parseWait(vals map[string][]string, q *query) []FieldError {
 	var errs []FieldError
@@ -36,9 +44,9 @@ func parseWait(vals map[string][]string, q *query) []FieldError {
 		if err != nil {
 			errs = append(errs, FieldError{Loc: []string{"query", "index"}, Msg: "Input should be a valid unsigned integer", Type: "int_parsing"})
 		}
-		q.index, q.blocking = n, true
+		q.w.after, q.w.on = n, true
 	}
-	q.wait = DefaultWait
+	q.w.d = DefaultWait
 	if s := first(vals, "wait"); s != "" {
 		d, err := time.ParseDuration(s)
 		if err != nil { // a bare number is seconds
@@ -49,7 +57,10 @@ func parseWait(vals map[string][]string, q *query) []FieldError {
 		if err != nil || d < 0 {
 			errs = append(errs, FieldError{Loc: []string{"query", "wait"}, Msg: "Input should be a duration such as 30s, or seconds", Type: "value_error"})
 		}
-		q.wait = min(d, MaxWait)
+		q.w.d = min(d, MaxWait)
+		if q.w.d == 0 {
+			q.w.on = false // a zero wait answers at once
+		}
 	}
 	return errs
 }
@@ -61,35 +72,36 @@ func first(vals map[string][]string, k string) string {
 	return ""
 }
 
-// block waits, for a blocking query, until indexOf (called with the read
-// lock held) passes q.index, the wait (plus up to 1/16 of jitter) passes, the
-// request ends or ReleaseWaiters is called. It returns the index to report.
-func (r *Registry) block(ctx context.Context, q query, t topic, indexOf func() uint64) uint64 {
-	var timer *time.Timer
+// block waits, as w says, until indexOf (called with the read lock held)
+// passes w.after, the wait (plus up to 1/16 of jitter) passes, ctx ends or
+// ReleaseWaiters is called. It returns the index to report.
+func (r *Registry) block(ctx context.Context, t topic, w waitFor, indexOf func() uint64) uint64 {
+	var timer <-chan time.Time
 	for {
 		r.settleDue(ctx)
 		r.mu.RLock()
 		idx := indexOf()
 		var ch <-chan struct{}
-		if q.blocking && idx <= q.index {
+		if w.on && idx <= w.after {
 			ch = r.v.w.chanFor(t)
 		}
 		r.mu.RUnlock()
 		if ch == nil {
 			return idx
 		}
-		if timer == nil {
-			timer = time.NewTimer(q.wait + rand.N(q.wait/16+1))
-			defer timer.Stop()
+		if timer == nil && w.d > 0 {
+			t := time.NewTimer(w.d + rand.N(w.d/16+1))
+			defer t.Stop()
+			timer = t.C
 		}
 		select {
 		case <-ch:
 			continue
-		case <-timer.C:
+		case <-timer:
 		case <-ctx.Done():
 		case <-r.v.w.closed:
 		}
-		q.blocking = false
+		w.on = false
 		r.v.w.leave(t, ch)
 	}
 }
@@ -205,7 +217,7 @@ func etagMatch(header, etag string) bool {
 
 // serveList answers a listing: index, blocking, ETag, pagination.
 func (r *Registry) serveList(w http.ResponseWriter, req *http.Request, q query, t topic, indexOf func() uint64, extra uint64, mk func() cursorIndex) {
-	idx := r.block(req.Context(), q, t, indexOf)
+	idx := r.block(req.Context(), t, q.w, indexOf)
 	a := r.newAnswer(w, req, idx, "application/json", extra)
 	a.noStream = q.limit > 0
 	next, err := r.list(mk, q.cursor, q.limit, a.emit)
@@ -226,7 +238,7 @@ func (r *Registry) serveList(w http.ResponseWriter, req *http.Request, q query, 
 // serveOne answers a single resource, or a JSON 404 that still carries the
 // index (a blocking query on it waits for the resource to appear).
 func (r *Registry) serveOne(w http.ResponseWriter, req *http.Request, q query, t topic, indexOf func() uint64, body func([]byte) ([]byte, error), notFound string) {
-	idx := r.block(req.Context(), q, t, indexOf)
+	idx := r.block(req.Context(), t, q.w, indexOf)
 	a := r.newAnswer(w, req, idx, "application/json", 0)
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)

@@ -53,7 +53,7 @@ func TestAgentLifecycle(t *testing.T) {
 			waitFor(t, "three heartbeats", func() bool {
 				return len(log.matching(func(r loggedReq) bool { return r.path == "/instances/"+a.ID()+"/heartbeat" })) >= 3
 			})
-			in, err := reg.Instance(t.Context(), a.ID())
+			in, _, err := reg.Instance(t.Context(), a.ID())
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -66,7 +66,7 @@ func TestAgentLifecycle(t *testing.T) {
 			if a.State() != client.StateStopped {
 				t.Errorf("state after Run = %v", a.State())
 			}
-			if in, _ := reg.Instance(t.Context(), a.ID()); in.Active {
+			if in, _, _ := reg.Instance(t.Context(), a.ID()); in.Active {
 				t.Error("instance active after Run returned: not deregistered")
 			}
 			if f := ev.failures(); len(f) != 0 {
@@ -99,7 +99,7 @@ func TestAgentClose(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Errorf("Run = %v", err)
 	}
-	if in, _ := reg.Instance(t.Context(), a.ID()); in.Active {
+	if in, _, _ := reg.Instance(t.Context(), a.ID()); in.Active {
 		t.Error("instance active after Close")
 	}
 	if err := a.Run(context.Background()); err == nil {
@@ -113,7 +113,7 @@ func TestAgentClose(t *testing.T) {
 	if err := b.Run(context.Background()); err != nil {
 		t.Errorf("Run after Close = %v", err)
 	}
-	if _, err := reg.Instance(t.Context(), b.ID()); !errors.Is(err, registry.ErrNotFound) {
+	if _, _, err := reg.Instance(t.Context(), b.ID()); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("Run after Close registered: %v", err)
 	}
 }
@@ -173,7 +173,7 @@ func TestAgentSendsSystem(t *testing.T) {
 	}
 	runAgent(t, a)
 	waitFor(t, "the system data", func() bool {
-		in, err := reg.Instance(context.Background(), a.ID())
+		in, _, err := reg.Instance(context.Background(), a.ID())
 		return err == nil && string(in.System) == `{"pid":1}`
 	})
 }
@@ -212,7 +212,7 @@ func TestAgentSurvivesRestart(t *testing.T) {
 				waitFor(t, "hello on web-1 again", func() bool {
 					return has(hostsOf(reg, "hello"), "web-1") && a.State() == client.StateActive
 				})
-				if _, err := reg.Instance(t.Context(), a.ID()); err != nil {
+				if _, _, err := reg.Instance(t.Context(), a.ID()); err != nil {
 					t.Fatal(err)
 				}
 				next(t, updates, "the watch seeing web-1 again", func(u client.ToolUpdate) bool { return has(u.HostNames(), "web-1") })
@@ -245,7 +245,7 @@ func TestAgentSurvivesRestart(t *testing.T) {
 				if err := stop(); err != nil {
 					t.Errorf("Run = %v", err)
 				}
-				if in, _ := reg.Instance(t.Context(), a.ID()); in.Active {
+				if in, _, _ := reg.Instance(t.Context(), a.ID()); in.Active {
 					t.Error("instance active after Run returned")
 				}
 			})

@@ -134,7 +134,7 @@ func TestAPIKey(t *testing.T) {
 		}
 		c.CloseIdleConnections()
 	}
-	if _, err := reg.Instance(ctx, "a"); err != nil {
+	if _, _, err := reg.Instance(ctx, "a"); err != nil {
 		t.Errorf("instance not registered with the right key: %v", err)
 	}
 }
@@ -204,41 +204,41 @@ func TestReads(t *testing.T) {
 			}
 			active, all := registry.Filter{ActiveOnly: true}, registry.Filter{}
 
-			want, _ := reg.Tools(ctx, active)
+			want, _, _ := reg.Tools(ctx, active)
 			got, err := c.Tools(ctx, client.Filter{})
 			check("Tools", want, got, err)
-			want, _ = reg.Tools(ctx, all)
+			want, _, _ = reg.Tools(ctx, all)
 			got, err = c.Tools(ctx, client.Filter{IncludeInactive: true})
 			check("Tools(all)", want, got, err)
-			want, _ = reg.Tools(ctx, registry.Filter{ActiveOnly: true, Host: "db-1"})
+			want, _, _ = reg.Tools(ctx, registry.Filter{ActiveOnly: true, Host: "db-1"})
 			got, err = c.Tools(ctx, client.Filter{Host: "db-1"})
 			check("Tools(host)", want, got, err)
 
-			wantTool, _ := reg.Tool(ctx, "deploy", active)
+			wantTool, _, _ := reg.Tool(ctx, "deploy", active)
 			gotTool, err := c.Tool(ctx, "deploy", client.Filter{})
 			check("Tool", wantTool, gotTool, err)
-			wantTool, _ = reg.Tool(ctx, "deploy", all)
+			wantTool, _, _ = reg.Tool(ctx, "deploy", all)
 			gotTool, err = c.Tool(ctx, "deploy", client.Filter{IncludeInactive: true})
 			check("Tool(all)", wantTool, gotTool, err)
 
-			wantInsts, _ := reg.Instances(ctx, active)
+			wantInsts, _, _ := reg.Instances(ctx, active)
 			gotInsts, err := c.Instances(ctx, client.Filter{})
 			check("Instances", wantInsts, gotInsts, err)
-			wantInsts, _ = reg.Instances(ctx, registry.Filter{Host: "web-2"})
+			wantInsts, _, _ = reg.Instances(ctx, registry.Filter{Host: "web-2"})
 			gotInsts, err = c.Instances(ctx, client.Filter{IncludeInactive: true, Host: "web-2"})
 			check("Instances(host, all)", wantInsts, gotInsts, err)
 
-			wantInst, _ := reg.Instance(ctx, "a2")
+			wantInst, _, _ := reg.Instance(ctx, "a2")
 			gotInst, err := c.Instance(ctx, "a2")
 			check("Instance", wantInst, gotInst, err)
 			if _, err := c.Instance(ctx, "nope"); !errors.Is(err, client.ErrNotFound) {
 				t.Errorf("Instance(nope) = %v, want ErrNotFound", err)
 			}
 
-			wantHosts, _ := reg.Hosts(ctx, active)
+			wantHosts, _, _ := reg.Hosts(ctx, active)
 			gotHosts, err := c.Hosts(ctx, client.Filter{})
 			check("Hosts", wantHosts, gotHosts, err)
-			wantHosts, _ = reg.Hosts(ctx, registry.Filter{Name: "ops"})
+			wantHosts, _, _ = reg.Hosts(ctx, registry.Filter{Name: "ops"})
 			gotHosts, err = c.Hosts(ctx, client.Filter{IncludeInactive: true, Name: "ops"})
 			check("Hosts(all)", wantHosts, gotHosts, err)
 		})
@@ -272,7 +272,7 @@ func TestWrites(t *testing.T) {
 			if st, err := c.Heartbeat(ctx, "a1", json.RawMessage(`{"pid":7}`)); err != nil || st != registry.Ack {
 				t.Errorf("Heartbeat = %q, %v; want ack", st, err)
 			}
-			in, err := reg.Instance(ctx, "a1")
+			in, _, err := reg.Instance(ctx, "a1")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -285,7 +285,7 @@ func TestWrites(t *testing.T) {
 			if err := c.Deregister(ctx, "never-seen"); err != nil {
 				t.Errorf("Deregister(unknown) = %v, want nil", err)
 			}
-			if in, _ := reg.Instance(ctx, "a1"); in.Active {
+			if in, _, _ := reg.Instance(ctx, "a1"); in.Active {
 				t.Error("instance still active after Deregister")
 			}
 		})
@@ -305,7 +305,7 @@ func TestPathEscaping(t *testing.T) {
 	if err := c.UpdateTools(ctx, "id with space?", []json.RawMessage{toolJSON(name, "x")}); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := reg.Instance(ctx, "id with space?"); err != nil {
+	if _, _, err := reg.Instance(ctx, "id with space?"); err != nil {
 		t.Fatal(err)
 	}
 	tl, err := c.Tool(ctx, name, client.Filter{})

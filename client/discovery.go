@@ -26,9 +26,10 @@ type Filter struct {
 }
 
 // values encodes f. The active filter is always sent, because the wire
-// default differs per endpoint.
+// default differs per endpoint, and detail, which makes host entries name
+// their instance and liveness (a registry that predates it ignores it).
 func (f Filter) values() url.Values {
-	v := url.Values{"active": {"true"}}
+	v := url.Values{"active": {"true"}, "detail": {"true"}}
 	if f.IncludeInactive {
 		v.Set("active", "false")
 	}

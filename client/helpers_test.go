@@ -420,7 +420,7 @@ func hostsOf(reg *registry.Registry, tool string) []string {
 	if reg == nil {
 		return nil
 	}
-	tl, err := reg.Tool(context.Background(), tool, registry.Filter{ActiveOnly: true})
+	tl, _, err := reg.Tool(context.Background(), tool, registry.Filter{ActiveOnly: true})
 	if err != nil {
 		return nil
 	}

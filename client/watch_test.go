@@ -350,7 +350,7 @@ func TestWatchSeesExpiry(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	next(t, updates, "web-1", func(u client.ToolUpdate) bool { return u.Found })
 	next(t, updates, "the tool gone", func(u client.ToolUpdate) bool { return !u.Found })
-	if in, _ := reg.Instance(ctx, "a"); in.Active {
+	if in, _, _ := reg.Instance(ctx, "a"); in.Active {
 		t.Error("the watch saw the tool gone, but the instance is active")
 	}
 }

@@ -25,7 +25,7 @@ func TestAgentRegistersAndDeregisters(t *testing.T) {
 	}()
 	deadline := time.Now().Add(5 * time.Second)
 	for {
-		tool, err := reg.Tool(t.Context(), "greet", registry.Filter{ActiveOnly: true})
+		tool, _, err := reg.Tool(t.Context(), "greet", registry.Filter{ActiveOnly: true})
 		if err == nil && len(tool.Hosts) == 1 && tool.Hosts[0].Host == "test-host" && tool.Description == "Say hello" {
 			break
 		}
@@ -38,7 +38,7 @@ func TestAgentRegistersAndDeregisters(t *testing.T) {
 	if err := <-errc; err != nil {
 		t.Fatalf("run = %v", err)
 	}
-	if _, err := reg.Tool(t.Context(), "greet", registry.Filter{ActiveOnly: true}); err == nil {
+	if _, _, err := reg.Tool(t.Context(), "greet", registry.Filter{ActiveOnly: true}); err == nil {
 		t.Error("tool still offered after the agent stopped")
 	}
 }

@@ -39,7 +39,7 @@ func main() {
 	mux.Handle("/registry/", http.StripPrefix("/registry", reg))
 	// A route of the orchestrator's own, using the registry as a library.
 	mux.HandleFunc("GET /where", func(w http.ResponseWriter, r *http.Request) {
-		tool, err := reg.Tool(r.Context(), r.URL.Query().Get("tool"), registry.Filter{ActiveOnly: true})
+		tool, _, err := reg.Tool(r.Context(), r.URL.Query().Get("tool"), registry.Filter{ActiveOnly: true})
 		if errors.Is(err, registry.ErrNotFound) {
 			http.Error(w, "no host offers that tool", http.StatusNotFound)
 			return

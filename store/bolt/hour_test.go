@@ -77,7 +77,7 @@ func TestRegistryHourOfChurn(t *testing.T) {
 		}
 		sizes = append(sizes, bolt.HighWater(st))
 	}
-	all, err := reg.Instances(ctx, registry.Filter{})
+	all, _, err := reg.Instances(ctx, registry.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -58,7 +58,7 @@ func TestRegistryRestart(t *testing.T) {
 	if err := reg.Checkpoint(ctx); err != nil {
 		t.Fatal(err)
 	}
-	before, err := reg.Instances(ctx, registry.Filter{})
+	before, _, err := reg.Instances(ctx, registry.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +76,7 @@ func TestRegistryRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	after, err := reg2.Instances(ctx, registry.Filter{})
+	after, _, err := reg2.Instances(ctx, registry.Filter{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -99,7 +99,7 @@ func TestRegistryRestart(t *testing.T) {
 			t.Errorf("Heartbeat(%q) after the restart = %q, %v; want %q", id, got, err, want)
 		}
 	}
-	in, err := reg2.Instance(ctx, "a")
+	in, _, err := reg2.Instance(ctx, "a")
 	if err != nil || string(in.System) != `{"os":"linux"}` {
 		t.Errorf("Instance(a).System after the restart = %s, %v; want the checkpointed one", in.System, err)
 	}

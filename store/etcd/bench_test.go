@@ -33,7 +33,7 @@ func BenchmarkReplicationDelay(b *testing.B) {
 		}
 		acked := time.Now()
 		for {
-			if _, err := bb.Instance(ctx, id); err == nil {
+			if _, _, err := bb.Instance(ctx, id); err == nil {
 				break
 			}
 			runtime.Gosched()

@@ -268,7 +268,7 @@ func TestReplicaKilled(t *testing.T) {
 	t.Logf("%d registrations acknowledged by A before it stopped", len(acked))
 	eventually(t, 2*time.Second, "B has every acknowledged write", func() bool {
 		for _, id := range acked {
-			if _, err := b.reg.Instance(context.Background(), id); err != nil {
+			if _, _, err := b.reg.Instance(context.Background(), id); err != nil {
 				return false
 			}
 		}
@@ -392,7 +392,7 @@ func testMemberLoss(t *testing.T, endpoints []string, kill func() string) {
 	for name, r := range map[string]*replica{"A": a, "B": b} {
 		eventually(t, 2*time.Second, name+" has every acknowledged write", func() bool {
 			for _, id := range acked {
-				if _, err := r.reg.Instance(context.Background(), id); err != nil {
+				if _, _, err := r.reg.Instance(context.Background(), id); err != nil {
 					return false
 				}
 			}
