@@ -359,12 +359,12 @@ func (r *Registry) handleDeregister(w http.ResponseWriter, req *http.Request, ps
 
 // query holds the parsed query parameters of a read.
 type query struct {
-	f        Filter
-	limit    int
-	cursor   string
-	user     string
-	w        waitFor // ?index=&wait=
-	detail   bool    // ?detail=true: host entries name their instance and liveness
+	f      Filter
+	limit  int
+	cursor string
+	user   string
+	w      waitFor // ?index=&wait=
+	detail bool    // ?detail=true: host entries name their instance and liveness
 }
 
 // maxLimit is the largest page size.
