@@ -16,8 +16,8 @@ func (r *Registry) serveExport(w http.ResponseWriter, req *http.Request, content
 	write func(buf *bytes.Buffer, hosts []Host, user string)) {
 	q, errs := parseQuery(req, true)
 	if q.user != "" {
-		if msg := checkField(q.user); msg != "" {
-			errs = append(errs, FieldError{Loc: []string{"query", "user"}, Msg: msg, Type: "value_error"})
+		if fe := checkText(q.user, "query", "user"); fe != nil {
+			errs = append(errs, *fe)
 		}
 	}
 	if errs != nil {

@@ -16,6 +16,7 @@ import (
 	"math"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -199,15 +200,17 @@ func (r *Registry) readBody(w http.ResponseWriter, req *http.Request) ([]byte, e
 // decodeObject unmarshals a request body that must be a JSON object.
 func decodeObject(body []byte) (map[string]json.RawMessage, *FieldError) {
 	if len(bytes.Trim(body, " \t\r\n")) == 0 {
-		return nil, &FieldError{Loc: []string{"body"}, Msg: "Field required", Type: "missing"}
+		fe := errBodyMissing()
+		return nil, &fe
 	}
 	if !json.Valid(body) || !utf8.Valid(body) { // the reference cannot decode invalid UTF-8 either
-		return nil, &FieldError{Loc: []string{"body"}, Msg: "JSON decode error", Type: "json_invalid"}
+		fe := errBodyJSON()
+		return nil, &fe
 	}
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
-		return nil, &FieldError{Loc: []string{"body"},
-			Msg: "Input should be a valid dictionary or object to extract fields from", Type: "model_attributes_type"}
+		fe := errBodyNotObject()
+		return nil, &fe
 	}
 	return m, nil
 }
@@ -254,37 +257,52 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ ht
 		writeInvalid(w, *fe)
 		return
 	}
+	// Decode the types here; the rules are Register's (Registration.Validate).
 	var reg Registration
 	var errs []FieldError
+	reported := make(map[string]bool) // fields with a type error
+	var lossless []string             // fields whose escapes decoded to U+FFFD
 	for _, f := range []struct {
 		name string
 		dst  *string
 	}{{"instance_id", &reg.ID}, {"name", &reg.Name}, {"version", &reg.Version}, {"host", &reg.Host}} {
 		v, ok := m[f.name]
-		if !ok {
-			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: "Field required", Type: "missing"})
-		} else if len(v) == 0 || v[0] != '"' || json.Unmarshal(v, f.dst) != nil {
-			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: "Input should be a valid string", Type: "string_type"})
-		} else if f.name == "version" {
+		switch {
+		case !ok:
+			errs = append(errs, errMissing("body", f.name))
+		case len(v) == 0 || v[0] != '"' || json.Unmarshal(v, f.dst) != nil:
+			errs = append(errs, errKind(kindString, "body", f.name))
+		default:
+			if f.name != "version" && lossy(v) {
+				lossless = append(lossless, f.name)
+			}
 			continue
-		} else if msg := checkField(*f.dst); msg != "" {
-			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: msg, Type: "value_error"})
-		} else if lossy(v) {
-			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: "Value error, must be valid UTF-8 without control characters", Type: "value_error"})
 		}
+		reported[f.name] = true
 	}
 	if v := m["heartbeat_interval"]; !isNull(v) {
 		var secs float64
-		loc := []string{"body", "heartbeat_interval"}
 		if len(v) == 0 || !(v[0] == '-' || (v[0] >= '0' && v[0] <= '9')) || json.Unmarshal(v, &secs) != nil {
-			errs = append(errs, FieldError{Loc: loc, Msg: "Input should be a valid number", Type: "float_type"})
-		} else if d := time.Duration(secs * float64(time.Second)); !(secs > 0 && secs <= MaxHeartbeatInterval.Seconds()) || d <= 0 {
-			errs = append(errs, FieldError{Loc: loc, Msg: "Value error, heartbeat_interval must be > 0 and <= 86400 seconds", Type: "value_error"})
+			errs = append(errs, errKind(kindNumber, "body", "heartbeat_interval"))
+			reported["heartbeat_interval"] = true
+		} else if d, fe := intervalOf(secs); fe != nil {
+			errs = append(errs, *fe)
+			reported["heartbeat_interval"] = true
 		} else {
 			reg.HeartbeatInterval = d
 		}
 	}
-	if errs != nil {
+	if errs != nil || lossless != nil {
+		// One detail list: the rules' verdict on the fields that decoded,
+		// and, for a field the rules accept, what its decoding lost.
+		rules := reg.fieldErrors(reported)
+		for _, name := range lossless {
+			if !slices.ContainsFunc(rules, func(fe FieldError) bool { return fe.Loc[1] == name }) {
+				rules = append(rules, errText("body", name))
+			}
+		}
+		errs = append(errs, rules...)
+		sortFields(errs, registrationFields[:])
 		writeInvalid(w, errs...)
 		return
 	}
@@ -305,7 +323,7 @@ func (r *Registry) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps 
 		}
 		if v := m["system"]; !isNull(v) {
 			if v[0] != '{' {
-				writeInvalid(w, FieldError{Loc: []string{"body", "system"}, Msg: "Input should be a valid dictionary", Type: "dict_type"})
+				writeInvalid(w, errKind(kindObject, "body", "system"))
 				return
 			}
 			system = v
@@ -333,10 +351,10 @@ func (r *Registry) handleSetTools(w http.ResponseWriter, req *http.Request, ps h
 	var tools []json.RawMessage
 	switch {
 	case !ok:
-		writeInvalid(w, FieldError{Loc: []string{"body", "tools"}, Msg: "Field required", Type: "missing"})
+		writeInvalid(w, errMissing("body", "tools"))
 		return
 	case len(v) == 0 || v[0] != '[' || json.Unmarshal(v, &tools) != nil:
-		writeInvalid(w, FieldError{Loc: []string{"body", "tools"}, Msg: "Input should be a valid list", Type: "list_type"})
+		writeInvalid(w, errKind(kindArray, "body", "tools"))
 		return
 	}
 	if tools == nil {
@@ -379,31 +397,28 @@ func parseQuery(req *http.Request, activeDefault bool) (query, []FieldError) {
 	if s, ok := vals["active"]; ok {
 		b, ok := parseBool(s[0])
 		if !ok {
-			errs = append(errs, FieldError{Loc: []string{"query", "active"},
-				Msg: "Input should be a valid boolean, unable to interpret input", Type: "bool_parsing"})
+			errs = append(errs, errKind(kindBool, "query", "active"))
 		}
 		q.f.ActiveOnly = b
 	}
 	if s, ok := vals["detail"]; ok {
 		b, ok := parseBool(s[0])
 		if !ok {
-			errs = append(errs, FieldError{Loc: []string{"query", "detail"},
-				Msg: "Input should be a valid boolean, unable to interpret input", Type: "bool_parsing"})
+			errs = append(errs, errKind(kindBool, "query", "detail"))
 		}
 		q.detail = b
 	}
 	if s := vals.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxLimit {
-			errs = append(errs, FieldError{Loc: []string{"query", "limit"},
-				Msg: fmt.Sprintf("Input should be a whole number from 1 to %d", maxLimit), Type: "int_parsing"})
+			errs = append(errs, errLimit())
 		}
 		q.limit = n
 	}
 	if s := vals.Get("cursor"); s != "" {
 		b, err := base64.RawURLEncoding.DecodeString(s)
 		if err != nil || len(b) == 0 {
-			errs = append(errs, FieldError{Loc: []string{"query", "cursor"}, Msg: "Invalid cursor", Type: "value_error"})
+			errs = append(errs, errCursor())
 		}
 		q.cursor = string(b)
 	}
@@ -430,14 +445,10 @@ func cursorOK(cursor string, numeric bool) bool {
 	return err == nil
 }
 
-func badCursor() FieldError {
-	return FieldError{Loc: []string{"query", "cursor"}, Msg: "Invalid cursor", Type: "value_error"}
-}
-
 func (r *Registry) handleInstances(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 	q, errs := parseQuery(req, false)
 	if errs == nil && !cursorOK(q.cursor, true) {
-		errs = append(errs, badCursor())
+		errs = append(errs, errCursor())
 	}
 	if errs != nil {
 		writeInvalid(w, errs...)

@@ -15,29 +15,15 @@ import (
 	"net/http"
 	"net/netip"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 )
 
-// Errors returned by Registry methods. Test for them with errors.Is.
-var (
-	// ErrNotFound reports an unknown instance or tool.
-	ErrNotFound = errors.New("registry: not found")
-	// ErrInvalid reports input that breaks the protocol's rules. Errors that
-	// match it are *ValidationError values naming each bad field.
-	ErrInvalid = errors.New("registry: invalid input")
-)
-
-// Protocol limits that are not configurable.
-const (
-	// MaxFieldBytes is the longest instance_id, name, host or user accepted.
-	MaxFieldBytes = 256
-	// MaxHeartbeatInterval is the longest heartbeat interval an agent may ask for.
-	MaxHeartbeatInterval = 24 * time.Hour
-)
+// ErrNotFound reports an unknown instance or tool. Test for it, and for the
+// other errors of Registry methods (ErrInvalid, ErrUnavailable), with
+// errors.Is.
+var ErrNotFound = errors.New("registry: not found")
 
 // Defaults used by New for zero Options fields.
 const (
@@ -278,7 +264,7 @@ const (
 // Register creates or replaces the record of reg.ID: active, last seen now,
 // with no tool list until UpdateTools.
 func (r *Registry) Register(ctx context.Context, reg Registration) error {
-	if err := r.validateRegistration(reg); err != nil {
+	if err := reg.Validate(); err != nil {
 		return err
 	}
 	if r.cluster != nil {
@@ -321,7 +307,7 @@ func (r *Registry) Register(ctx context.Context, reg Registration) error {
 // nothing.
 func (r *Registry) Heartbeat(ctx context.Context, id string, system json.RawMessage) (HeartbeatStatus, error) {
 	if system != nil && !isJSONObject(system) {
-		return "", invalid(FieldError{Loc: []string{"body", "system"}, Msg: "Input should be a valid dictionary", Type: "dict_type"})
+		return "", invalid(errKind(kindObject, "body", "system"))
 	}
 	inst := r.lookup(id)
 	if inst == nil {
@@ -452,80 +438,3 @@ func (r *Registry) wakeRun() {
 	default:
 	}
 }
-
-func (r *Registry) validateRegistration(reg Registration) error {
-	var errs []FieldError
-	for _, f := range []struct{ name, value string }{
-		{"instance_id", reg.ID}, {"name", reg.Name}, {"host", reg.Host},
-	} {
-		if msg := checkField(f.value); msg != "" {
-			errs = append(errs, FieldError{Loc: []string{"body", f.name}, Msg: msg, Type: "value_error"})
-		}
-	}
-	if reg.HeartbeatInterval < 0 || reg.HeartbeatInterval > MaxHeartbeatInterval {
-		errs = append(errs, FieldError{Loc: []string{"body", "heartbeat_interval"},
-			Msg: "Value error, heartbeat_interval must be > 0 and <= 86400 seconds", Type: "value_error"})
-	}
-	if errs != nil {
-		return &ValidationError{Fields: errs}
-	}
-	return nil
-}
-
-// checkField applies the rules for instance_id, name, host and the exports'
-// user: it returns "" for a good value, else what is wrong.
-func checkField(s string) string {
-	switch {
-	case s == "":
-		return "Value error, must not be empty"
-	case len(s) > MaxFieldBytes:
-		return fmt.Sprintf("Value error, must be at most %d bytes", MaxFieldBytes)
-	case !validText(s):
-		return "Value error, must be valid UTF-8 without control characters"
-	}
-	return ""
-}
-
-// validText reports whether s is valid UTF-8 with no C0, DEL or C1 control
-// characters.
-func validText(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, c := range s {
-		if c < 0x20 || (c >= 0x7F && c < 0xA0) {
-			return false
-		}
-	}
-	return true
-}
-
-// FieldError describes one bad field of a request, in the shape of the
-// protocol's 422 detail list.
-type FieldError struct {
-	Loc  []string `json:"loc"`
-	Msg  string   `json:"msg"`
-	Type string   `json:"type"`
-}
-
-// ValidationError lists the bad fields of a request. It matches ErrInvalid.
-type ValidationError struct {
-	Fields []FieldError
-}
-
-func (e *ValidationError) Error() string {
-	var b strings.Builder
-	b.WriteString("registry: invalid input:")
-	for i, f := range e.Fields {
-		if i > 0 {
-			b.WriteByte(';')
-		}
-		fmt.Fprintf(&b, " %s: %s", strings.Join(f.Loc, "."), f.Msg)
-	}
-	return b.String()
-}
-
-// Is makes errors.Is(err, ErrInvalid) true.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
-
-func invalid(fields ...FieldError) error { return &ValidationError{Fields: fields} }

@@ -199,8 +199,8 @@ func (r *Registry) load(ctx context.Context) error {
 // checkRecord checks a record read from a Store, and returns its parsed
 // tool list.
 func checkRecord(rec Record) ([]parsedTool, error) {
-	if msg := checkField(rec.ID); msg != "" {
-		return nil, fmt.Errorf("bad id: %s", msg)
+	if fe := checkText(rec.ID, "instance_id"); fe != nil {
+		return nil, fmt.Errorf("bad id: %s", fe.Msg)
 	}
 	if rec.Seq == 0 {
 		return nil, fmt.Errorf("no registration order (seq 0)")

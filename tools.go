@@ -7,7 +7,6 @@ package registry
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"slices"
 	"strconv"
 	"unicode/utf8"
@@ -143,12 +142,10 @@ func (r *Registry) parseTools(tools []json.RawMessage) ([]parsedTool, error) {
 // parseToolList validates a tool list of at most max tools.
 func parseToolList(tools []json.RawMessage, max int) ([]parsedTool, error) {
 	if tools == nil {
-		return nil, invalid(FieldError{Loc: []string{"body", "tools"}, Msg: "Field required", Type: "missing"})
+		return nil, invalid(errMissing("body", "tools"))
 	}
 	if len(tools) > max {
-		return nil, invalid(FieldError{Loc: []string{"body", "tools"},
-			Msg:  fmt.Sprintf("List should have at most %d items after validation, not %d", max, len(tools)),
-			Type: "too_long"})
+		return nil, invalid(errTooManyTools(max, len(tools)))
 	}
 	parsed := make([]parsedTool, len(tools))
 	seen := make(map[string]int, len(tools))
@@ -160,8 +157,7 @@ func parseToolList(tools []json.RawMessage, max int) ([]parsedTool, error) {
 			fe.Loc = append(loc, fe.Loc...)
 			errs = append(errs, *fe)
 		} else if j, dup := seen[p.name]; dup {
-			errs = append(errs, FieldError{Loc: append(loc, "name"),
-				Msg: fmt.Sprintf("Value error, duplicate tool name %q (also tool %d)", p.name, j), Type: "value_error"})
+			errs = append(errs, errDuplicateTool(append(loc, "name"), p.name, j))
 		} else {
 			seen[p.name] = i
 			parsed[i] = p
@@ -171,7 +167,7 @@ func parseToolList(tools []json.RawMessage, max int) ([]parsedTool, error) {
 		}
 	}
 	if errs != nil {
-		return nil, &ValidationError{Fields: errs}
+		return nil, invalid(errs...)
 	}
 	return parsed, nil
 }
@@ -181,10 +177,12 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 	var c bytes.Buffer
 	c.Grow(len(raw))
 	if json.Compact(&c, raw) != nil || c.Len() < 2 || c.Bytes()[0] != '{' {
-		return parsedTool{}, &FieldError{Msg: "Input should be a valid dictionary", Type: "dict_type"}
+		fe := errKind(kindObject)
+		return parsedTool{}, &fe
 	}
 	if !utf8.Valid(c.Bytes()) {
-		return parsedTool{}, &FieldError{Msg: "Input should be valid UTF-8", Type: "string_unicode"}
+		fe := errToolUTF8()
+		return parsedTool{}, &fe
 	}
 	// Members are offsets into b (no pointers for the collector to scan);
 	// keys are strings over b, decoded only when they hold an escape.
@@ -254,7 +252,8 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 			continue
 		case m.key == "name":
 			if err := json.Unmarshal(b[m.kend+1:m.end], &p.name); err != nil {
-				return parsedTool{}, &FieldError{Loc: []string{"name"}, Msg: "Input should be a valid string", Type: "string_type"}
+				fe := errKind(kindString, "name")
+				return parsedTool{}, &fe
 			}
 		}
 		inner = appendMember(inner, kv)
@@ -265,7 +264,8 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 		}
 	}
 	if p.name == "" {
-		return parsedTool{}, &FieldError{Loc: []string{"name"}, Msg: "Field required: a non-empty string", Type: "missing"}
+		fe := errToolName()
+		return parsedTool{}, &fe
 	}
 	p.inner, p.head, p.exec = string(inner), string(head), string(exec)
 	return p, nil

@@ -42,7 +42,7 @@ func parseWait(vals map[string][]string, q *query) []FieldError {
 	if s := first(vals, "index"); s != "" {
 		n, err := strconv.ParseUint(s, 10, 64)
 		if err != nil {
-			errs = append(errs, FieldError{Loc: []string{"query", "index"}, Msg: "Input should be a valid unsigned integer", Type: "int_parsing"})
+			errs = append(errs, errKind(kindUint, "query", "index"))
 		}
 		q.w.after, q.w.on = n, true
 	}
@@ -55,7 +55,7 @@ func parseWait(vals map[string][]string, q *query) []FieldError {
 			d = time.Duration(min(secs, MaxWait.Seconds()) * float64(time.Second)) // no overflow
 		}
 		if err != nil || d < 0 {
-			errs = append(errs, FieldError{Loc: []string{"query", "wait"}, Msg: "Input should be a duration such as 30s, or seconds", Type: "value_error"})
+			errs = append(errs, errWait())
 		}
 		q.w.d = min(d, MaxWait)
 		if q.w.d == 0 {
@@ -271,7 +271,7 @@ func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 	if resume != "" {
 		n, err := strconv.ParseUint(resume, 10, 64)
 		if err != nil {
-			writeInvalid(w, FieldError{Loc: []string{"header", "Last-Event-ID"}, Msg: "Input should be a valid unsigned integer", Type: "int_parsing"})
+			writeInvalid(w, errKind(kindUint, "header", "Last-Event-ID"))
 			return
 		}
 		after = n

@@ -13,11 +13,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
-	"unicode/utf8"
 
 	"github.com/runspec/registry"
 )
@@ -164,19 +162,11 @@ func NewAgent(c *Client, cfg AgentConfig) (*Agent, error) {
 	if cfg.DeregisterTimeout <= 0 {
 		cfg.DeregisterTimeout = DefaultDeregisterTimeout
 	}
-	for _, f := range []struct{ name, v string }{{"InstanceID", cfg.InstanceID}, {"Name", cfg.Name}, {"Host", cfg.Host}} {
-		if msg := checkField(f.v); msg != "" {
-			return nil, fmt.Errorf("client: NewAgent: %s %q %s: %w", f.name, f.v, msg, ErrInvalid)
-		}
-	}
-	if strings.Contains(cfg.InstanceID, "/") {
-		// The registry's routes match the decoded path: /instances/a%2Fb
-		// is not the instance "a/b", which could never heartbeat.
-		return nil, fmt.Errorf("client: NewAgent: InstanceID %q contains a slash: %w", cfg.InstanceID, ErrInvalid)
-	}
-	if cfg.HeartbeatInterval < 0 || cfg.HeartbeatInterval > registry.MaxHeartbeatInterval {
-		return nil, fmt.Errorf("client: NewAgent: HeartbeatInterval %v is not in (0, %v]: %w",
-			cfg.HeartbeatInterval, registry.MaxHeartbeatInterval, ErrInvalid)
+	// The registry's own rules, so that NewAgent refuses what it would.
+	reg := registry.Registration{ID: cfg.InstanceID, Name: cfg.Name, Version: cfg.Version, Host: cfg.Host,
+		HeartbeatInterval: cfg.HeartbeatInterval}
+	if err := reg.Validate(); err != nil {
+		return nil, fmt.Errorf("client: NewAgent: %w", err)
 	}
 	tools, err := checkTools(cfg.Tools)
 	if err != nil {
@@ -186,42 +176,17 @@ func NewAgent(c *Client, cfg AgentConfig) (*Agent, error) {
 	return a, nil
 }
 
-// checkField applies the registry's rules for instance_id, name and host.
-func checkField(s string) string {
-	switch {
-	case s == "":
-		return "is empty"
-	case len(s) > registry.MaxFieldBytes:
-		return fmt.Sprintf("is longer than %d bytes", registry.MaxFieldBytes)
-	case !utf8.ValidString(s):
-		return "is not valid UTF-8"
-	}
-	for _, r := range s {
-		if r < 0x20 || (r >= 0x7f && r <= 0x9f) {
-			return "contains a control character"
-		}
-	}
-	return ""
-}
-
-// checkTools checks a tool list as the registry would, and copies it.
+// checkTools checks a tool list with the registry's rules (but its
+// --max-tools, which only the registry knows), and copies it.
 func checkTools(tools []json.RawMessage) ([]json.RawMessage, error) {
+	if tools == nil {
+		tools = []json.RawMessage{} // nil posts an empty list
+	}
+	if err := registry.ValidateTools(tools, -1); err != nil {
+		return nil, err
+	}
 	out := make([]json.RawMessage, len(tools))
-	seen := make(map[string]bool, len(tools))
 	for i, t := range tools {
-		var head struct {
-			Name *string `json:"name"`
-		}
-		if len(bytes.TrimLeft(t, " \t\r\n")) == 0 || bytes.TrimLeft(t, " \t\r\n")[0] != '{' || json.Unmarshal(t, &head) != nil {
-			return nil, fmt.Errorf("tool %d is not a JSON object: %w", i, ErrInvalid)
-		}
-		if head.Name == nil || *head.Name == "" {
-			return nil, fmt.Errorf("tool %d has no name: %w", i, ErrInvalid)
-		}
-		if seen[*head.Name] {
-			return nil, fmt.Errorf("tool %d: duplicate name %q: %w", i, *head.Name, ErrInvalid)
-		}
-		seen[*head.Name] = true
 		out[i] = bytes.Clone(t)
 	}
 	return out, nil

@@ -353,7 +353,6 @@ func TestNewAgentValidates(t *testing.T) {
 		{"no name", client.AgentConfig{Host: "h"}},
 		{"control character", client.AgentConfig{Name: "ops", Host: "h\n"}},
 		{"long id", client.AgentConfig{Name: "ops", Host: "h", InstanceID: long}},
-		{"slash in id", client.AgentConfig{Name: "ops", Host: "h", InstanceID: "a/b"}},
 		{"bad UTF-8", client.AgentConfig{Name: "\xff", Host: "h"}},
 		{"negative interval", client.AgentConfig{Name: "ops", Host: "h", HeartbeatInterval: -time.Second}},
 		{"interval over a day", client.AgentConfig{Name: "ops", Host: "h", HeartbeatInterval: 25 * time.Hour}},
