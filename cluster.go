@@ -1,8 +1,9 @@
 // cluster.go lets several registries (replicas) share one fleet through a
-// Cluster: a Store that several processes share (etcd) and that streams its
-// changes. In cluster mode a write goes to the Cluster, and every replica's
-// view, indexes and change index are fed by the Cluster's change stream, so
-// that every replica answers alike once it has caught up.
+// Cluster (etcd, or store/memcluster in tests): the Cluster interface, the
+// changes it streams, and clusterWriter, the write path of a Registry whose
+// Options.Cluster is set. Its writes go to the Cluster and wait until this
+// replica's view has applied the revision they committed; the view is fed
+// only by the Cluster's change stream, so every replica answers alike.
 
 package registry
 
@@ -17,27 +18,24 @@ import (
 	"time"
 )
 
-// ErrUnavailable reports that the registry cannot reach its shared store:
-// the write was not made (or not confirmed), and the caller may retry. The
-// handler answers it with 503 and a Retry-After header.
-var ErrUnavailable = errors.New("registry: store unavailable")
-
-// A Cluster is a Store shared by several registries, such as the etcd
-// backend in store/etcd. When Options.Store is a Cluster, the Registry runs
-// in cluster mode:
+// A Cluster is a store that several registries share, such as the etcd
+// backend in store/etcd. A Registry whose Options.Cluster is set runs as a
+// replica:
 //
-//   - writes go to the Cluster and are answered once this registry's view has
-//     applied them (read-your-writes);
+//   - writes go to the Cluster, and each is answered once this replica's
+//     view has applied the revision the write committed (read-your-writes);
 //   - the view is filled by Snapshot and kept current by Watch, which Run
 //     drives: without Run, writes time out;
-//   - liveness is the Cluster's: a heartbeat calls KeepAlive, and an instance
-//     becomes inactive when the Cluster says so (an etcd lease expiring), not
-//     at a local deadline;
-//   - the change index (X-Registry-Index) is the Cluster's revision, the same
-//     on every replica.
+//   - liveness is the Cluster's: a heartbeat calls KeepAlive, and an
+//     instance becomes inactive when the Cluster says so (an etcd lease
+//     ending), not at a local deadline;
+//   - the change index (X-Registry-Index) is the Cluster's revision, the
+//     same on every replica.
+//
+// Writes return the revision they committed, or 0 if they changed nothing
+// (an id that is not stored). Implementations must be safe for concurrent
+// use.
 type Cluster interface {
-	Store
-
 	// Snapshot returns every record, as a Change with Reset set, at the
 	// revision where Watch is to continue.
 	Snapshot(ctx context.Context) (Change, error)
@@ -48,20 +46,36 @@ type Cluster interface {
 	// (Reset). It retries on its own while the Cluster is unreachable.
 	Watch(ctx context.Context, rev uint64, apply func(Change)) error
 
-	// Written is the revision of the latest write this Cluster value made.
-	Written() uint64
-
-	// KeepAlive extends the life of id's liveness, as a heartbeat does. It
-	// reports false if id is not active in the Cluster.
-	KeepAlive(ctx context.Context, id string) (bool, error)
+	// Register creates or replaces the record of rec.ID, active (with a
+	// fresh liveness of 3 x rec.HeartbeatInterval) or not as rec says. A
+	// rec.Seq of 0 asks the Cluster to order the id: a new id after every
+	// stored one, a stored id where it was.
+	Register(ctx context.Context, rec Record) (uint64, error)
 
 	// SetTools replaces the tool list of id, leaving its liveness alone. It
 	// returns an error matching ErrNotFound if id is not stored.
-	SetTools(ctx context.Context, id string, tools []json.RawMessage) error
+	SetTools(ctx context.Context, id string, tools []json.RawMessage) (uint64, error)
 
-	// DeleteInactive deletes the records of ids that are inactive; active or
-	// unknown ones are skipped.
-	DeleteInactive(ctx context.Context, ids []string) error
+	// Deactivate makes id inactive (a deregistration) as of at, keeping its
+	// record; lastSeen older than the stored one is ignored.
+	Deactivate(ctx context.Context, id string, lastSeen, at time.Time) (uint64, error)
+
+	// Activate makes id active again, last seen at lastSeen (a heartbeat of
+	// an inactive instance), with a fresh liveness.
+	Activate(ctx context.Context, id string, lastSeen time.Time) (uint64, error)
+
+	// KeepAlive extends the liveness of id, as a heartbeat does. It reports
+	// false if id is not active in the Cluster as this value's change
+	// stream delivered it (a replica keeps alive what its view shows).
+	KeepAlive(ctx context.Context, id string) (bool, error)
+
+	// Touch records heartbeats, as Store.Touch does; a System whose
+	// SystemAt is set replaces the stored one only if it is later.
+	Touch(ctx context.Context, seen []Seen) error
+
+	// DeleteInactive deletes the records of ids that are inactive; active
+	// or unknown ones are skipped.
+	DeleteInactive(ctx context.Context, ids []string) (uint64, error)
 
 	// Err is nil while the Cluster is reachable and its change stream is
 	// current, and says what is wrong otherwise.
@@ -69,16 +83,16 @@ type Cluster interface {
 }
 
 // A Change is one revision of a Cluster, or a whole snapshot. The Registry
-// takes it over: it clears the tool lists of its Updates as it applies them.
+// takes it over: it clears the tool lists of its Records as it applies them.
 type Change struct {
 	Rev uint64
-	// Reset: Updates hold every record at Rev; ids not among them are gone.
+	// Reset: Records hold every record at Rev; ids not among them are gone.
 	Reset   bool
-	Updates []Update
+	Records []RecordChange
 }
 
-// An Update is the state of one record after a change.
-type Update struct {
+// A RecordChange is the state of one record after a Change.
+type RecordChange struct {
 	Record
 	// Deleted: the record is gone; only ID is set.
 	Deleted bool
@@ -90,6 +104,32 @@ type Update struct {
 
 // maxCatchUp bounds how long a write waits for the view to show it.
 const maxCatchUp = 10 * time.Second
+
+// clusterWriter is the write path of a replica.
+type clusterWriter struct {
+	r       *Registry
+	c       Cluster
+	applied applied // the revision the view shows
+	at      uint64  // the revision being applied; guarded by r.mu
+}
+
+var _ writer = (*clusterWriter)(nil)
+
+// newClusterWriter fills r's view from c's snapshot.
+func newClusterWriter(ctx context.Context, r *Registry, c Cluster) (*clusterWriter, error) {
+	w := &clusterWriter{r: r, c: c}
+	r.v.init(0, w.index)
+	snap, err := c.Snapshot(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("registry: cluster snapshot: %w", err)
+	}
+	w.apply(snap)
+	return w, nil
+}
+
+// index gives the changes of a revision its number: the view's change
+// index is the Cluster's revision.
+func (w *clusterWriter) index(cur uint64) uint64 { return max(cur, w.at) }
 
 // applied tracks the Cluster revision the view has applied.
 type applied struct {
@@ -119,14 +159,13 @@ func (a *applied) get() (uint64, <-chan struct{}) {
 	return a.rev, a.ch
 }
 
-// catchUp waits until the view has applied every write of this registry.
-func (r *Registry) catchUp(ctx context.Context) error {
-	target := r.cluster.Written()
+// catchUp waits until the view has applied revision rev.
+func (w *clusterWriter) catchUp(ctx context.Context, rev uint64) error {
 	timer := time.NewTimer(maxCatchUp)
 	defer timer.Stop()
 	for {
-		rev, moved := r.applied.get()
-		if rev >= target {
+		cur, moved := w.applied.get()
+		if cur >= rev {
 			return nil
 		}
 		select {
@@ -134,7 +173,7 @@ func (r *Registry) catchUp(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-timer.C:
-			return fmt.Errorf("%w: the write is stored, but this replica's view is %d revisions behind it", ErrUnavailable, target-rev)
+			return fmt.Errorf("%w: the write is stored, but this replica's view is %d revisions behind it", ErrUnavailable, rev-cur)
 		}
 	}
 }
@@ -149,99 +188,96 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
-// Health is nil while the registry can serve writes: always, unless its
-// Store is a Cluster that is unreachable or whose change stream is behind.
-// Reads keep answering from the last view meanwhile.
-func (r *Registry) Health() error {
-	if r.cluster == nil {
-		return nil
-	}
-	if err := r.cluster.Err(); err != nil {
+func (w *clusterWriter) health() error {
+	if err := w.c.Err(); err != nil {
 		return unavailable(err)
 	}
 	return nil
 }
 
 // replicate makes one write through the Cluster and waits until this
-// registry's view shows it.
-func (r *Registry) replicate(ctx context.Context, write func() error) error {
-	if err := r.Health(); err != nil {
+// replica's view shows the revision it committed.
+func (w *clusterWriter) replicate(ctx context.Context, write func() (uint64, error)) error {
+	if err := w.health(); err != nil {
 		return err
 	}
-	if err := write(); err != nil {
+	rev, err := write()
+	if err != nil {
 		return unavailable(err)
 	}
-	return r.catchUp(ctx)
+	return w.catchUp(ctx, rev)
 }
 
-func (r *Registry) clusterRegister(ctx context.Context, reg Registration) error {
-	now := r.now().Round(0)
+func (w *clusterWriter) register(ctx context.Context, reg Registration) error {
+	now := w.r.now().Round(0)
 	// Seq 0: the Cluster orders ids itself, the same for every replica.
 	rec := Record{ID: reg.ID, Name: reg.Name, Version: reg.Version, Host: reg.Host,
-		Registered: now, LastSeen: now, HeartbeatInterval: r.interval(reg), Active: true}
-	return r.replicate(ctx, func() error { return r.cluster.Put(ctx, rec) })
+		Registered: now, LastSeen: now, HeartbeatInterval: w.r.interval(reg), Active: true}
+	return w.replicate(ctx, func() (uint64, error) { return w.c.Register(ctx, rec) })
 }
 
-func (r *Registry) clusterHeartbeat(ctx context.Context, inst *instance, system json.RawMessage) (HeartbeatStatus, error) {
-	if err := r.Health(); err != nil {
+func (w *clusterWriter) heartbeat(ctx context.Context, in *instance, system json.RawMessage) (HeartbeatStatus, error) {
+	if err := w.health(); err != nil {
 		return "", err
 	}
+	r := w.r
 	now := r.clock()
 	if system != nil {
-		inst.setSystem(system, now)
+		in.setSystem(system, now)
 	}
-	if _, active := unpack(inst.live.Load()); active {
-		ok, err := r.cluster.KeepAlive(ctx, inst.id)
+	if _, active := unpack(in.live.Load()); active {
+		ok, err := w.c.KeepAlive(ctx, in.id)
 		if err != nil {
 			return "", unavailable(err)
 		}
 		if ok {
-			inst.touch(now)
+			in.touch(now)
 			r.beats.Add(1)
-			return inst.status(), nil
+			return in.status(), nil
 		}
 	}
-	// Inactive (or its lease just ended): make it active again.
-	st := State{ID: inst.id, Active: true, LastSeen: r.wall(now).Round(0)}
-	if err := r.replicate(ctx, func() error { return r.cluster.Update(ctx, []State{st}) }); err != nil {
+	// Inactive (or its liveness just ended): make it active again.
+	seen := r.wall(now).Round(0)
+	if err := w.replicate(ctx, func() (uint64, error) { return w.c.Activate(ctx, in.id, seen) }); err != nil {
 		return "", err
 	}
-	if inst = r.lookup(inst.id); inst == nil { // deleted meanwhile
+	if in = r.lookup(in.id); in == nil { // deleted meanwhile
 		return Refresh, nil
 	}
 	if system != nil {
 		// The revival brought back the stored system: this one is newer,
 		// and the next checkpoint writes it.
-		inst.setSystem(system, now)
+		in.setSystem(system, now)
 	}
-	return inst.status(), nil
+	return in.status(), nil
 }
 
-func (r *Registry) clusterSetTools(ctx context.Context, id string, parsed []parsedTool) error {
+func (w *clusterWriter) setTools(ctx context.Context, id string, parsed []parsedTool) error {
 	tools := toolObjects(parsed)
-	return r.replicate(ctx, func() error { return r.cluster.SetTools(ctx, id, tools) })
+	return w.replicate(ctx, func() (uint64, error) { return w.c.SetTools(ctx, id, tools) })
 }
 
-func (r *Registry) clusterDeregister(ctx context.Context, id string) error {
+func (w *clusterWriter) deregister(ctx context.Context, id string) error {
 	// An id this view does not know may be one it has not seen yet: the
 	// Cluster skips ids it does not store.
-	st := State{ID: id, InactiveSince: r.now().Round(0)}
-	if inst := r.lookup(id); inst != nil {
-		st.LastSeen = r.wall(inst.lastSeen()).Round(0)
+	var seen time.Time
+	if in := w.r.lookup(id); in != nil {
+		seen = w.r.wall(in.lastSeen()).Round(0)
 	}
-	return r.replicate(ctx, func() error { return r.cluster.Update(ctx, []State{st}) })
+	at := w.r.now().Round(0)
+	return w.replicate(ctx, func() (uint64, error) { return w.c.Deactivate(ctx, id, seen, at) })
 }
 
-// purgeCluster asks the Cluster to delete the inactive records past their
+// settle asks the Cluster to delete the inactive records past their
 // retention, and returns when the next one is due (math.MaxInt64: none).
 // Every replica may ask; the Cluster deletes each record once, and only if
-// it is still inactive.
-func (r *Registry) purgeCluster(ctx context.Context) (next int64, err error) {
-	next = math.MaxInt64
+// it is still inactive. Expiry is the Cluster's: nothing else is due here.
+func (w *clusterWriter) settle(ctx context.Context, now int64) (int64, error) {
+	r := w.r
+	next := int64(math.MaxInt64)
 	if r.opts.RetainInactive < 0 {
 		return next, nil
 	}
-	now := r.clock()
 	var ids []string
 	r.mu.RLock()
 	for _, in := range r.v.insts {
@@ -257,62 +293,73 @@ func (r *Registry) purgeCluster(ctx context.Context) (next int64, err error) {
 	if len(ids) == 0 {
 		return next, nil
 	}
-	return next, r.cluster.DeleteInactive(ctx, ids)
+	_, err := w.c.DeleteInactive(ctx, ids)
+	return next, err
 }
 
-// runWatch feeds the view from the Cluster until ctx is done.
-func (r *Registry) runWatch(ctx context.Context) error {
-	rev, _ := r.applied.get()
-	return r.cluster.Watch(ctx, rev, r.apply)
+// checkpoint writes the heartbeats this replica took. (Run's timer asks
+// for deletions at their due time.)
+func (w *clusterWriter) checkpoint(ctx context.Context) error {
+	return w.r.checkpointShards(ctx, w.c.Touch)
+}
+
+// run feeds the view from the Cluster until ctx is done.
+func (w *clusterWriter) run(ctx context.Context) error {
+	rev, _ := w.applied.get()
+	return w.c.Watch(ctx, rev, w.apply)
 }
 
 // apply makes the view show ch.
-func (r *Registry) apply(ch Change) {
+func (w *clusterWriter) apply(ch Change) {
+	r := w.r
 	now := r.clock()
 	r.mu.Lock()
-	r.v.at = ch.Rev
+	w.at = ch.Rev
 	if ch.Reset {
-		keep := make(map[string]bool, len(ch.Updates))
-		for _, u := range ch.Updates {
+		keep := make(map[string]bool, len(ch.Records))
+		for _, u := range ch.Records {
 			if !u.Deleted {
 				keep[u.ID] = true
 			}
 		}
-		for _, in := range append([]*instance(nil), r.v.insts...) {
+		var gone []*instance
+		for _, in := range r.v.insts {
 			if !keep[in.id] {
-				r.v.delete(r.shard(in.id), in)
+				gone = append(gone, in)
 			}
 		}
+		r.v.delete(gone, r.shard)
 	}
-	for i, u := range ch.Updates {
-		if err := r.applyUpdate(u, now); err != nil {
+	for i, u := range ch.Records {
+		if err := w.applyRecord(u, now); err != nil {
 			r.log.Error("cluster: bad record skipped", "id", u.ID, "rev", ch.Rev, "err", err)
 		}
 		// The tool list is interned now: let the collector have the copy
 		// while the rest of a large snapshot is applied.
-		ch.Updates[i].Tools = nil
+		ch.Records[i].Tools = nil
 	}
 	if ch.Reset && ch.Rev > r.v.index {
 		r.v.index = ch.Rev
 	}
-	r.v.at = 0
+	w.at = 0
 	r.mu.Unlock()
-	r.applied.set(ch.Rev)
+	w.applied.set(ch.Rev)
 }
 
-// applyUpdate applies one record's change. Called with mu held.
-func (r *Registry) applyUpdate(u Update, now int64) error {
+// applyRecord applies one record's change. Called with r.mu held.
+func (w *clusterWriter) applyRecord(u RecordChange, now int64) error {
+	r := w.r
 	s := r.shard(u.ID)
 	in := s.m[u.ID] // writers of s.m hold r.mu, as we do
 	if u.Deleted {
 		if in != nil {
-			r.v.delete(s, in)
+			r.v.delete([]*instance{in}, r.shard)
 		}
 		return nil
 	}
 	rec := u.Record
 	if in == nil || in.seq != rec.Seq || !r.wall(in.registered).Equal(rec.Registered) {
-		return r.applyRegistration(s, in, rec, now)
+		return w.applyRegistration(s, in, rec, now)
 	}
 	if u.Fields && rec.Tools != nil {
 		parsed, err := parseToolList(rec.Tools, len(rec.Tools))
@@ -321,28 +368,24 @@ func (r *Registry) applyUpdate(u Update, now int64) error {
 		}
 		r.v.setTools(in, parsed)
 	}
-	r.applyLiveness(in, rec, now)
+	w.applyLiveness(in, rec, now)
 	return nil
 }
 
 // applyRegistration replaces old (nil: none) by a new instance for rec.
-func (r *Registry) applyRegistration(s *shard, old *instance, rec Record, now int64) error {
-	parsed, err := checkRecord(rec)
-	if err != nil {
-		return err
-	}
+func (w *clusterWriter) applyRegistration(s *shard, old *instance, rec Record, now int64) error {
+	r := w.r
 	if old != nil && old.seq != rec.Seq {
 		// The id was deleted and registered again between two revisions
 		// this replica saw: it moves in the registration order.
-		r.v.delete(s, old)
+		r.v.delete([]*instance{old}, r.shard)
 		old = nil
 	}
-	in := r.newInstance(Registration{ID: rec.ID, Name: rec.Name, Version: rec.Version, Host: rec.Host,
-		HeartbeatInterval: rec.HeartbeatInterval}, rec.Seq, int64(rec.Registered.Sub(r.base)))
-	in.floor = math.MaxInt64 // liveness is the Cluster's
-	seen := int64(rec.LastSeen.Sub(r.base))
-	in.live.Store(pack(seen, rec.Active))
-	in.cpSeen.Store(seen)
+	in, parsed, err := r.instanceOf(rec)
+	if err != nil {
+		return err
+	}
+	in.floor = math.MaxInt64 // liveness is the Cluster's: no local deadline
 	in.system, in.sysAt = rec.System, r.systemAt(rec)
 	if !rec.Active {
 		in.inactiveAt = r.inactiveAt(rec, now)
@@ -355,7 +398,8 @@ func (r *Registry) applyRegistration(s *shard, old *instance, rec Record, now in
 }
 
 // applyLiveness applies rec's liveness, last_seen and system to in.
-func (r *Registry) applyLiveness(in *instance, rec Record, now int64) {
+func (w *clusterWriter) applyLiveness(in *instance, rec Record, now int64) {
+	r := w.r
 	rs := int64(rec.LastSeen.Sub(r.base))
 	for {
 		l := in.live.Load()
@@ -371,7 +415,9 @@ func (r *Registry) applyLiveness(in *instance, rec Record, now int64) {
 			if !rec.InactiveSince.IsZero() {
 				kind = EventDeregistered
 			}
-			r.v.markInactive(in, r.inactiveAt(rec, now), r.opts.RetainInactive, kind)
+			// Retention is the Cluster's too (settle asks it to delete):
+			// the view schedules nothing.
+			r.v.markInactive(in, r.inactiveAt(rec, now), -1, kind)
 			r.wakeRun() // its deletion is now due at some point
 		case rs > seen:
 			if !in.live.CompareAndSwap(l, pack(rs, active)) {

@@ -39,7 +39,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		req = req.WithContext(context.WithValue(req.Context(), rawPathKey{}, true))
 		req.URL = &u
 	}
-	if r.cluster != nil && (req.Method == http.MethodGet || req.Method == http.MethodHead) && r.cluster.Err() != nil {
+	if (req.Method == http.MethodGet || req.Method == http.MethodHead) && r.Health() != nil {
 		// Reads go on from the last view the Cluster gave.
 		w.Header().Set("X-Registry-Stale", "true")
 	}

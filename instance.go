@@ -49,17 +49,6 @@ type instance struct {
 	cpSysVer atomic.Uint64
 }
 
-// pack makes the liveness word: seen is a clock offset, and the low bit says
-// whether the instance is active.
-func pack(seen int64, active bool) int64 {
-	if active {
-		return seen<<1 | 1
-	}
-	return seen << 1
-}
-
-func unpack(l int64) (seen int64, active bool) { return l >> 1, l&1 == 1 }
-
 // interval is reg's heartbeat interval, or the registry's default.
 func (r *Registry) interval(reg Registration) time.Duration {
 	if reg.HeartbeatInterval == 0 {
@@ -84,40 +73,6 @@ func (r *Registry) newInstance(reg Registration, seq uint64, now int64) *instanc
 	in.live.Store(pack(now, true))
 	in.cpSeen.Store(now)
 	return in
-}
-
-// touch moves last_seen to now if the instance is active and within its
-// deadline, and reports whether it did. Otherwise the heartbeat changes the
-// instance's state and must take the slow path.
-func (in *instance) touch(now int64) bool {
-	for {
-		l := in.live.Load()
-		seen, active := unpack(l)
-		if !active || now > in.deadline(seen) {
-			return false
-		}
-		if now <= seen { // a later heartbeat won, or the clock stood still
-			return true
-		}
-		if in.live.CompareAndSwap(l, pack(now, true)) {
-			return true
-		}
-	}
-}
-
-// activeAt reports whether the instance is active at clock offset now: a read
-// never shows an instance active after its deadline, even before Purge runs.
-func (in *instance) activeAt(now int64) bool {
-	seen, active := unpack(in.live.Load())
-	return active && now <= in.deadline(seen)
-}
-
-// deadline is the last moment an instance last seen at seen is active.
-func (in *instance) deadline(seen int64) int64 { return max(seen+in.ttl, in.floor) }
-
-func (in *instance) lastSeen() int64 {
-	seen, _ := unpack(in.live.Load())
-	return seen
 }
 
 func (in *instance) status() HeartbeatStatus {

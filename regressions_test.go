@@ -181,12 +181,12 @@ type failingStore struct {
 	fail int
 }
 
-func (s *failingStore) Update(ctx context.Context, states []registry.State) error {
+func (s *failingStore) SetStates(ctx context.Context, states []registry.State) error {
 	if s.fail > 0 {
 		s.fail--
 		return errors.New("disk full")
 	}
-	return s.Store.Update(ctx, states)
+	return s.Store.SetStates(ctx, states)
 }
 
 func storedActive(t *testing.T, st registry.Store, id string) bool {

@@ -1,6 +1,7 @@
 // store.go defines Store, the interface through which a Registry keeps its
-// records beyond its own memory (a file, a cluster), the values it exchanges
-// with one, MemStore, and how a Registry loads and writes records.
+// records beyond its own memory (a file), the values it exchanges with a
+// Store or a Cluster (Record, State, Seen), MemStore, and how records and
+// instances map to each other.
 
 package registry
 
@@ -15,8 +16,9 @@ import (
 // A Store keeps registry records beyond the memory of one process.
 //
 // The Registry keeps every record and index in memory and answers reads from
-// there; a Store makes its writes durable (or shared) and gives them back at
-// start-up. The Registry serializes Put, Update and Delete for any one id
+// there; a Store makes its writes durable and gives them back at start-up.
+// (Registries that share their records use a Cluster instead.) The Registry
+// serializes Put, SetStates and Delete for any one id
 // (Touch, its periodic checkpoint, runs beside them), and does not modify a
 // Record, State or Seen after passing it. Whoever opened a Store closes it,
 // after Run has returned (Run's last checkpoint writes to it). Implementations must be
@@ -32,17 +34,16 @@ type Store interface {
 	// error the write may or may not have happened.
 	Put(ctx context.Context, rec Record) error
 
-	// Update changes the liveness fields of stored records (deregistration,
-	// expiry, revival); as in Touch, a LastSeen older than the stored one is
-	// ignored. Ids that are not stored are skipped.
-	Update(ctx context.Context, states []State) error
+	// SetStates writes the liveness of stored records (Active, LastSeen,
+	// InactiveSince), as a deregistration, an expiry or a revival leaves
+	// it; as in Touch, a LastSeen older than the stored one is ignored. Ids
+	// that are not stored are skipped.
+	SetStates(ctx context.Context, states []State) error
 
 	// Touch records heartbeats: a LastSeen older than the stored one is
-	// ignored, a nil System leaves the stored one. A Store that several
-	// registries share (a Cluster) replaces a System whose SystemAt is set
-	// only with a later one. It need not be durable at
-	// once: the registry calls it every Options.CheckpointInterval, and a
-	// crash may lose that much. Ids that are not stored are skipped.
+	// ignored, a nil System leaves the stored one. It need not be durable
+	// at once: the registry calls it every Options.CheckpointInterval, and
+	// a crash may lose that much. Ids that are not stored are skipped.
 	Touch(ctx context.Context, seen []Seen) error
 
 	// Delete removes records. Ids that are not stored are skipped.
@@ -132,8 +133,8 @@ func (m *MemStore) Put(ctx context.Context, rec Record) error {
 	return nil
 }
 
-// Update implements Store.
-func (m *MemStore) Update(ctx context.Context, states []State) error {
+// SetStates implements Store.
+func (m *MemStore) SetStates(ctx context.Context, states []State) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	for _, st := range states {
@@ -176,26 +177,6 @@ func (m *MemStore) Delete(ctx context.Context, ids []string) error {
 	return nil
 }
 
-// load fills an empty registry from its store. An instance that was active
-// gets a full TTL from now, so agents whose heartbeats fell into the restart
-// do not flap.
-func (r *Registry) load(ctx context.Context) error {
-	now := r.clock()
-	var maxSeq uint64
-	err := r.store.Load(ctx, func(rec Record) error {
-		if err := r.restore(rec, now); err != nil {
-			return fmt.Errorf("registry: stored record %q: %w", rec.ID, err)
-		}
-		maxSeq = max(maxSeq, rec.Seq)
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	r.nextSeq.Store(maxSeq)
-	return nil
-}
-
 // checkRecord checks a record read from a Store, and returns its parsed
 // tool list.
 func checkRecord(rec Record) ([]parsedTool, error) {
@@ -216,35 +197,20 @@ func checkRecord(rec Record) ([]parsedTool, error) {
 	return parseToolList(rec.Tools, len(rec.Tools))
 }
 
-func (r *Registry) restore(rec Record, now int64) error {
+// instanceOf makes the instance of a stored record, with its registration
+// and liveness word, and parses its tool list. The caller sets what its write
+// path decides: the deadline's floor, system, when it became inactive.
+func (r *Registry) instanceOf(rec Record) (*instance, []parsedTool, error) {
 	parsed, err := checkRecord(rec)
 	if err != nil {
-		return err
+		return nil, nil, err
 	}
 	in := r.newInstance(Registration{ID: rec.ID, Name: rec.Name, Version: rec.Version, Host: rec.Host,
 		HeartbeatInterval: rec.HeartbeatInterval}, rec.Seq, int64(rec.Registered.Sub(r.base)))
 	seen := int64(rec.LastSeen.Sub(r.base))
 	in.live.Store(pack(seen, rec.Active))
 	in.cpSeen.Store(seen)
-	in.system, in.sysAt = rec.System, seen
-	if rec.Active {
-		in.floor = now + in.ttl
-	} else if rec.InactiveSince.IsZero() {
-		in.inactiveAt = now
-	} else {
-		in.inactiveAt = int64(rec.InactiveSince.Sub(r.base))
-	}
-	s := r.shard(rec.ID)
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if s.m[rec.ID] != nil {
-		return fmt.Errorf("stored twice")
-	}
-	r.v.register(s, in, nil)
-	if parsed != nil {
-		r.v.setTools(in, parsed)
-	}
-	return nil
+	return in, parsed, nil
 }
 
 // record is in as a Store keeps it, with tools as its tool list (nil: none
@@ -275,28 +241,4 @@ func (r *Registry) state(in *instance) State {
 		st.InactiveSince = r.wall(in.inactiveAt).Round(0)
 	}
 	return st
-}
-
-// storeUpdate writes the liveness of ins to the Store, if there is one.
-func (r *Registry) storeUpdate(ctx context.Context, ins []*instance) error {
-	if r.store == nil || len(ins) == 0 {
-		return nil
-	}
-	states := make([]State, len(ins))
-	for i, in := range ins {
-		states[i] = r.state(in)
-	}
-	return r.store.Update(ctx, states)
-}
-
-// storeDelete deletes the records of ins from the Store, if there is one.
-func (r *Registry) storeDelete(ctx context.Context, ins []*instance) error {
-	if r.store == nil || len(ins) == 0 {
-		return nil
-	}
-	ids := make([]string, len(ins))
-	for i, in := range ins {
-		ids[i] = in.id
-	}
-	return r.store.Delete(ctx, ids)
 }

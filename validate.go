@@ -8,16 +8,10 @@ package registry
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
-	"strings"
 	"time"
 	"unicode/utf8"
 )
-
-// ErrInvalid reports input that breaks the protocol's rules. Errors that
-// match it are *ValidationError values naming each bad field.
-var ErrInvalid = errors.New("registry: invalid input")
 
 // Protocol limits that are not configurable.
 const (
@@ -26,36 +20,6 @@ const (
 	// MaxHeartbeatInterval is the longest heartbeat interval an agent may ask for.
 	MaxHeartbeatInterval = 24 * time.Hour
 )
-
-// FieldError describes one bad field of a request, in the shape of the
-// protocol's 422 detail list.
-type FieldError struct {
-	Loc  []string `json:"loc"`
-	Msg  string   `json:"msg"`
-	Type string   `json:"type"`
-}
-
-// ValidationError lists the bad fields of a request. It matches ErrInvalid.
-type ValidationError struct {
-	Fields []FieldError
-}
-
-func (e *ValidationError) Error() string {
-	var b strings.Builder
-	b.WriteString("registry: invalid input:")
-	for i, f := range e.Fields {
-		if i > 0 {
-			b.WriteByte(';')
-		}
-		fmt.Fprintf(&b, " %s: %s", strings.Join(f.Loc, "."), f.Msg)
-	}
-	return b.String()
-}
-
-// Is makes errors.Is(err, ErrInvalid) true.
-func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
-
-func invalid(fields ...FieldError) error { return &ValidationError{Fields: fields} }
 
 // The 422 details. Each wording is written here only; loc is the path of
 // the field ("body", "host"), as the protocol's detail list names it.
@@ -235,6 +199,15 @@ func sortFields(errs []FieldError, order []string) {
 			errs[j], errs[j-1] = errs[j-1], errs[j]
 		}
 	}
+}
+
+// checkSystem applies the rule of a heartbeat's system: nil (none sent) or
+// a JSON object.
+func checkSystem(system json.RawMessage) error {
+	if system != nil && !isJSONObject(system) {
+		return invalid(errKind(kindObject, "body", "system"))
+	}
+	return nil
 }
 
 // ValidateTools checks a tool list as POST /instances/{id}/tools does: each

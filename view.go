@@ -6,9 +6,8 @@ package registry
 
 import (
 	"cmp"
-	"container/heap"
 	"slices"
-	"time"
+	"strings"
 )
 
 type view struct {
@@ -31,10 +30,9 @@ type view struct {
 	evicted    uint64            // index of the last event pushed out of the ring
 	w          watchers          // wake-up channels of blocking queries
 
-	// In cluster mode, liveness is the Cluster's (no deadlines in the
-	// heap), and changes take the Cluster's revision at as their index.
-	clustered bool
-	at        uint64
+	// next gives a change its index from the current one: the write path
+	// decides (a counter, or the revision of a Cluster being applied).
+	next func(cur uint64) uint64
 }
 
 // A toolEntry lists the instances offering one tool name, active or not.
@@ -65,11 +63,9 @@ type hostGroup struct {
 	members    []*instance // by seq
 }
 
-func (v *view) init(start uint64) {
-	// The index starts at the clock in microseconds, so that it does not go
-	// backwards across a restart unless the registry made more than a
-	// million changes a second.
-	v.index, v.toolsIndex = start, start
+// init makes an empty view whose index starts at start and moves by next.
+func (v *view) init(start uint64, next func(cur uint64) uint64) {
+	v.index, v.toolsIndex, v.next = start, start, next
 	v.w.init()
 	v.goneTools = make(map[string]uint64)
 	v.goneInsts = make(map[string]uint64)
@@ -82,11 +78,7 @@ func (v *view) init(start uint64) {
 func bySeq(in *instance, seq uint64) int { return cmp.Compare(in.seq, seq) }
 
 func (v *view) bump() uint64 {
-	if v.clustered {
-		v.index = max(v.index, v.at)
-		return v.index
-	}
-	v.index++
+	v.index = v.next(v.index)
 	return v.index
 }
 
@@ -106,7 +98,7 @@ func (v *view) register(s *shard, in, old *instance) {
 		v.insts = slices.Insert(v.insts, i, in)
 	}
 	v.joinGroup(in)
-	v.setDue(in, in.deadline(in.lastSeen()))
+	v.due.set(in, in.deadline(in.lastSeen()))
 	s.mu.Lock()
 	s.m[in.id] = in
 	s.mu.Unlock()
@@ -141,83 +133,6 @@ func (v *view) setTools(in *instance, parsed []parsedTool) {
 	v.record(EventTools, in)
 }
 
-// deregister marks in inactive, reporting whether it was active.
-func (v *view) deregister(in *instance, now int64, retain time.Duration) bool {
-	for {
-		l := in.live.Load()
-		seen, active := unpack(l)
-		if !active {
-			return false
-		}
-		if in.live.CompareAndSwap(l, pack(seen, false)) {
-			v.markInactive(in, min(now, in.deadline(seen)), retain, EventDeregistered)
-			return true
-		}
-	}
-}
-
-// revive makes in active again, last seen now.
-func (v *view) revive(in *instance, now int64) {
-	if in.touch(now) { // another heartbeat revived it first
-		return
-	}
-	seen, _ := unpack(in.live.Load())
-	now = max(now, seen) // a heartbeat that waited must not move last_seen back
-	in.live.Store(pack(now, true))
-	in.index = v.bump()
-	v.touchTools(in)
-	v.setDue(in, in.deadline(now))
-	v.record(EventActive, in)
-}
-
-// settle applies what is due for in at now: expiry at its deadline, deletion
-// when its retention has passed. Otherwise it moves in's heap key to its
-// current deadline (heartbeats extend deadlines without touching the heap).
-func (v *view) settle(s *shard, in *instance, now int64, retain time.Duration) (expired, deleted bool) {
-	if in.deleted {
-		return false, false
-	}
-	for {
-		l := in.live.Load()
-		seen, active := unpack(l)
-		if !active {
-			break
-		}
-		dl := in.deadline(seen)
-		if now <= dl {
-			v.due.set(in, dl)
-			return false, false
-		}
-		if in.live.CompareAndSwap(l, pack(seen, false)) {
-			v.markInactive(in, dl, retain, EventInactive)
-			expired = true
-			break
-		}
-	}
-	if retain < 0 { // kept forever: nothing more is due
-		v.due.remove(in)
-		return expired, false
-	}
-	if end := in.inactiveAt + int64(retain); now <= end {
-		v.due.set(in, end)
-		return expired, false
-	}
-	v.delete(s, in)
-	return expired, true
-}
-
-func (v *view) markInactive(in *instance, at int64, retain time.Duration, kind string) {
-	in.inactiveAt = at
-	in.index = v.bump()
-	v.touchTools(in)
-	if retain < 0 {
-		v.due.remove(in)
-	} else {
-		v.setDue(in, at+int64(retain))
-	}
-	v.record(kind, in)
-}
-
 // detach takes in out of the tool entries, its (host, name) group and the
 // heap, and marks it gone; the caller removes or replaces its slot in insts.
 func (v *view) detach(in *instance) {
@@ -229,19 +144,93 @@ func (v *view) detach(in *instance) {
 	in.deleted = true
 }
 
-// delete removes every trace of in.
-func (v *view) delete(s *shard, in *instance) {
-	v.bump()
-	v.detach(in)
-	if i, ok := slices.BinarySearchFunc(v.insts, in.seq, bySeq); ok {
-		v.insts = slices.Delete(v.insts, i, i+1)
+// delete removes every trace of ins. Each index they are in is compacted
+// once, from the first position that changes, after a binary search per
+// instance: deleting k of n instances costs O(k log n) plus one move of
+// what follows, not k moves (a mass deletion past the retention stays
+// linear). shard finds the shard of an id.
+func (v *view) delete(ins []*instance, shard func(id string) *shard) {
+	names := make(map[string][]uint64)   // tool name → seqs of its members to delete
+	groups := make(map[hostKey][]uint64) // (host, name) → seqs
+	var seqs []uint64
+	for _, in := range ins {
+		if in.deleted {
+			continue
+		}
+		in.deleted = true
+		v.bump()
+		ts := in.tools.Load()
+		if ts != nil {
+			for _, t := range ts.list {
+				names[t.s.name] = append(names[t.s.name], in.seq)
+			}
+		}
+		v.release(ts)
+		k := hostKey{in.host, in.name}
+		groups[k] = append(groups[k], in.seq)
+		seqs = append(seqs, in.seq)
+		v.due.remove(in)
+		s := shard(in.id)
+		s.mu.Lock()
+		if s.m[in.id] == in {
+			delete(s.m, in.id)
+		}
+		s.mu.Unlock()
+		v.record(EventDeleted, in)
 	}
-	s.mu.Lock()
-	if s.m[in.id] == in {
-		delete(s.m, in.id)
+	v.insts = deleteKeys(v.insts, seqs, bySeq)
+	var goneNames []string
+	for name, seqs := range names {
+		e := v.tools[name]
+		e.members = deleteKeys(e.members, seqs, memberBySeq)
+		if len(e.members) == 0 {
+			delete(v.tools, name)
+			goneNames = append(goneNames, name)
+			e = nil
+		}
+		v.toolChanged(name, e)
 	}
-	s.mu.Unlock()
-	v.record(EventDeleted, in)
+	v.names = deleteKeys(v.names, goneNames, strings.Compare)
+	var goneGroups []hostKey
+	for k, seqs := range groups {
+		g := v.groups[k]
+		g.members = deleteKeys(g.members, seqs, bySeq)
+		if len(g.members) == 0 {
+			delete(v.groups, k)
+			goneGroups = append(goneGroups, k)
+		}
+	}
+	v.hosts = deleteKeys(v.hosts, goneGroups, groupOrder)
+}
+
+// deleteKeys removes from xs, sorted by key as cmp says, the elements with
+// the given keys (absent keys are skipped), in one pass from the first.
+func deleteKeys[T, K any](xs []T, keys []K, cmp func(T, K) int) []T {
+	if len(keys) == 0 {
+		return xs
+	}
+	at := make([]int, 0, len(keys))
+	for _, k := range keys {
+		if i, ok := slices.BinarySearchFunc(xs, k, cmp); ok {
+			at = append(at, i)
+		}
+	}
+	if len(at) == 0 {
+		return xs
+	}
+	slices.Sort(at)
+	at = slices.Compact(at)
+	w := at[0]
+	for i, j := at[0], 0; i < len(xs); i++ {
+		if j < len(at) && at[j] == i {
+			j++
+			continue
+		}
+		xs[w] = xs[i]
+		w++
+	}
+	clear(xs[w:])
+	return xs[:w]
 }
 
 // touchTools records a change of in's liveness in the entries of its tools.
@@ -333,74 +322,4 @@ func (v *view) leaveGroup(in *instance) {
 			v.hosts = slices.Delete(v.hosts, i, i+1)
 		}
 	}
-}
-
-// dueHeap orders instances by their next due time (deadline or deletion).
-type dueHeap []*instance
-
-func (h dueHeap) Len() int           { return len(h) }
-func (h dueHeap) Less(i, j int) bool { return h[i].due < h[j].due }
-func (h dueHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].heapIdx, h[j].heapIdx = i, j
-}
-func (h *dueHeap) Push(x any) {
-	in := x.(*instance)
-	in.heapIdx = len(*h)
-	*h = append(*h, in)
-}
-func (h *dueHeap) Pop() any {
-	old := *h
-	in := old[len(old)-1]
-	old[len(old)-1] = nil
-	*h = old[:len(old)-1]
-	in.heapIdx = -1
-	return in
-}
-
-// setDue puts in in the heap at due, but in cluster mode, where nothing is
-// due locally: the Cluster expires instances, and purgeCluster deletes them.
-func (v *view) setDue(in *instance, due int64) {
-	if !v.clustered {
-		v.due.set(in, due)
-	}
-}
-
-func (h *dueHeap) set(in *instance, due int64) {
-	in.due = due
-	if in.heapIdx < 0 {
-		heap.Push(h, in)
-	} else {
-		heap.Fix(h, in.heapIdx)
-	}
-}
-
-func (h *dueHeap) remove(in *instance) {
-	if in.heapIdx >= 0 {
-		heap.Remove(h, in.heapIdx)
-	}
-}
-
-// before returns the instances due before now, visiting only them.
-func (h dueHeap) before(now int64) []*instance {
-	var out []*instance
-	var walk func(i int)
-	walk = func(i int) {
-		if i >= len(h) || h[i].due >= now {
-			return
-		}
-		out = append(out, h[i])
-		walk(2*i + 1)
-		walk(2*i + 2)
-	}
-	walk(0)
-	return out
-}
-
-// next returns the earliest due time, if any.
-func (h dueHeap) next() (int64, bool) {
-	if len(h) == 0 {
-		return 0, false
-	}
-	return h[0].due, true
 }

@@ -104,12 +104,11 @@ func (s *serveCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	st, closeStore, err := s.open(ctx, log)
+	closeStore, err := s.open(ctx, log, &opts)
 	if err != nil {
 		return err
 	}
 	defer closeStore() // after Run's last checkpoint
-	opts.Store = st
 	reg, err := registry.New(opts)
 	if err != nil {
 		return err

@@ -70,30 +70,32 @@ type durableStore struct {
 	socket *http.Server
 }
 
-// open opens the store the flags choose (nil for memory) and returns how
-// to close it.
-func (f storeFlags) open(ctx context.Context, log *slog.Logger) (registry.Store, func() error, error) {
+// open opens where the flags say records live (opts.Store, opts.Cluster,
+// or neither for memory) and returns how to close it.
+func (f storeFlags) open(ctx context.Context, log *slog.Logger, opts *registry.Options) (func() error, error) {
 	if f.InMemory {
 		f.Store = "memory"
 	}
 	switch f.Store {
 	case "memory":
 		log.Info("records are kept in memory only")
-		return nil, func() error { return nil }, nil
+		return func() error { return nil }, nil
 	case "etcd":
 		st, err := f.openEtcd(ctx, log)
 		if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		log.Info("records are kept in etcd", "endpoints", strings.Join(f.EtcdEndpoints, ","), "prefix", f.EtcdPrefix)
-		return st, st.Close, nil
+		opts.Cluster = st
+		return st.Close, nil
 	}
 	ds, err := f.openFile(log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	log.Info("data file", "path", filepath.Join(ds.dir, dataFile))
-	return ds.Store, ds.Close, nil
+	opts.Store = ds.Store
+	return ds.Close, nil
 }
 
 func (f storeFlags) openEtcd(ctx context.Context, log *slog.Logger) (*etcd.Store, error) {

@@ -102,7 +102,7 @@ func TestChurn(t *testing.T) {
 				ids[i] = newID()
 			}
 		}
-		if err := st.Update(ctx, states); err != nil {
+		if err := st.SetStates(ctx, states); err != nil {
 			t.Fatal(err)
 		}
 		if err := st.Delete(ctx, gone); err != nil {

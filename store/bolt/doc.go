@@ -21,7 +21,7 @@
 //
 // # Durability
 //
-// Put, Update and Delete return once their transaction is fsync'd. Writes
+// Put, SetStates and Delete return once their transaction is fsync'd. Writes
 // that arrive while a transaction commits share the next one (group
 // commit), so that concurrent registrations share fsyncs without making a
 // lone write wait. Touch, which the registry calls with all the heartbeats of

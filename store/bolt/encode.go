@@ -38,7 +38,7 @@ type fixed struct {
 	Tools               []json.RawMessage
 }
 
-// live is the part of a Record that Update and Touch change.
+// live is the part of a Record that SetStates and Touch change.
 type live struct {
 	Active        bool
 	LastSeen      time.Time

@@ -100,8 +100,8 @@ func (s *Store) Put(ctx context.Context, rec registry.Record) error {
 	})
 }
 
-// Update implements registry.Store. It returns once the states are fsync'd.
-func (s *Store) Update(ctx context.Context, states []registry.State) error {
+// SetStates implements registry.Store. It returns once the states are fsync'd.
+func (s *Store) SetStates(ctx context.Context, states []registry.State) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

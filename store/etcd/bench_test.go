@@ -57,7 +57,7 @@ func benchReplicaWith(b *testing.B, cfg etcd.Config) *registry.Registry {
 	if err != nil {
 		b.Fatal(err)
 	}
-	reg, err := registry.New(registry.Options{Store: st})
+	reg, err := registry.New(registry.Options{Cluster: st})
 	if err != nil {
 		b.Fatal(err)
 	}

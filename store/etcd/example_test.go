@@ -18,7 +18,7 @@ func Example() {
 		log.Fatal(err)
 	}
 	defer st.Close() // after Run returns
-	reg, err := registry.New(registry.Options{Store: st})
+	reg, err := registry.New(registry.Options{Cluster: st})
 	if err != nil {
 		log.Fatal(err)
 	}

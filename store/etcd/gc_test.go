@@ -56,24 +56,24 @@ func TestSchemaCollection(t *testing.T) {
 	defer st.Close()
 	rec := registry.Record{ID: "x", Name: "n", Version: "1", Host: "h", Seq: 1, HeartbeatInterval: time.Minute,
 		Registered: time.Now(), LastSeen: time.Now(), Tools: []json.RawMessage{json.RawMessage(`{"name":"t","description":"d"}`)}}
-	if err := st.Put(context.Background(), rec); err != nil {
+	if _, err := st.Register(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cli.Delete(context.Background(), "/gc2/t/", clientv3.WithPrefix()); err != nil { // as a collector would
 		t.Fatal(err)
 	}
 	rec.ID = "y"
-	if err := st.Put(context.Background(), rec); err != nil {
+	if _, err := st.Register(context.Background(), rec); err != nil {
 		t.Fatal(err)
 	}
 	if n := schemaKeys(t, cli, "/gc2/"); n != 1 {
 		t.Fatalf("after a Put that needs a collected schema: %d schemas stored, want 1", n)
 	}
-	var got []registry.Record
-	if err := st.Load(context.Background(), func(r registry.Record) error { got = append(got, r); return nil }); err != nil {
+	snap, err := st.Snapshot(context.Background())
+	if err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range got {
+	for _, r := range snap.Records {
 		if len(r.Tools) != 1 {
 			t.Errorf("record %s: %d tools, want 1", r.ID, len(r.Tools))
 		}

@@ -70,7 +70,7 @@ func TestCollectionSparesNewRecords(t *testing.T) {
 		id := fmt.Sprint("a", i)
 		rec := registry.Record{ID: id, Name: "n", Version: "1", Host: "h", Seq: 1, HeartbeatInterval: time.Minute,
 			Registered: time.Now(), LastSeen: time.Now(), Tools: []json.RawMessage{tool(n - 1 - i*50)}}
-		if err := s.Put(ctx, rec); err != nil {
+		if _, err := s.Register(ctx, rec); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
@@ -113,7 +113,7 @@ func TestTouchLargeStoredSystems(t *testing.T) {
 	var with, without []registry.Seen
 	for i := range 60 {
 		id := fmt.Sprint("i", i)
-		if err := s.Put(ctx, registry.Record{ID: id, Name: "n", Version: "1", Host: "h", Seq: uint64(i + 1),
+		if _, err := s.Register(ctx, registry.Record{ID: id, Name: "n", Version: "1", Host: "h", Seq: uint64(i + 1),
 			HeartbeatInterval: time.Minute, Registered: now, LastSeen: now, Active: true}); err != nil {
 			t.Fatal(err)
 		}
@@ -140,7 +140,7 @@ func TestTouchKeepsNewerSystem(t *testing.T) {
 	}
 	defer s.Close()
 	now := time.Now()
-	if err := s.Put(ctx, registry.Record{ID: "i", Name: "n", Version: "1", Host: "h", Seq: 1,
+	if _, err := s.Register(ctx, registry.Record{ID: "i", Name: "n", Version: "1", Host: "h", Seq: 1,
 		HeartbeatInterval: time.Minute, Registered: now, LastSeen: now, Active: true}); err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func TestDeregisterOnLaggingReplica(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer st.Close()
-	b, err := registry.New(registry.Options{Store: st}) // its view: before the registration
+	b, err := registry.New(registry.Options{Cluster: st}) // its view: before the registration
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -94,11 +94,11 @@ func TestForeignRevisionDoesNotStall(t *testing.T) {
 	if _, err := cli.Put(context.Background(), "/other-app/k", "v"); err != nil {
 		t.Fatal(err)
 	}
-	if err := a.st.Update(context.Background(), []registry.State{{ID: "gone"}}); err != nil {
-		t.Fatal(err)
+	if rev, err := a.st.Deactivate(context.Background(), "gone", time.Time{}, time.Now()); err != nil || rev != 0 {
+		t.Fatalf("Deactivate of an unknown id = %d, %v; want 0 (nothing to wait for)", rev, err)
 	}
-	if err := a.st.DeleteInactive(context.Background(), []string{"gone"}); err != nil {
-		t.Fatal(err)
+	if rev, err := a.st.DeleteInactive(context.Background(), []string{"gone"}); err != nil || rev != 0 {
+		t.Fatalf("DeleteInactive of an unknown id = %d, %v; want 0", rev, err)
 	}
 	bad := 0
 	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {

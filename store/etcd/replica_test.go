@@ -40,7 +40,7 @@ func startReplicaWith(t *testing.T, cfg etcd.Config, opts registry.Options) *rep
 	if err != nil {
 		t.Fatal(err)
 	}
-	opts.Store = st
+	opts.Cluster = st
 	if opts.CheckpointInterval == 0 {
 		opts.CheckpointInterval = 200 * time.Millisecond
 	}

@@ -222,9 +222,6 @@ func (s *Store) Err() error {
 	return nil
 }
 
-// Written implements registry.Cluster.
-func (s *Store) Written() uint64 { return s.written.Load() }
-
 func (s *Store) wrote(rev int64) {
 	for {
 		old := s.written.Load()
@@ -257,8 +254,9 @@ func (s *Store) grant(ctx context.Context, interval time.Duration) (clientv3.Lea
 }
 
 // txn commits one transaction and, if it changed a key, records its
-// revision: the watch delivers it, and writes wait for that. (A revision
-// that changed nothing may belong to another prefix, and never come.)
+// revision: the watch delivers it, and the write's caller waits for that.
+// (A revision that changed nothing may belong to another prefix, and never
+// come: see rev.)
 func (s *Store) txn(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op) (*clientv3.TxnResponse, error) {
 	ctx, cancel := s.ctx(ctx)
 	defer cancel()
@@ -270,6 +268,15 @@ func (s *Store) txn(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op
 		s.wrote(resp.Header.Revision)
 	}
 	return resp, nil
+}
+
+// rev is the revision that a transaction committed, or 0 if it changed no
+// key (nothing for the watch to deliver).
+func rev(ops []clientv3.Op, resp *clientv3.TxnResponse) uint64 {
+	if resp == nil || !resp.Succeeded || !changed(ops, resp) {
+		return 0
+	}
+	return uint64(resp.Header.Revision)
 }
 
 // changed reports whether a transaction that succeeded changed a key.
@@ -287,15 +294,15 @@ func changed(ops []clientv3.Op, resp *clientv3.TxnResponse) bool {
 	return false
 }
 
-// Put implements registry.Store: it replaces the record, its seen key and
-// its liveness (a new lease if rec is active).
-func (s *Store) Put(ctx context.Context, rec registry.Record) error {
+// Register implements registry.Cluster: it replaces the record, its seen
+// key and its liveness (a new lease if rec is active).
+func (s *Store) Register(ctx context.Context, rec registry.Record) (uint64, error) {
 	val, schemas, err := encodeRecord(rec)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	if len(val) > maxRecordBytes {
-		return fmt.Errorf("etcd: the record of %q is %d bytes, more than the %d an etcd request takes", rec.ID, len(val), maxRecordBytes)
+		return 0, fmt.Errorf("etcd: the record of %q is %d bytes, more than the %d an etcd request takes", rec.ID, len(val), maxRecordBytes)
 	}
 	sv := seenValue{LastSeen: rec.LastSeen, System: rec.System}
 	if !rec.Active {
@@ -312,7 +319,7 @@ func (s *Store) Put(ctx context.Context, rec registry.Record) error {
 	var lease clientv3.LeaseID
 	if rec.Active {
 		if lease, err = s.grant(ctx, rec.HeartbeatInterval); err != nil {
-			return err
+			return 0, err
 		}
 		ops = append(ops, clientv3.OpPut(s.key(liveDir, rec.ID), "", clientv3.WithLease(lease)))
 	} else {
@@ -322,12 +329,12 @@ func (s *Store) Put(ctx context.Context, rec registry.Record) error {
 	if err != nil {
 		// The write may have happened (a timeout after the commit): the
 		// lease may be in use, and is left to expire if it is not.
-		return err
+		return 0, err
 	}
 	if old := first(resp, 0); old != nil && old.Lease != 0 {
 		s.revoke(clientv3.LeaseID(old.Lease))
 	}
-	return nil
+	return rev(ops, resp), nil
 }
 
 // maxSchemaCompares is how many schemas a record's transaction checks to
@@ -414,37 +421,40 @@ func (s *Store) putSchemas(ctx context.Context, all map[string][]byte) error {
 }
 
 // SetTools implements registry.Cluster.
-func (s *Store) SetTools(ctx context.Context, id string, tools []json.RawMessage) error {
+func (s *Store) SetTools(ctx context.Context, id string, tools []json.RawMessage) (uint64, error) {
 	var rv recordValue
 	schemas, err := splitTools(tools, &rv)
 	if err != nil {
-		return err
+		return 0, err
 	}
 	key := s.key(recordDir, id)
 	for {
 		kv, err := s.get(ctx, key)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if kv == nil {
-			return fmt.Errorf("etcd: instance %q: %w", id, registry.ErrNotFound)
+			return 0, fmt.Errorf("etcd: instance %q: %w", id, registry.ErrNotFound)
 		}
 		var cur recordValue
 		if err := json.Unmarshal(kv.Value, &cur); err != nil {
-			return fmt.Errorf("etcd: record %q: %w", id, err)
+			return 0, fmt.Errorf("etcd: record %q: %w", id, err)
 		}
 		cur.Tools = rv.Tools
 		val, err := json.Marshal(cur)
 		if err != nil {
-			return err
+			return 0, err
 		}
 		if len(val) > maxRecordBytes {
-			return fmt.Errorf("etcd: the record of %q is %d bytes, more than the %d an etcd request takes", id, len(val), maxRecordBytes)
+			return 0, fmt.Errorf("etcd: the record of %q is %d bytes, more than the %d an etcd request takes", id, len(val), maxRecordBytes)
 		}
-		resp, err := s.txnWithSchemas(ctx, schemas, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)},
-			[]clientv3.Op{clientv3.OpPut(key, string(val))})
-		if err != nil || resp.Succeeded {
-			return err
+		ops := []clientv3.Op{clientv3.OpPut(key, string(val))}
+		resp, err := s.txnWithSchemas(ctx, schemas, []clientv3.Cmp{clientv3.Compare(clientv3.ModRevision(key), "=", kv.ModRevision)}, ops)
+		if err != nil {
+			return 0, err
+		}
+		if resp.Succeeded {
+			return rev(ops, resp), nil
 		}
 		// Re-registered meanwhile: post the list to the new registration.
 	}
@@ -463,19 +473,21 @@ func (s *Store) get(ctx context.Context, key string) (*mvccpb.KeyValue, error) {
 	return resp.Kvs[0], nil
 }
 
-// Update implements registry.Store. Making an instance active grants it a
-// new lease unless its liveness key exists; making it inactive deletes the
-// key (and lets its lease end).
-func (s *Store) Update(ctx context.Context, states []registry.State) error {
-	for _, st := range states {
-		if err := s.update(ctx, st); err != nil {
-			return err
-		}
-	}
-	return nil
+// Deactivate implements registry.Cluster: it deletes the liveness key (and
+// revokes its lease, so that keep-alives fail at once everywhere).
+func (s *Store) Deactivate(ctx context.Context, id string, lastSeen, at time.Time) (uint64, error) {
+	return s.setState(ctx, registry.State{ID: id, LastSeen: lastSeen, InactiveSince: at})
 }
 
-func (s *Store) update(ctx context.Context, st registry.State) error {
+// Activate implements registry.Cluster: it grants a new lease unless the
+// liveness key exists.
+func (s *Store) Activate(ctx context.Context, id string, lastSeen time.Time) (uint64, error) {
+	return s.setState(ctx, registry.State{ID: id, Active: true, LastSeen: lastSeen})
+}
+
+// setState writes the liveness of st.ID and returns the revision it
+// committed (0: not stored).
+func (s *Store) setState(ctx context.Context, st registry.State) (uint64, error) {
 	rk, sk, lk := s.key(recordDir, st.ID), s.key(seenDir, st.ID), s.key(liveDir, st.ID)
 	// A lease granted for a try that lost its race serves the next try;
 	// one left unused at the end is revoked.
@@ -489,16 +501,16 @@ func (s *Store) update(ctx context.Context, st registry.State) error {
 	for {
 		resp, err := s.txn(ctx, nil, clientv3.OpGet(rk), clientv3.OpGet(sk), clientv3.OpGet(lk))
 		if err != nil {
-			return err
+			return 0, err
 		}
 		rkv, skv, lkv := first(resp, 0), first(resp, 1), first(resp, 2)
 		if rkv == nil {
-			return nil // not stored: skipped
+			return 0, nil // not stored: skipped
 		}
 		var sv seenValue
 		if skv != nil {
 			if err := json.Unmarshal(skv.Value, &sv); err != nil {
-				return fmt.Errorf("etcd: seen %q: %w", st.ID, err)
+				return 0, fmt.Errorf("etcd: seen %q: %w", st.ID, err)
 			}
 		}
 		if st.LastSeen.After(sv.LastSeen) {
@@ -513,7 +525,7 @@ func (s *Store) update(ctx context.Context, st registry.State) error {
 		case st.Active && lkv == nil:
 			var rv recordValue
 			if err := json.Unmarshal(rkv.Value, &rv); err != nil {
-				return fmt.Errorf("etcd: record %q: %w", st.ID, err)
+				return 0, fmt.Errorf("etcd: record %q: %w", st.ID, err)
 			}
 			if granted != 0 && grantedFor != rv.Interval {
 				s.revoke(granted)
@@ -521,7 +533,7 @@ func (s *Store) update(ctx context.Context, st registry.State) error {
 			}
 			if granted == 0 {
 				if granted, err = s.grant(ctx, rv.Interval); err != nil {
-					return err
+					return 0, err
 				}
 				grantedFor = rv.Interval
 			}
@@ -537,7 +549,7 @@ func (s *Store) update(ctx context.Context, st registry.State) error {
 		if resp, err = s.txn(ctx, cmps, ops...); err != nil {
 			// The write may have happened: the lease may be in use.
 			granted = 0
-			return err
+			return 0, err
 		}
 		if !resp.Succeeded {
 			continue
@@ -550,7 +562,7 @@ func (s *Store) update(ctx context.Context, st registry.State) error {
 			// view has not yet seen the deregistration.
 			s.revoke(clientv3.LeaseID(lkv.Lease))
 		}
-		return nil
+		return rev(ops, resp), nil
 	}
 }
 
@@ -687,7 +699,8 @@ func mergeSeen(seen []registry.Seen) []registry.Seen {
 	return out
 }
 
-// Delete implements registry.Store.
+// Delete deletes the records of ids, active or not (unknown ones are
+// skipped).
 func (s *Store) Delete(ctx context.Context, ids []string) error {
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	for len(ids) > 0 {
@@ -709,17 +722,21 @@ func (s *Store) Delete(ctx context.Context, ids []string) error {
 // DeleteInactive implements registry.Cluster: each record goes only if its
 // liveness key is absent, so a replica that has not yet seen a revival
 // cannot delete a live instance.
-func (s *Store) DeleteInactive(ctx context.Context, ids []string) error {
+func (s *Store) DeleteInactive(ctx context.Context, ids []string) (uint64, error) {
+	var last uint64
 	for _, id := range ids {
 		cmps := []clientv3.Cmp{
 			clientv3.Compare(clientv3.CreateRevision(s.key(liveDir, id)), "=", 0),
 			clientv3.Compare(clientv3.CreateRevision(s.key(recordDir, id)), ">", 0),
 		}
-		if _, err := s.txn(ctx, cmps, clientv3.OpDelete(s.key(recordDir, id)), clientv3.OpDelete(s.key(seenDir, id))); err != nil {
-			return err
+		ops := []clientv3.Op{clientv3.OpDelete(s.key(recordDir, id)), clientv3.OpDelete(s.key(seenDir, id))}
+		resp, err := s.txn(ctx, cmps, ops...)
+		if err != nil {
+			return last, err
 		}
+		last = max(last, rev(ops, resp))
 	}
-	return nil
+	return last, nil
 }
 
 // KeepAlive implements registry.Cluster. Heartbeats of one instance that

@@ -25,23 +25,6 @@ import (
 // pageSize is how many keys one range request of a snapshot reads.
 const pageSize = 2000
 
-// Load implements registry.Store.
-func (s *Store) Load(ctx context.Context, fn func(registry.Record) error) error {
-	snap, err := s.Snapshot(ctx)
-	if err != nil {
-		return err
-	}
-	for _, u := range snap.Updates {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := fn(u.Record); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
 // Snapshot implements registry.Cluster. It reads every key under the prefix
 // at one revision, page by page, and makes that the Store's state.
 func (s *Store) Snapshot(ctx context.Context) (registry.Change, error) {
@@ -65,9 +48,9 @@ func (s *Store) Snapshot(ctx context.Context) (registry.Change, error) {
 			s.log.Error("etcd: tool list skipped", "id", id, "err", err)
 		}
 		delete(recs, id) // its tool references are not needed any more
-		ch.Updates = append(ch.Updates, registry.Update{Record: rec, Fields: true})
+		ch.Records = append(ch.Records, registry.RecordChange{Record: rec, Fields: true})
 	}
-	slices.SortFunc(ch.Updates, func(a, b registry.Update) int { return cmp.Compare(a.Seq, b.Seq) })
+	slices.SortFunc(ch.Records, func(a, b registry.RecordChange) int { return cmp.Compare(a.Seq, b.Seq) })
 	s.mu.Lock()
 	s.ents, s.schemas = ents, schemas
 	s.mu.Unlock()
@@ -293,10 +276,10 @@ func (s *Store) change(evs []*clientv3.Event) registry.Change {
 			if e.lease == 0 && e.seen.LastSeen.IsZero() {
 				delete(s.ents, id)
 			}
-			ch.Updates = append(ch.Updates, registry.Update{Record: registry.Record{ID: id}, Deleted: true})
+			ch.Records = append(ch.Records, registry.RecordChange{Record: registry.Record{ID: id}, Deleted: true})
 			continue
 		}
-		u := registry.Update{Record: e.record(id)}
+		u := registry.RecordChange{Record: e.record(id)}
 		if rv := recs[id]; rv != nil {
 			tl, err := tools(rv, s.schemas)
 			if err != nil {
@@ -304,7 +287,7 @@ func (s *Store) change(evs []*clientv3.Event) registry.Change {
 			}
 			u.Record.Tools, u.Fields = tl, true
 		}
-		ch.Updates = append(ch.Updates, u)
+		ch.Records = append(ch.Records, u)
 	}
 	return ch
 }

@@ -4,9 +4,9 @@
 //
 // The suite checks what the Registry relies on: every Record field survives
 // a round trip (times compared with Equal, nil and empty tool lists told
-// apart, a nil System kept nil), Put replaces, Update changes only the
+// apart, a nil System kept nil), Put replaces, SetStates changes only the
 // liveness fields, Touch keeps the later LastSeen and a stored System when
-// given none, Update, Touch and Delete skip ids that are not stored, Load
+// given none, SetStates, Touch and Delete skip ids that are not stored, Load
 // returns its callback's error, large records and many records work,
 // concurrent writes from many goroutines end in the state a sequential model
 // predicts, and a store opened again on the same directory sees the same
@@ -49,7 +49,7 @@ func Run(t *testing.T, open Opener) {
 	}{
 		{"RoundTrip", testRoundTrip},
 		{"PutReplaces", testPutReplaces},
-		{"Update", testUpdate},
+		{"SetStates", testSetStates},
 		{"Touch", testTouch},
 		{"Delete", testDelete},
 		{"Empty", testEmpty},
@@ -253,7 +253,7 @@ func testPutReplaces(t *testing.T, open Opener) {
 	check(t, st, byID(third, record("b", 2)))
 }
 
-func testUpdate(t *testing.T, open Opener) {
+func testSetStates(t *testing.T, open Opener) {
 	st := start(t, open, t.TempDir())
 	m := model{}
 	for i, id := range []string{"a", "b", "c"} {
@@ -272,8 +272,8 @@ func testUpdate(t *testing.T, open Opener) {
 		{},
 	}
 	for i, states := range steps {
-		if err := st.Update(ctx, states); err != nil {
-			t.Fatalf("step %d: Update: %v", i, err)
+		if err := st.SetStates(ctx, states); err != nil {
+			t.Fatalf("step %d: SetStates: %v", i, err)
 		}
 		m.update(states)
 		check(t, st, m)
@@ -340,8 +340,8 @@ func testEmpty(t *testing.T, open Opener) {
 	st := start(t, open, t.TempDir())
 	ctx := context.Background()
 	check(t, st, model{})
-	if err := st.Update(ctx, []registry.State{{ID: "x", Active: true, LastSeen: base}}); err != nil {
-		t.Fatalf("Update: %v", err)
+	if err := st.SetStates(ctx, []registry.State{{ID: "x", Active: true, LastSeen: base}}); err != nil {
+		t.Fatalf("SetStates: %v", err)
 	}
 	if err := st.Touch(ctx, []registry.Seen{{ID: "x", LastSeen: base, System: system("x")}}); err != nil {
 		t.Fatalf("Touch: %v", err)
@@ -367,8 +367,8 @@ func testManyTools(t *testing.T, open Opener) {
 	ctx := context.Background()
 	states := []registry.State{{ID: "big", Active: false, LastSeen: at(time.Hour), InactiveSince: at(time.Hour)}}
 	seen := []registry.Seen{{ID: "big", LastSeen: at(2 * time.Hour), System: system("new")}}
-	if err := st.Update(ctx, states); err != nil {
-		t.Fatalf("Update: %v", err)
+	if err := st.SetStates(ctx, states); err != nil {
+		t.Fatalf("SetStates: %v", err)
 	}
 	if err := st.Touch(ctx, seen); err != nil {
 		t.Fatalf("Touch: %v", err)
@@ -529,7 +529,7 @@ func testConcurrent(t *testing.T, open Opener) {
 						}
 						states = append(states, s)
 					}
-					err = st.Update(ctx, states)
+					err = st.SetStates(ctx, states)
 					m.update(states)
 				case k < 8:
 					var seen []registry.Seen
@@ -610,8 +610,8 @@ func testReopen(t *testing.T, open Opener) {
 	}
 	states := []registry.State{{ID: "r01", Active: false, LastSeen: at(time.Hour), InactiveSince: at(time.Hour)}}
 	seen := []registry.Seen{{ID: "r02", LastSeen: at(time.Hour), System: system("r02")}, {ID: "r03", LastSeen: at(time.Hour)}}
-	if err := st.Update(ctx, states); err != nil {
-		t.Fatalf("Update: %v", err)
+	if err := st.SetStates(ctx, states); err != nil {
+		t.Fatalf("SetStates: %v", err)
 	}
 	if err := st.Touch(ctx, seen); err != nil {
 		t.Fatalf("Touch: %v", err)

@@ -1,0 +1,574 @@
+// cluster.go is the conformance suite of registry.Cluster implementations
+// (store/etcd, store/memcluster): call RunCluster from a test of the
+// implementation's package.
+
+package storetest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/runspec/registry"
+)
+
+// A ClusterHarness gives the Cluster suite handles on one shared cluster.
+type ClusterHarness struct {
+	// Open returns a new handle on the cluster's shared state (for etcd,
+	// a new client on the same prefix), as a second replica would have.
+	// The suite closes every handle that implements io.Closer.
+	Open func(t *testing.T) registry.Cluster
+	// Compact discards the cluster's history up to its current revision,
+	// so that a Watch from an older revision must re-list (Reset).
+	Compact func(t *testing.T)
+}
+
+// A ClusterOpener returns a harness on a new, empty cluster (for etcd, a new
+// prefix).
+type ClusterOpener func(t *testing.T) ClusterHarness
+
+// RunCluster runs the Cluster conformance suite. Each subtest opens its own
+// cluster. It checks what a replica relies on: every Record field survives
+// Register and Snapshot, the Cluster orders ids (Seq) and keeps a stored
+// id's place, each write returns the revision that Watch then delivers as
+// one Change, in order, writes that change nothing return 0, SetTools keeps
+// liveness, Deactivate and Activate change only liveness, KeepAlive extends
+// a lease and a lease that ends makes its instance inactive, Touch keeps the
+// later last_seen and system, DeleteInactive spares active records, a
+// second handle sees the first's writes, a compacted history makes Watch
+// deliver a Reset, and concurrent writers end in the state a sequential
+// model predicts.
+func RunCluster(t *testing.T, open ClusterOpener) {
+	tests := []struct {
+		name string
+		fn   func(*testing.T, ClusterHarness)
+	}{
+		{"RegisterSnapshot", testClusterRegister},
+		{"Revisions", testClusterRevisions},
+		{"SetTools", testClusterSetTools},
+		{"Liveness", testClusterLiveness},
+		{"LeaseEnds", testClusterLeaseEnds},
+		{"Touch", testClusterTouch},
+		{"DeleteInactive", testClusterDeleteInactive},
+		{"SecondHandle", testClusterSecondHandle},
+		{"Compaction", testClusterCompaction},
+		{"Concurrent", testClusterConcurrent},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) { tt.fn(t, open(t)) })
+	}
+}
+
+// clusterHandle opens a handle and closes it at the end of the test.
+func clusterHandle(t *testing.T, h ClusterHarness) registry.Cluster {
+	t.Helper()
+	c := h.Open(t)
+	if cl, ok := c.(interface{ Close() error }); ok {
+		t.Cleanup(func() {
+			if err := cl.Close(); err != nil {
+				t.Errorf("Close: %v", err)
+			}
+		})
+	}
+	return c
+}
+
+// clusterRecord is an active record for id, with Seq left to the Cluster.
+func clusterRecord(id string) registry.Record {
+	now := time.Now().Round(0)
+	return registry.Record{ID: id, Name: "ops-" + id, Version: "1", Host: "host-" + id,
+		Registered: now, LastSeen: now, HeartbeatInterval: time.Minute, Active: true}
+}
+
+func snapshot(t *testing.T, c registry.Cluster) (uint64, map[string]registry.Record) {
+	t.Helper()
+	ch, err := c.Snapshot(t.Context())
+	if err != nil {
+		t.Fatalf("Snapshot: %v", err)
+	}
+	if !ch.Reset {
+		t.Errorf("Snapshot: Reset is false")
+	}
+	recs := make(map[string]registry.Record)
+	for _, rc := range ch.Records {
+		if rc.Deleted {
+			t.Errorf("Snapshot holds a deleted record %q", rc.ID)
+		}
+		recs[rc.ID] = rc.Record
+	}
+	return ch.Rev, recs
+}
+
+// wrote checks the answer of a write that changes a record: no error, and
+// the revision it committed.
+func wrote(t *testing.T, what string) func(uint64, error) uint64 {
+	return func(rev uint64, err error) uint64 {
+		t.Helper()
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		if rev == 0 {
+			t.Fatalf("%s changed a record but returned revision 0", what)
+		}
+		return rev
+	}
+}
+
+func testClusterRegister(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	a := clusterRecord("a")
+	a.Tools = []json.RawMessage{tool(1, 100), tool(2, 3000)}
+	b := clusterRecord("b")
+	b.Active, b.InactiveSince = false, a.LastSeen.Add(-time.Second)
+	empty := clusterRecord("c")
+	empty.Tools = []json.RawMessage{}
+	for _, rec := range []registry.Record{a, b, empty} {
+		wrote(t, "Register "+rec.ID)(c.Register(ctx, rec))
+	}
+	_, got := snapshot(t, c)
+	if len(got) != 3 {
+		t.Fatalf("Snapshot has %d records, want 3", len(got))
+	}
+	// The Cluster orders ids: each new id after the ones before.
+	if !(got["a"].Seq > 0 && got["a"].Seq < got["b"].Seq && got["b"].Seq < got["c"].Seq) {
+		t.Errorf("Seq not in registration order: a %d, b %d, c %d", got["a"].Seq, got["b"].Seq, got["c"].Seq)
+	}
+	for _, want := range []registry.Record{a, b, empty} {
+		want.Seq = got[want.ID].Seq
+		if d := diffRecord(want, got[want.ID]); d != nil {
+			t.Errorf("record %s: %v", want.ID, d)
+		}
+	}
+	// A stored id registered again keeps its place.
+	a2 := clusterRecord("a")
+	a2.Name = "renamed"
+	wrote(t, "Register a again")(c.Register(ctx, a2))
+	_, got2 := snapshot(t, c)
+	if got2["a"].Seq != got["a"].Seq || got2["a"].Name != "renamed" || got2["a"].Tools != nil {
+		t.Errorf("re-registered a: seq %d (was %d), name %q, tools %v; want its place, the new name, no tools",
+			got2["a"].Seq, got["a"].Seq, got2["a"].Name, got2["a"].Tools)
+	}
+}
+
+// watcher follows a Cluster's changes in the background.
+type watcher struct {
+	mu      sync.Mutex
+	changes []registry.Change
+	cond    chan struct{}
+}
+
+func watch(t *testing.T, c registry.Cluster, from uint64) *watcher {
+	t.Helper()
+	w := &watcher{cond: make(chan struct{}, 1)}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		c.Watch(ctx, from, func(ch registry.Change) {
+			w.mu.Lock()
+			w.changes = append(w.changes, ch)
+			w.mu.Unlock()
+			select {
+			case w.cond <- struct{}{}:
+			default:
+			}
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-done
+	})
+	return w
+}
+
+// until waits up to 10 s for the changes seen to satisfy ok.
+func (w *watcher) until(t *testing.T, what string, ok func([]registry.Change) bool) []registry.Change {
+	t.Helper()
+	deadline := time.After(10 * time.Second)
+	for {
+		w.mu.Lock()
+		chs := slices.Clone(w.changes)
+		w.mu.Unlock()
+		if ok(chs) {
+			return chs
+		}
+		select {
+		case <-w.cond:
+		case <-time.After(50 * time.Millisecond):
+		case <-deadline:
+			t.Fatalf("waiting for %s: %d changes seen: %+v", what, len(chs), summary(chs))
+		}
+	}
+}
+
+// upTo is a condition: a change with revision rev (or later) was seen.
+func upTo(rev uint64) func([]registry.Change) bool {
+	return func(chs []registry.Change) bool { return len(chs) > 0 && chs[len(chs)-1].Rev >= rev }
+}
+
+func summary(chs []registry.Change) []string {
+	var out []string
+	for _, ch := range chs {
+		s := fmt.Sprintf("rev %d", ch.Rev)
+		if ch.Reset {
+			s += " reset"
+		}
+		for _, rc := range ch.Records {
+			s += fmt.Sprintf(" %s(active %v deleted %v fields %v)", rc.ID, rc.Active, rc.Deleted, rc.Fields)
+		}
+		out = append(out, s)
+	}
+	return out
+}
+
+// The revision a write returns is the one Watch delivers it with, one
+// Change per revision, in order; a write that changes nothing returns 0.
+func testClusterRevisions(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	start, _ := snapshot(t, c)
+	w := watch(t, c, start)
+	var revs []uint64
+	rec := clusterRecord("r")
+	revs = append(revs, wrote(t, "Register")(c.Register(ctx, rec)))
+	revs = append(revs, wrote(t, "SetTools")(c.SetTools(ctx, "r", []json.RawMessage{tool(1, 50)})))
+	revs = append(revs, wrote(t, "Deactivate")(c.Deactivate(ctx, "r", rec.LastSeen, rec.LastSeen.Add(time.Second))))
+	revs = append(revs, wrote(t, "Activate")(c.Activate(ctx, "r", rec.LastSeen.Add(2*time.Second))))
+	revs = append(revs, wrote(t, "Deactivate")(c.Deactivate(ctx, "r", time.Time{}, rec.LastSeen.Add(3*time.Second))))
+	revs = append(revs, wrote(t, "DeleteInactive")(c.DeleteInactive(ctx, []string{"r"})))
+	if !slices.IsSorted(revs) || len(slices.Compact(slices.Clone(revs))) != len(revs) {
+		t.Errorf("revisions of successive writes are not increasing: %v", revs)
+	}
+	for _, nothing := range []struct {
+		what string
+		do   func() (uint64, error)
+	}{
+		{"Deactivate of an unknown id", func() (uint64, error) { return c.Deactivate(ctx, "nobody", time.Time{}, time.Now()) }},
+		{"Activate of an unknown id", func() (uint64, error) { return c.Activate(ctx, "nobody", time.Now()) }},
+		{"DeleteInactive of an unknown id", func() (uint64, error) { return c.DeleteInactive(ctx, []string{"nobody"}) }},
+	} {
+		if rev, err := nothing.do(); err != nil || rev != 0 {
+			t.Errorf("%s = %d, %v; want 0, nil", nothing.what, rev, err)
+		}
+	}
+	if _, err := c.SetTools(ctx, "nobody", []json.RawMessage{}); !errors.Is(err, registry.ErrNotFound) {
+		t.Errorf("SetTools of an unknown id = %v, want ErrNotFound", err)
+	}
+	chs := w.until(t, "every write", upTo(revs[len(revs)-1]))
+	var got []uint64
+	for _, ch := range chs {
+		if len(ch.Records) > 0 {
+			got = append(got, ch.Rev)
+		}
+	}
+	if !slices.Equal(got, revs) {
+		t.Errorf("Watch delivered revisions %v, the writes returned %v", got, revs)
+	}
+	kinds := func(ch registry.Change) string {
+		rc := ch.Records[0]
+		switch {
+		case rc.Deleted:
+			return "deleted"
+		case rc.Fields:
+			return fmt.Sprintf("fields(active %v, %d tools)", rc.Active, len(rc.Tools))
+		}
+		return fmt.Sprintf("liveness(active %v)", rc.Active)
+	}
+	var gotKinds []string
+	for _, ch := range chs {
+		if len(ch.Records) > 0 {
+			gotKinds = append(gotKinds, kinds(ch))
+		}
+	}
+	want := []string{"fields(active true, 0 tools)", "fields(active true, 1 tools)", "liveness(active false)",
+		"liveness(active true)", "liveness(active false)", "deleted"}
+	if !slices.Equal(gotKinds, want) {
+		t.Errorf("changes delivered:\n got %v\nwant %v", gotKinds, want)
+	}
+}
+
+func testClusterSetTools(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	rec := clusterRecord("s")
+	wrote(t, "Register")(c.Register(ctx, rec))
+	wrote(t, "Deactivate")(c.Deactivate(ctx, "s", rec.LastSeen, rec.LastSeen.Add(time.Second)))
+	tools := []json.RawMessage{tool(1, 80), tool(2, 80), tool(3, 5000)}
+	wrote(t, "SetTools")(c.SetTools(ctx, "s", tools))
+	_, got := snapshot(t, c)
+	s := got["s"]
+	if s.Active || len(s.Tools) != 3 || !jsonEqual(s.Tools[2], tools[2]) {
+		t.Errorf("after SetTools on an inactive record: active %v, %d tools; want inactive with the 3 tools", s.Active, len(s.Tools))
+	}
+	wrote(t, "SetTools []")(c.SetTools(ctx, "s", []json.RawMessage{}))
+	if _, got := snapshot(t, c); got["s"].Tools == nil || len(got["s"].Tools) != 0 {
+		t.Errorf("after posting an empty list: %v, want an empty, non-nil list", got["s"].Tools)
+	}
+}
+
+// KeepAlive answers from what the handle's own change stream delivered (the
+// etcd one keeps leases there): a replica keeps alive only what its view
+// shows active. So the handle watches, and each write is awaited.
+func testClusterLiveness(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	start, _ := snapshot(t, c)
+	w := watch(t, c, start)
+	rec := clusterRecord("l")
+	w.until(t, "the registration", upTo(wrote(t, "Register")(c.Register(ctx, rec))))
+	if ok, err := c.KeepAlive(ctx, "l"); err != nil || !ok {
+		t.Fatalf("KeepAlive of an active record = %v, %v", ok, err)
+	}
+	at := rec.LastSeen.Add(5 * time.Second)
+	w.until(t, "the deactivation", upTo(wrote(t, "Deactivate")(c.Deactivate(ctx, "l", rec.LastSeen.Add(4*time.Second), at))))
+	_, got := snapshot(t, c)
+	if l := got["l"]; l.Active || !l.InactiveSince.Equal(at) || !l.LastSeen.Equal(rec.LastSeen.Add(4*time.Second)) || l.Name != rec.Name {
+		t.Errorf("after Deactivate: %+v; want inactive since %v, last seen 4s later, fields kept", l, at)
+	}
+	if ok, err := c.KeepAlive(ctx, "l"); err != nil || ok {
+		t.Errorf("KeepAlive of an inactive record = %v, %v; want false", ok, err)
+	}
+	// An older last_seen does not move it back.
+	w.until(t, "the activation", upTo(wrote(t, "Activate")(c.Activate(ctx, "l", rec.LastSeen))))
+	_, got = snapshot(t, c)
+	if l := got["l"]; !l.Active || !l.InactiveSince.IsZero() || !l.LastSeen.Equal(rec.LastSeen.Add(4*time.Second)) {
+		t.Errorf("after Activate: %+v; want active, no inactive_since, last_seen kept", l)
+	}
+	if ok, err := c.KeepAlive(ctx, "l"); err != nil || !ok {
+		t.Errorf("KeepAlive after Activate = %v, %v; want true", ok, err)
+	}
+	if ok, err := c.KeepAlive(ctx, "nobody"); err != nil || ok {
+		t.Errorf("KeepAlive of an unknown id = %v, %v; want false", ok, err)
+	}
+}
+
+// A lease that is not kept alive ends: its instance becomes inactive with
+// no InactiveSince (the registry takes 3 intervals after last_seen). One
+// that is kept alive stays.
+func testClusterLeaseEnds(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	start, _ := snapshot(t, c)
+	w := watch(t, c, start)
+	short := clusterRecord("short")
+	short.HeartbeatInterval = 300 * time.Millisecond // etcd rounds its lease up to 2 s
+	kept := clusterRecord("kept")
+	kept.HeartbeatInterval = 300 * time.Millisecond
+	wrote(t, "Register short")(c.Register(ctx, short))
+	w.until(t, "the registrations", upTo(wrote(t, "Register kept")(c.Register(ctx, kept))))
+	stop := make(chan struct{})
+	alive := make(chan error, 1)
+	go func() {
+		tick := time.NewTicker(100 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			select {
+			case <-stop:
+				alive <- nil
+				return
+			case <-tick.C:
+				if ok, err := c.KeepAlive(ctx, "kept"); err != nil || !ok {
+					alive <- fmt.Errorf("KeepAlive = %v, %v", ok, err)
+					return
+				}
+			}
+		}
+	}()
+	began := time.Now()
+	w.until(t, "the lease of short to end", func(chs []registry.Change) bool {
+		for _, ch := range chs {
+			for _, rc := range ch.Records {
+				if rc.ID == "short" && !rc.Active && !rc.Deleted {
+					if !rc.InactiveSince.IsZero() {
+						t.Errorf("a lease that ended set InactiveSince %v; want zero", rc.InactiveSince)
+					}
+					return true
+				}
+			}
+		}
+		return false
+	})
+	if d := time.Since(began); d < 800*time.Millisecond {
+		t.Errorf("the lease of 3 x 300ms ended after %v", d)
+	}
+	close(stop)
+	if err := <-alive; err != nil {
+		t.Errorf("the kept instance: %v", err)
+	}
+	if _, got := snapshot(t, c); !got["kept"].Active || got["short"].Active {
+		t.Errorf("after the lease ended: kept active %v, short active %v; want true, false", got["kept"].Active, got["short"].Active)
+	}
+}
+
+func testClusterTouch(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	rec := clusterRecord("t")
+	wrote(t, "Register")(c.Register(ctx, rec))
+	t1, t2 := rec.LastSeen.Add(time.Second), rec.LastSeen.Add(2*time.Second)
+	steps := []struct {
+		seen       registry.Seen
+		lastSeen   time.Time
+		wantSystem string
+	}{
+		{registry.Seen{ID: "t", LastSeen: t2, System: system("b"), SystemAt: t2}, t2, `b`},
+		{registry.Seen{ID: "t", LastSeen: t1, System: system("a"), SystemAt: t1}, t2, `b`}, // older: ignored
+		{registry.Seen{ID: "t", LastSeen: t1}, t2, `b`},                                    // no system: kept
+		{registry.Seen{ID: "nobody", LastSeen: t2}, t2, `b`},                               // skipped
+	}
+	for i, st := range steps {
+		if err := c.Touch(ctx, []registry.Seen{st.seen}); err != nil {
+			t.Fatalf("step %d: Touch: %v", i, err)
+		}
+		_, got := snapshot(t, c)
+		if g := got["t"]; !g.LastSeen.Equal(st.lastSeen) || !jsonEqual(g.System, system(st.wantSystem)) {
+			t.Errorf("step %d: last_seen %v system %s; want %v and system %q", i, g.LastSeen, g.System, st.lastSeen, st.wantSystem)
+		}
+	}
+}
+
+func testClusterDeleteInactive(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	for _, id := range []string{"on", "off"} {
+		wrote(t, "Register "+id)(c.Register(ctx, clusterRecord(id)))
+	}
+	wrote(t, "Deactivate off")(c.Deactivate(ctx, "off", time.Time{}, time.Now()))
+	wrote(t, "DeleteInactive")(c.DeleteInactive(ctx, []string{"on", "off", "nobody"}))
+	if _, got := snapshot(t, c); len(got) != 1 || !got["on"].Active {
+		t.Errorf("after DeleteInactive: %v; want only the active record", keys(got))
+	}
+	// A deleted id registered again is new: it goes after the others.
+	wrote(t, "Register off again")(c.Register(ctx, clusterRecord("off")))
+	if _, got := snapshot(t, c); got["off"].Seq <= got["on"].Seq {
+		t.Errorf("re-registered after deletion: seq %d, not after %d", got["off"].Seq, got["on"].Seq)
+	}
+}
+
+func keys(m map[string]registry.Record) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// A second handle (another replica's) watches the writes of the first.
+func testClusterSecondHandle(t *testing.T, h ClusterHarness) {
+	a, b := clusterHandle(t, h), clusterHandle(t, h)
+	ctx := t.Context()
+	start, _ := snapshot(t, b)
+	w := watch(t, b, start)
+	rev := wrote(t, "Register")(a.Register(ctx, clusterRecord("x")))
+	rev = max(rev, wrote(t, "SetTools")(a.SetTools(ctx, "x", []json.RawMessage{tool(7, 60)})))
+	w.until(t, "the writes of the other handle", upTo(rev))
+	if ok, err := b.KeepAlive(ctx, "x"); err != nil || !ok {
+		t.Errorf("KeepAlive through the other handle = %v, %v", ok, err)
+	}
+	if _, got := snapshot(t, b); len(got["x"].Tools) != 1 {
+		t.Errorf("the other handle's snapshot: %+v", got["x"])
+	}
+}
+
+// A Watch from a revision that was compacted away delivers a snapshot
+// (Reset) and goes on from there.
+func testClusterCompaction(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	start, _ := snapshot(t, c)
+	wrote(t, "Register a")(c.Register(ctx, clusterRecord("a")))
+	wrote(t, "Register b")(c.Register(ctx, clusterRecord("b")))
+	wrote(t, "Deactivate a")(c.Deactivate(ctx, "a", time.Time{}, time.Now()))
+	wrote(t, "DeleteInactive a")(c.DeleteInactive(ctx, []string{"a"}))
+	h.Compact(t)
+	w := watch(t, c, start)
+	chs := w.until(t, "a reset", func(chs []registry.Change) bool { return len(chs) > 0 })
+	if !chs[0].Reset {
+		t.Fatalf("the first change after a compaction is not a Reset: %v", summary(chs[:1]))
+	}
+	ids := []string{}
+	for _, rc := range chs[0].Records {
+		ids = append(ids, rc.ID)
+	}
+	if !slices.Equal(ids, []string{"b"}) {
+		t.Errorf("the Reset holds %v, want [b]", ids)
+	}
+	rev := wrote(t, "Register c")(c.Register(ctx, clusterRecord("c")))
+	w.until(t, "the write after the reset", upTo(rev))
+}
+
+// Writers on several handles, each on its own ids, end in the state that
+// applying their writes in order predicts.
+func testClusterConcurrent(t *testing.T, h ClusterHarness) {
+	const writers, ids, steps = 4, 5, 12
+	ctx := t.Context()
+	var wg sync.WaitGroup
+	models := make([]map[string]registry.Record, writers)
+	errs := make(chan error, writers)
+	for w := range writers {
+		c := clusterHandle(t, h)
+		models[w] = make(map[string]registry.Record)
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := models[w]
+			for s := range steps {
+				id := fmt.Sprintf("w%d-%d", w, (s*7)%ids)
+				var err error
+				switch s % 4 {
+				case 0, 3:
+					rec := clusterRecord(id)
+					rec.Version = fmt.Sprint(s)
+					_, err = c.Register(ctx, rec)
+					m[id] = rec
+				case 1:
+					tl := []json.RawMessage{tool(s, 40)}
+					_, err = c.SetTools(ctx, id, tl)
+					if rec, ok := m[id]; ok {
+						rec.Tools = tl
+						m[id] = rec
+					} else if errors.Is(err, registry.ErrNotFound) {
+						err = nil
+					}
+				case 2:
+					at := time.Now().Round(0)
+					_, err = c.Deactivate(ctx, id, time.Time{}, at)
+					if rec, ok := m[id]; ok {
+						rec.Active, rec.InactiveSince = false, at
+						m[id] = rec
+					}
+				}
+				if err != nil {
+					errs <- fmt.Errorf("writer %d step %d: %w", w, s, err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	_, got := snapshot(t, clusterHandle(t, h))
+	for _, m := range models {
+		for id, want := range m {
+			g, ok := got[id]
+			if !ok {
+				t.Errorf("%s: missing", id)
+				continue
+			}
+			want.Seq = g.Seq
+			if d := diffRecord(want, g); d != nil {
+				t.Errorf("%s: %v", id, d)
+			}
+		}
+	}
+}

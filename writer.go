@@ -1,0 +1,117 @@
+// writer.go defines the write methods of the protocol (Register, Heartbeat,
+// UpdateTools, Deregister) and writer, the write path that New chooses once:
+// localWriter (local.go) writes to a Store, or to none, and then to the view;
+// clusterWriter (cluster.go) writes to a Cluster whose change stream feeds
+// the view. Each method has one body; no other code knows which it is.
+
+package registry
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// A writer makes the changes of one Registry: what clients ask (register,
+// heartbeat, tools, deregister), what time brings (expiry and retention),
+// and checkpoints of heartbeats. Every method is safe for concurrent use.
+type writer interface {
+	// register creates or replaces the record of a valid registration.
+	register(ctx context.Context, reg Registration) error
+	// heartbeat records a heartbeat of in (system: nil or a JSON object).
+	heartbeat(ctx context.Context, in *instance, system json.RawMessage) (HeartbeatStatus, error)
+	// setTools replaces the tool list of id, or says ErrNotFound.
+	setTools(ctx context.Context, id string, parsed []parsedTool) error
+	// deregister marks id inactive, keeping its record.
+	deregister(ctx context.Context, id string) error
+	// settle applies what is due at now (expiry, deletion after the
+	// retention) and returns when the next thing is due (math.MaxInt64:
+	// nothing).
+	settle(ctx context.Context, now int64) (int64, error)
+	// checkpoint settles what is due and writes the heartbeats since the
+	// last checkpoint (last_seen, system) where the records are kept.
+	checkpoint(ctx context.Context) error
+	// run does the background work of the write path until ctx ends (the
+	// Cluster's change stream), and returns at once if there is none.
+	run(ctx context.Context) error
+	// health is nil while writes can be made.
+	health() error
+}
+
+// Registration is the body of POST /instances.
+type Registration struct {
+	ID      string
+	Name    string
+	Version string
+	Host    string
+	// HeartbeatInterval is the agent's heartbeat period. If zero, the
+	// registry's Options.HeartbeatInterval applies.
+	HeartbeatInterval time.Duration
+}
+
+// HeartbeatStatus is the answer to a heartbeat.
+type HeartbeatStatus string
+
+// The two answers to a heartbeat.
+const (
+	// Ack: the registry knows the instance and its tool list.
+	Ack HeartbeatStatus = "ack"
+	// Refresh: the agent must post its tool list (the instance is unknown,
+	// or has not posted tools since it registered).
+	Refresh HeartbeatStatus = "refresh"
+)
+
+// Register creates or replaces the record of reg.ID: active, last seen now,
+// with no tool list until UpdateTools. reg must pass Validate.
+func (r *Registry) Register(ctx context.Context, reg Registration) error {
+	if err := reg.Validate(); err != nil {
+		return err
+	}
+	return r.w.register(ctx, reg)
+}
+
+// Heartbeat records that the agent of id is alive: last_seen becomes now and
+// an inactive instance becomes active again. system, if not nil, must be a
+// JSON object; it replaces the stored one, and the registry keeps the slice,
+// so the caller must not modify it afterwards. An unknown id is not an error:
+// the answer is Refresh.
+//
+// A heartbeat of an active instance of a registry without a Cluster takes
+// no registry-wide lock and allocates nothing.
+func (r *Registry) Heartbeat(ctx context.Context, id string, system json.RawMessage) (HeartbeatStatus, error) {
+	if err := checkSystem(system); err != nil {
+		return "", err
+	}
+	in := r.lookup(id)
+	if in == nil {
+		return Refresh, nil
+	}
+	return r.w.heartbeat(ctx, in, system)
+}
+
+// UpdateTools replaces the tool list of id. Each tool must be a JSON object
+// with a non-empty string "name", names must be unique, and there may be at
+// most Options.MaxTools of them (see ValidateTools). Posting tools does not
+// make an inactive instance active.
+func (r *Registry) UpdateTools(ctx context.Context, id string, tools []json.RawMessage) error {
+	parsed, err := parseToolList(tools, r.opts.MaxTools)
+	if err != nil {
+		return err
+	}
+	return r.w.setTools(ctx, id, parsed)
+}
+
+// Deregister marks id inactive; its record is kept until Options.RetainInactive
+// has passed. Deregistering an unknown id is not an error.
+func (r *Registry) Deregister(ctx context.Context, id string) error {
+	return r.w.deregister(ctx, id)
+}
+
+// Health is nil while the registry can serve writes: always, unless it is a
+// replica whose Cluster is unreachable or whose change stream is behind.
+// Reads keep answering from the last view meanwhile.
+func (r *Registry) Health() error { return r.w.health() }
+
+// errNotStored is the error of a write to an id the registry does not know.
+func errNotStored(id string) error { return fmt.Errorf("instance %q: %w", id, ErrNotFound) }
