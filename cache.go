@@ -8,8 +8,6 @@ package registry
 
 import (
 	"fmt"
-	"hash/maphash"
-	"strconv"
 	"sync"
 )
 
@@ -32,12 +30,6 @@ type answerCache struct {
 	mu    sync.Mutex
 	m     map[cacheKey]*cachedAnswer
 	bytes int
-}
-
-// strongETag hashes a body with the registry's seed: ETags of one process
-// never match those of another.
-func (r *Registry) strongETag(body []byte) string {
-	return `"` + strconv.FormatUint(maphash.Bytes(r.seed, body), 36) + `"`
 }
 
 // toolAnswer returns GET /tools/{name} as f selects it, from the cache when

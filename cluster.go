@@ -338,8 +338,11 @@ func (w *clusterWriter) apply(ch Change) {
 		// while the rest of a large snapshot is applied.
 		ch.Records[i].Tools = nil
 	}
-	if ch.Reset && ch.Rev > r.v.index {
-		r.v.index = ch.Rev
+	if ch.Reset {
+		// The events of a snapshot do not say what changed before it: a
+		// stream resumed from before it must re-list.
+		r.v.index = max(r.v.index, ch.Rev)
+		r.v.evicted = max(r.v.evicted, ch.Rev)
 	}
 	w.at = 0
 	r.mu.Unlock()

@@ -85,3 +85,31 @@ func Example_handler() {
 	// 200 [{"host":"web-1","name":"ops","instance_id":"a1","version":"1","tool_count":0}]
 	// 404 {"detail":"Tool not found"}
 }
+
+// Events follows every change, as GET /events streams them: from the index
+// of a read, so that nothing between the read and the stream is missed.
+func ExampleRegistry_Events() {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	reg, _ := registry.New(registry.Options{})
+	_, meta, _ := reg.Instances(ctx, registry.Filter{}) // what is there now, and its index
+
+	reg.Register(ctx, registry.Registration{ID: "a1", Name: "ops", Version: "1", Host: "web-1"})
+	reg.UpdateTools(ctx, "a1", []json.RawMessage{json.RawMessage(`{"name":"deploy"}`)})
+	reg.Deregister(ctx, "a1")
+
+	n := 0
+	for e, err := range reg.Events(ctx, meta.Index) {
+		if err != nil {
+			break
+		}
+		fmt.Println(e.Kind, e.InstanceID, e.Host, "active:", e.Active, "tools:", e.ToolCount)
+		if n++; n == 3 {
+			break
+		}
+	}
+	// Output:
+	// registered a1 web-1 active: true tools: 0
+	// tools a1 web-1 active: true tools: 1
+	// deregistered a1 web-1 active: false tools: 1
+}

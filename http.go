@@ -46,10 +46,6 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	r.handler.ServeHTTP(w, req)
 }
 
-// retryAfter is the Retry-After of a 503: seconds until a replica that lost
-// its store is likely to have it back, or a load balancer to have moved on.
-const retryAfter = "2"
-
 type rawPathKey struct{}
 
 // param returns a path parameter, unescaped.
@@ -105,52 +101,6 @@ func (r *Registry) newHandler() http.Handler {
 		return r.logRequests(rt)
 	}
 	return rt
-}
-
-var (
-	statusOK      = []byte(`{"status":"ok"}`)
-	statusAck     = []byte(`{"status":"ack"}`)
-	statusRefresh = []byte(`{"status":"refresh"}`)
-)
-
-func writeJSON(w http.ResponseWriter, code int, body []byte) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	w.Write(body)
-}
-
-// writeDetail writes the protocol's error body {"detail": msg}.
-func writeDetail(w http.ResponseWriter, code int, msg string) {
-	b := append([]byte(`{"detail":`), appendString(nil, msg)...)
-	writeJSON(w, code, append(b, '}'))
-}
-
-// writeInvalid writes a 422 with the detail list of err's fields.
-func writeInvalid(w http.ResponseWriter, fields ...FieldError) {
-	b, _ := json.Marshal(struct {
-		Detail []FieldError `json:"detail"`
-	}{fields})
-	writeJSON(w, http.StatusUnprocessableEntity, b)
-}
-
-// writeError maps a Registry error to its status.
-func (r *Registry) writeError(w http.ResponseWriter, err error, notFound string) {
-	var ve *ValidationError
-	switch {
-	case errors.As(err, &ve):
-		writeInvalid(w, ve.Fields...)
-	case errors.Is(err, ErrNotFound):
-		writeDetail(w, http.StatusNotFound, notFound)
-	case errors.Is(err, ErrUnavailable):
-		r.log.Warn("store unavailable", "err", err)
-		w.Header().Set("Retry-After", retryAfter)
-		writeDetail(w, http.StatusServiceUnavailable, "Registry store unavailable, retry later: "+err.Error())
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		writeDetail(w, http.StatusServiceUnavailable, "Request canceled")
-	default:
-		r.log.Error("request failed", "err", err)
-		writeDetail(w, http.StatusInternalServerError, "Internal Server Error")
-	}
 }
 
 type writeHandler func(w http.ResponseWriter, req *http.Request, ps httprouter.Params, body []byte)
@@ -385,9 +335,6 @@ type query struct {
 	detail bool    // ?detail=true: host entries name their instance and liveness
 }
 
-// maxLimit is the largest page size.
-const maxLimit = 100_000
-
 // parseQuery reads the query of a read; activeDefault is the endpoint's v1
 // default for the active filter.
 func parseQuery(req *http.Request, activeDefault bool) (query, []FieldError) {
@@ -434,15 +381,6 @@ func parseBool(s string) (value, ok bool) {
 		return false, true
 	}
 	return false, false
-}
-
-// cursorOK checks that a cursor has the shape of the listing's keys.
-func cursorOK(cursor string, numeric bool) bool {
-	if cursor == "" || !numeric {
-		return true
-	}
-	_, err := strconv.ParseUint(cursor, 10, 64)
-	return err == nil
 }
 
 func (r *Registry) handleInstances(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
@@ -562,4 +500,40 @@ func (w *statusWriter) Flush() {
 	if f, ok := w.ResponseWriter.(http.Flusher); ok {
 		f.Flush()
 	}
+}
+
+// parseWait reads the blocking-query parameters into q.
+func parseWait(vals map[string][]string, q *query) []FieldError {
+	var errs []FieldError
+	if s := first(vals, "index"); s != "" {
+		n, err := strconv.ParseUint(s, 10, 64)
+		if err != nil {
+			errs = append(errs, errKind(kindUint, "query", "index"))
+		}
+		q.w.after, q.w.on = n, true
+	}
+	q.w.d = DefaultWait
+	if s := first(vals, "wait"); s != "" {
+		d, err := time.ParseDuration(s)
+		if err != nil { // a bare number is seconds
+			var secs float64
+			secs, err = strconv.ParseFloat(s, 64)
+			d = time.Duration(min(secs, MaxWait.Seconds()) * float64(time.Second)) // no overflow
+		}
+		if err != nil || d < 0 {
+			errs = append(errs, errWait())
+		}
+		q.w.d = min(d, MaxWait)
+		if q.w.d == 0 {
+			q.w.on = false // a zero wait answers at once
+		}
+	}
+	return errs
+}
+
+func first(vals map[string][]string, k string) string {
+	if v := vals[k]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }

@@ -7,6 +7,7 @@
 package registry
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"time"
@@ -242,4 +243,10 @@ func errToolUTF8() FieldError {
 
 func errToolName() FieldError {
 	return FieldError{Loc: []string{"name"}, Msg: "Field required: a non-empty string", Type: "missing"}
+}
+
+// isJSONObject reports whether b is one valid JSON object.
+func isJSONObject(b []byte) bool {
+	t := bytes.TrimLeft(b, " \t\r\n")
+	return len(t) > 0 && t[0] == '{' && json.Valid(b) && utf8.Valid(b)
 }

@@ -27,7 +27,7 @@ type view struct {
 	goneFloor  uint64            // the index when those maps were last cleared
 	events     []Event           // ring of recent changes
 	eventHead  int               // oldest event, once the ring is full
-	evicted    uint64            // index of the last event pushed out of the ring
+	evicted    uint64            // the ring holds every event after this index
 	w          watchers          // wake-up channels of blocking queries
 
 	// next gives a change its index from the current one: the write path
@@ -65,7 +65,9 @@ type hostGroup struct {
 
 // init makes an empty view whose index starts at start and moves by next.
 func (v *view) init(start uint64, next func(cur uint64) uint64) {
-	v.index, v.toolsIndex, v.next = start, start, next
+	// Changes before start (another process's, or before a snapshot) are
+	// not in the ring: a stream resumed from there must re-list.
+	v.index, v.toolsIndex, v.next, v.evicted = start, start, next, start
 	v.w.init()
 	v.goneTools = make(map[string]uint64)
 	v.goneInsts = make(map[string]uint64)

@@ -1,36 +1,22 @@
-// changes.go tracks changes for watchers: the change index, the recent
-// events (for GET /events), and the wake-up channels of blocking queries.
-// One channel per topic is closed at a change, so any number of waiters
-// share one wake-up; a waiter costs its request's goroutine and a timer.
+// waiters.go is what blocking queries wait on: the change index of each kind
+// of answer (every change, tools, one tool, one instance), one wake-up
+// channel per topic closed at its next change (any number of waiters share
+// it; a waiter costs its request and a timer), and block, which holds a read
+// until its index passes the one the client saw.
 
 package registry
 
 import (
+	"context"
+	"math/rand/v2"
 	"sync"
+	"time"
 )
 
-// eventRing is how many recent events GET /events can replay.
-const eventRing = 8192
-
-// An Event is one change, as GET /events streams it.
-type Event struct {
-	Index      uint64 `json:"index"`
-	Kind       string `json:"-"` // registered, tools, active, inactive, deregistered, deleted
-	InstanceID string `json:"instance_id"`
-	Host       string `json:"host"`
-	Name       string `json:"name"`
-	Active     bool   `json:"active"`
-	ToolCount  int    `json:"tool_count"`
-}
-
-// Event kinds.
+// Blocking query limits.
 const (
-	EventRegistered   = "registered"
-	EventTools        = "tools"
-	EventActive       = "active"
-	EventInactive     = "inactive"
-	EventDeregistered = "deregistered"
-	EventDeleted      = "deleted"
+	DefaultWait = 30 * time.Second
+	MaxWait     = 5 * time.Minute
 )
 
 // watchers holds the wake-up channels. A channel exists only while someone
@@ -124,28 +110,6 @@ func (w *watchers) wakeName(t topic) {
 	}
 }
 
-// record notes a change in the view: called with Registry.mu held, after
-// v.index has moved.
-func (v *view) record(kind string, in *instance) {
-	_, active := unpack(in.live.Load())
-	e := Event{Index: v.index, Kind: kind, InstanceID: in.id, Host: in.host, Name: in.name,
-		Active: active && kind != EventDeleted, ToolCount: in.toolCount()}
-	if len(v.events) < eventRing {
-		v.events = append(v.events, e)
-	} else {
-		v.evicted = v.events[v.eventHead].Index
-		v.events[v.eventHead] = e
-		v.eventHead = (v.eventHead + 1) % eventRing
-	}
-	if kind == EventDeleted {
-		v.forget(v.goneInsts, in.id)
-	}
-	v.w.mu.Lock()
-	wake(&v.w.all)
-	v.w.wakeName(topic{topicInstance, in.id})
-	v.w.mu.Unlock()
-}
-
 // maxGone bounds the memory of removed names.
 const maxGone = 100_000
 
@@ -202,29 +166,6 @@ func (v *view) instanceIndex(s *shard, id string) uint64 {
 	return v.goneIndex(v.goneInsts, id)
 }
 
-// eventsAfter returns the events after index, and whether the ring still
-// holds all of them (else the client must re-list).
-func (v *view) eventsAfter(index uint64) ([]Event, bool) {
-	n := len(v.events)
-	if n == 0 {
-		return nil, index >= v.index
-	}
-	if index < v.evicted {
-		// An event after index is gone from the ring. (In cluster mode
-		// indexes have gaps and one index may have several events, so
-		// the oldest event's index alone cannot tell.)
-		return nil, false
-	}
-	var out []Event
-	for i := 0; i < n; i++ {
-		e := v.events[(v.eventHead+i)%n]
-		if e.Index > index {
-			out = append(out, e)
-		}
-	}
-	return out, true
-}
-
 // ReleaseWaiters answers every blocking query and event stream at once, and
 // makes later ones answer without waiting. Call it when shutting down:
 // http.Server.Shutdown does not interrupt requests in flight (register it
@@ -237,5 +178,59 @@ func (r *Registry) ReleaseWaiters() {
 	case <-r.v.w.closed:
 	default:
 		close(r.v.w.closed)
+	}
+}
+
+// waitFor is what a read waits for: while on, until its index passes after,
+// for at most d (0: until its context ends).
+type waitFor struct {
+	on    bool
+	after uint64
+	d     time.Duration
+}
+
+// block waits, as w says, until indexOf (called with the read lock held)
+// passes w.after, the wait (plus up to 1/16 of jitter) passes, ctx ends or
+// ReleaseWaiters is called. It returns the index to report.
+func (r *Registry) block(ctx context.Context, t topic, w waitFor, indexOf func() uint64) uint64 {
+	var timer <-chan time.Time
+	for {
+		r.settleDue(ctx)
+		r.mu.RLock()
+		idx := indexOf()
+		var ch <-chan struct{}
+		if w.on && idx <= w.after {
+			ch = r.v.w.chanFor(t)
+		}
+		r.mu.RUnlock()
+		if ch == nil {
+			return idx
+		}
+		if timer == nil && w.d > 0 {
+			t := time.NewTimer(w.d + rand.N(w.d/16+1))
+			defer t.Stop()
+			timer = t.C
+		}
+		select {
+		case <-ch:
+			continue
+		case <-timer:
+		case <-ctx.Done():
+		case <-r.v.w.closed:
+		}
+		w.on = false
+		r.v.w.leave(t, ch)
+	}
+}
+
+// settleDue applies the expiries that are due before a read, so that its
+// index and ETag account for them (Run does it at each deadline; this covers
+// the moments between a deadline and Run's timer, and registries without Run).
+func (r *Registry) settleDue(ctx context.Context) {
+	r.mu.RLock()
+	next, pending := r.v.due.next()
+	r.mu.RUnlock()
+	if pending && r.clock() > next {
+		r.purge(ctx)
 	}
 }
