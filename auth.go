@@ -85,19 +85,27 @@ const (
 )
 
 type limitKey struct {
-	addr  netip.Addr
+	addr  netip.Addr // an address, or the first address of an IPv6 /64
 	route route
+	net   bool // the aggregate bucket of addr's /64
 }
 
 // maxLimiters bounds one generation of the limiter table.
 const maxLimiters = 100_000
 
-// A limiter keeps a token bucket per (address, route). Buckets live in two
-// generations: a bucket not used for a whole minute is full again, so
-// dropping it changes nothing, and the table holds only the addresses seen in
-// the last two minutes (or maxLimiters of them, if a flood comes first).
+// DefaultRateLimitPrefixFactor is the default Options.RateLimitPrefixFactor.
+const DefaultRateLimitPrefixFactor = 100
+
+// A limiter keeps a token bucket per (address, route), and one per (IPv6
+// /64, route) for all the addresses of that prefix together: a client can
+// take a new address inside its /64 for each request, but a /64 is also a
+// whole LAN of agents, so its bucket is factor times larger. Buckets live in
+// two generations: a bucket not used for a whole minute is full again, so
+// dropping it changes nothing, and the table holds only the keys seen in the
+// last two minutes (or maxLimiters of them, if a flood comes first).
 type limiter struct {
 	perMinute [numRoutes]int
+	factor    int // the /64 buckets are this many times larger; 0: none
 	now       func() time.Time
 
 	mu      sync.Mutex
@@ -106,13 +114,14 @@ type limiter struct {
 	rotated time.Time
 }
 
-func newLimiter(write, heartbeat int, now func() time.Time) *limiter {
-	l := &limiter{now: now, cur: make(map[limitKey]*rate.Limiter), rotated: now()}
+func newLimiter(write, heartbeat, factor int, now func() time.Time) *limiter {
+	l := &limiter{now: now, factor: factor, cur: make(map[limitKey]*rate.Limiter), rotated: now()}
 	l.perMinute = [numRoutes]int{write, write, write, heartbeat}
 	return l
 }
 
-// allow takes a token for addr on rt, or returns how long until one is there.
+// allow takes a token for addr on rt (and for its /64), or returns how long
+// until there is one.
 func (l *limiter) allow(addr netip.Addr, rt route) (time.Duration, bool) {
 	n := l.perMinute[rt]
 	if n == 0 {
@@ -124,7 +133,26 @@ func (l *limiter) allow(addr netip.Addr, rt route) (time.Duration, bool) {
 	if now.Sub(l.rotated) >= time.Minute || len(l.cur) >= maxLimiters {
 		l.prev, l.cur, l.rotated = l.cur, make(map[limitKey]*rate.Limiter), now
 	}
-	k := limitKey{addr, rt}
+	res := l.bucket(limitKey{addr: addr, route: rt}, n).ReserveN(now, 1)
+	if d := res.DelayFrom(now); d > 0 {
+		res.CancelAt(now)
+		return d, false
+	}
+	if addr.Is6() && l.factor > 0 {
+		p, _ := addr.Prefix(64)
+		net := l.bucket(limitKey{addr: p.Addr(), route: rt, net: true}, n*l.factor).ReserveN(now, 1)
+		if d := net.DelayFrom(now); d > 0 {
+			net.CancelAt(now)
+			res.CancelAt(now)
+			return d, false
+		}
+	}
+	return 0, true
+}
+
+// bucket returns the bucket of k, of n tokens a minute, keeping it in the
+// current generation. Called with mu held.
+func (l *limiter) bucket(k limitKey, n int) *rate.Limiter {
 	lim := l.cur[k]
 	if lim == nil {
 		if lim = l.prev[k]; lim == nil {
@@ -132,12 +160,7 @@ func (l *limiter) allow(addr netip.Addr, rt route) (time.Duration, bool) {
 		}
 		l.cur[k] = lim
 	}
-	res := lim.ReserveN(now, 1)
-	if d := res.DelayFrom(now); d > 0 {
-		res.CancelAt(now)
-		return d, false
-	}
-	return 0, true
+	return lim
 }
 
 func (l *limiter) size() int {

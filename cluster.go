@@ -118,7 +118,7 @@ var _ writer = (*clusterWriter)(nil)
 // newClusterWriter fills r's view from c's snapshot.
 func newClusterWriter(ctx context.Context, r *Registry, c Cluster) (*clusterWriter, error) {
 	w := &clusterWriter{r: r, c: c}
-	r.v.init(0, w.index)
+	r.v.init(0, w.index, r.opts.NotifyInterval)
 	snap, err := c.Snapshot(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("registry: cluster snapshot: %w", err)
@@ -209,11 +209,49 @@ func (w *clusterWriter) replicate(ctx context.Context, write func() (uint64, err
 }
 
 func (w *clusterWriter) register(ctx context.Context, reg Registration) error {
+	if err := w.makeRoom(ctx, reg.ID); err != nil {
+		return err
+	}
 	now := w.r.now().Round(0)
 	// Seq 0: the Cluster orders ids itself, the same for every replica.
 	rec := Record{ID: reg.ID, Name: reg.Name, Version: reg.Version, Host: reg.Host,
 		Registered: now, LastSeen: now, HeartbeatInterval: w.r.interval(reg), Active: true}
 	return w.replicate(ctx, func() (uint64, error) { return w.c.Register(ctx, rec) })
+}
+
+// makeRoom asks the Cluster to delete the oldest inactive record when the
+// registry is full and id is new. A few tries: the view may be behind the
+// Cluster, where that record may be active again or gone.
+func (w *clusterWriter) makeRoom(ctx context.Context, id string) error {
+	r := w.r
+	for range 3 {
+		r.mu.RLock()
+		full := len(r.v.insts) >= r.opts.MaxInstances
+		var oldest string
+		if in := r.v.oldest.head; in != nil {
+			oldest = in.id
+		}
+		r.mu.RUnlock()
+		if !full || r.lookup(id) != nil {
+			return nil
+		}
+		if oldest == "" {
+			return ErrFull
+		}
+		deleted := false
+		err := w.replicate(ctx, func() (uint64, error) {
+			rev, err := w.c.DeleteInactive(ctx, []string{oldest})
+			deleted = rev > 0
+			return rev, err
+		})
+		if err != nil {
+			return err
+		}
+		if deleted {
+			r.log.Info("registry full: deleted the oldest inactive record to make room", "id", oldest, "max_instances", r.opts.MaxInstances)
+		}
+	}
+	return ErrFull
 }
 
 func (w *clusterWriter) heartbeat(ctx context.Context, in *instance, system json.RawMessage) (HeartbeatStatus, error) {
@@ -339,10 +377,12 @@ func (w *clusterWriter) apply(ch Change) {
 		ch.Records[i].Tools = nil
 	}
 	if ch.Reset {
+		r.v.oldest.sort()
 		// The events of a snapshot do not say what changed before it: a
 		// stream resumed from before it must re-list.
 		r.v.index = max(r.v.index, ch.Rev)
 		r.v.evicted = max(r.v.evicted, ch.Rev)
+		r.v.w.changed(r.v.index, topic{kind: topicAll})
 	}
 	w.at = 0
 	r.mu.Unlock()
@@ -365,7 +405,7 @@ func (w *clusterWriter) applyRecord(u RecordChange, now int64) error {
 		return w.applyRegistration(s, in, rec, now)
 	}
 	if u.Fields && rec.Tools != nil {
-		parsed, err := parseToolList(rec.Tools, len(rec.Tools))
+		parsed, err := parseStoredTools(rec.Tools)
 		if err != nil {
 			return err
 		}

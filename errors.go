@@ -20,6 +20,10 @@ var (
 	// match it are *ValidationError values naming each bad field.
 	ErrInvalid = errors.New("registry: invalid input")
 
+	// ErrFull reports that the registry holds Options.MaxInstances records,
+	// all active, and cannot take a new id (507).
+	ErrFull = errors.New("registry: full")
+
 	// ErrUnavailable reports that the registry cannot reach where it keeps
 	// its records (a replica's Cluster): the write was not made (or not
 	// confirmed), and the caller may retry. The handler answers it with 503

@@ -56,10 +56,7 @@ func (v *view) record(kind string, in *instance) {
 	if kind == EventDeleted {
 		v.forget(v.goneInsts, in.id)
 	}
-	v.w.mu.Lock()
-	wake(&v.w.all)
-	v.w.wakeName(topic{topicInstance, in.id})
-	v.w.mu.Unlock()
+	v.w.changed(v.index, topic{topicInstance, in.id})
 }
 
 // eventsAfter returns the events after index, and whether the ring still
@@ -115,6 +112,9 @@ func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 	h.Set("Cache-Control", "no-cache")
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
+	if req.Method == http.MethodHead {
+		return
+	}
 	w.Write([]byte(": runspec-registry events\n\n"))
 	rc.Flush()
 

@@ -7,17 +7,24 @@ import (
 	"bytes"
 	"encoding/xml"
 	"net/http"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 )
 
-// serveExport answers an export of the /hosts entries.
-func (r *Registry) serveExport(w http.ResponseWriter, req *http.Request, contentType, filename string,
-	write func(buf *bytes.Buffer, hosts []Host, user string)) {
+// serveExport answers an export of the /hosts entries. An entry that the
+// format cannot represent (a separator of the format in its host, name or
+// user) is left out, never written in a way that changes another field,
+// and the omissions are counted in a log line.
+func (r *Registry) serveExport(w http.ResponseWriter, req *http.Request, contentType, filename string, f exportFormat) {
 	q, errs := parseQuery(req, true)
 	if q.user != "" {
 		if fe := checkText(q.user, "query", "user"); fe != nil {
 			errs = append(errs, *fe)
+		} else if !f.fits(q.user) || strings.ContainsAny(q.user, " /") {
+			fe := errValue([]string{"query", "user"}, "must be a plain user name (no space, '/', '#', '=')")
+			errs = append(errs, fe)
 		}
 	}
 	if errs != nil {
@@ -31,12 +38,54 @@ func (r *Registry) serveExport(w http.ResponseWriter, req *http.Request, content
 		r.writeError(w, err, "")
 		return
 	}
+	kept := hosts[:0]
+	for _, h := range hosts {
+		if f.fits(h.Host) && f.fits(h.Name) && !strings.ContainsAny(h.Host, " /") {
+			kept = append(kept, h)
+		}
+	}
+	if left := len(hosts) - len(kept); left > 0 {
+		r.log.Warn("export: entries left out, their host or name cannot be written in this format",
+			"format", f.name, "left_out", left, "written", len(kept))
+	}
 	var buf bytes.Buffer
-	write(&buf, hosts, q.user)
+	f.write(&buf, kept, q.user)
 	w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
 	a := r.newAnswer(w, req, idx, contentType, 0)
 	a.buf = buf.Bytes()
 	a.finish(http.StatusOK)
+}
+
+// An exportFormat is a session file format: what its fields may hold, and
+// how it is written.
+type exportFormat struct {
+	name  string
+	fits  func(field string) bool // the field can be written without changing another
+	write func(buf *bytes.Buffer, hosts []Host, user string)
+}
+
+var (
+	superPuTTY = exportFormat{"superputty", xmlFits, writeSuperPuTTY}
+	mobaXterm  = exportFormat{"mobaxterm", mobaFits, writeMobaXterm}
+)
+
+// xmlFits reports whether s is text that XML 1.0 can hold (control
+// characters are refused by the protocol's rules already) and holds no "/",
+// which SuperPuTTY's SessionId uses as its folder separator.
+func xmlFits(s string) bool {
+	for _, c := range s {
+		if c == '/' || c == 0xFFFE || c == 0xFFFF || c == utf8.RuneError {
+			return false
+		}
+	}
+	return true
+}
+
+// mobaFits reports whether s can be a field of a MobaXterm bookmark line:
+// no "#" (the field separator), no "=" (the end of the session name), no
+// "[" or ";" that would start a section or a comment, no line break.
+func mobaFits(s string) bool {
+	return !strings.ContainsAny(s, "#=[];%\r\n") && strings.TrimSpace(s) == s
 }
 
 // writeSuperPuTTY writes hosts as a SuperPuTTY sessions document.
@@ -71,9 +120,9 @@ func writeMobaXterm(buf *bytes.Buffer, hosts []Host, user string) {
 }
 
 func (r *Registry) handleSuperPuTTY(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
-	r.serveExport(w, req, "application/xml", "runspec-sessions.xml", writeSuperPuTTY)
+	r.serveExport(w, req, "application/xml", "runspec-sessions.xml", superPuTTY)
 }
 
 func (r *Registry) handleMobaXterm(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
-	r.serveExport(w, req, "text/plain; charset=utf-8", "runspec.mxtsessions", writeMobaXterm)
+	r.serveExport(w, req, "text/plain; charset=utf-8", "runspec.mxtsessions", mobaXterm)
 }

@@ -14,8 +14,10 @@ import (
 	"io"
 	"log/slog"
 	"math"
+	"mime"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -43,8 +45,45 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		// Reads go on from the last view the Cluster gave.
 		w.Header().Set("X-Registry-Stale", "true")
 	}
+	if r.opts.WriteTimeout > 0 {
+		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: r.opts.WriteTimeout}
+		dw.extend() // a deadline an earlier request left on the connection must not apply
+		w = dw
+	}
 	r.handler.ServeHTTP(w, req)
 }
+
+// deadlineWriter moves the connection's write deadline forward before each
+// write: an answer may take any time in all, but each chunk at most
+// timeout, so a client that stops reading is dropped and its memory freed.
+// (http.Server.WriteTimeout would instead bound the whole answer, cutting
+// blocking queries, event streams and large listings.)
+type deadlineWriter struct {
+	http.ResponseWriter
+	rc      *http.ResponseController
+	timeout time.Duration
+}
+
+func (w *deadlineWriter) extend() { w.rc.SetWriteDeadline(time.Now().Add(w.timeout)) }
+
+func (w *deadlineWriter) WriteHeader(code int) {
+	w.extend()
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (w *deadlineWriter) Write(b []byte) (int, error) {
+	w.extend()
+	return w.ResponseWriter.Write(b)
+}
+
+// Flush passes streaming answers through.
+func (w *deadlineWriter) Flush() {
+	w.extend()
+	w.rc.Flush()
+}
+
+// Unwrap lets http.ResponseController reach the connection.
+func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type rawPathKey struct{}
 
@@ -64,7 +103,8 @@ func (r *Registry) newHandler() http.Handler {
 	// Redirects would drop the prefix of a mounted registry: answer 404.
 	rt.RedirectTrailingSlash = false
 	rt.RedirectFixedPath = false
-	rt.HandleOPTIONS = false
+	// OPTIONS answers with the Allow header of the path; 405 sets it too.
+	rt.HandleOPTIONS = true
 	rt.NotFound = http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeDetail(w, http.StatusNotFound, "Not Found")
 	})
@@ -80,15 +120,20 @@ func (r *Registry) newHandler() http.Handler {
 	rt.POST("/instances/:id/heartbeat", r.write(routeHeartbeat, r.handleHeartbeat))
 	rt.POST("/instances/:id/tools", r.write(routeTools, r.handleSetTools))
 	rt.DELETE("/instances/:id", r.write(routeDelete, r.handleDeregister))
-	rt.GET("/instances", r.handleInstances)
-	rt.GET("/instances/:id", r.handleInstance)
-	rt.GET("/tools", r.handleListTools)
-	rt.GET("/tools/:name", r.handleTool)
-	rt.GET("/hosts", r.handleHosts)
-	rt.GET("/export/superputty", r.handleSuperPuTTY)
-	rt.GET("/export/mobaxterm", r.handleMobaXterm)
-	rt.GET("/events", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) { r.handleEvents(w, req) })
-	rt.GET("/health", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	// Every read also answers HEAD, with the same headers and no body.
+	read := func(path string, h httprouter.Handle) {
+		rt.GET(path, h)
+		rt.HEAD(path, h)
+	}
+	read("/instances", r.handleInstances)
+	read("/instances/:id", r.handleInstance)
+	read("/tools", r.handleListTools)
+	read("/tools/:name", r.handleTool)
+	read("/hosts", r.handleHosts)
+	read("/export/superputty", r.handleSuperPuTTY)
+	read("/export/mobaxterm", r.handleMobaXterm)
+	read("/events", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) { r.handleEvents(w, req) })
+	read("/health", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		if err := r.Health(); err != nil {
 			b := append([]byte(`{"status":"degraded","detail":`), appendString(nil, err.Error())...)
 			w.Header().Set("Retry-After", retryAfter)
@@ -115,18 +160,35 @@ func (r *Registry) write(rt route, h writeHandler) httprouter.Handle {
 				fmt.Sprintf("Rate limit exceeded: %d per 1 minute", r.limiter.perMinute[rt]))
 			return
 		}
+		if err := r.crossOrigin.Check(req); err != nil {
+			// A browser's request from another site: a page must not
+			// change what the fleet runs.
+			writeDetail(w, http.StatusForbidden, "Cross-origin request refused")
+			return
+		}
 		if !r.keyOK(req) {
 			writeDetail(w, http.StatusForbidden, "Invalid or missing API key")
 			return
 		}
 		var body []byte
 		if rt != routeDelete {
+			if req.ContentLength != 0 && !jsonBody(req.Header.Get("Content-Type")) {
+				writeDetail(w, http.StatusUnsupportedMediaType,
+					fmt.Sprintf("Unsupported Content-Type %q: send application/json", req.Header.Get("Content-Type")))
+				return
+			}
 			var err error
 			if body, err = r.readBody(w, req); err != nil {
 				var tooLarge *http.MaxBytesError
-				if errors.As(err, &tooLarge) {
-					writeDetail(w, http.StatusRequestEntityTooLarge, "Request body too large")
-				} else {
+				switch {
+				case errors.As(err, &tooLarge):
+					writeDetail(w, http.StatusRequestEntityTooLarge,
+						fmt.Sprintf("Request body too large: more than %d bytes (--max-body-bytes)", r.opts.MaxBodyBytes))
+				case errors.Is(err, errBodyTimeout):
+					w.Header().Set("Connection", "close")
+					writeDetail(w, http.StatusRequestTimeout,
+						fmt.Sprintf("Request body not received within %v", r.opts.BodyTimeout))
+				default:
 					writeDetail(w, http.StatusBadRequest, "Could not read the request body")
 				}
 				return
@@ -136,6 +198,12 @@ func (r *Registry) write(rt route, h writeHandler) httprouter.Handle {
 	}
 }
 
+// errBodyTimeout reports a body that did not arrive within BodyTimeout.
+var errBodyTimeout = errors.New("request body timeout")
+
+// readBody reads a write's body, at most MaxBodyBytes, within BodyTimeout:
+// a read deadline set for the body only (http.Server.ReadTimeout would stay
+// on the connection while the handler runs and cut blocking queries).
 func (r *Registry) readBody(w http.ResponseWriter, req *http.Request) ([]byte, error) {
 	max := r.opts.MaxBodyBytes
 	if req.ContentLength > max {
@@ -144,7 +212,29 @@ func (r *Registry) readBody(w http.ResponseWriter, req *http.Request) ([]byte, e
 	if req.ContentLength == 0 {
 		return nil, nil
 	}
-	return io.ReadAll(http.MaxBytesReader(w, req.Body, max))
+	if r.opts.BodyTimeout > 0 {
+		rc := http.NewResponseController(w)
+		if rc.SetReadDeadline(time.Now().Add(r.opts.BodyTimeout)) == nil {
+			defer rc.SetReadDeadline(time.Time{})
+		}
+	}
+	b, err := io.ReadAll(http.MaxBytesReader(w, req.Body, max))
+	if errors.Is(err, os.ErrDeadlineExceeded) {
+		return nil, errBodyTimeout
+	}
+	return b, err
+}
+
+// jsonBody reports whether a body with this Content-Type may be a write's:
+// JSON (application/json or a +json type), or none at all, as the
+// reference takes it. Anything else, such as the text/plain of a "simple"
+// cross-site form post, is refused.
+func jsonBody(contentType string) bool {
+	if contentType == "" {
+		return true
+	}
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/json" || strings.HasSuffix(mt, "+json"))
 }
 
 // decodeObject unmarshals a request body that must be a JSON object.
@@ -223,7 +313,7 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ ht
 		case len(v) == 0 || v[0] != '"' || json.Unmarshal(v, f.dst) != nil:
 			errs = append(errs, errKind(kindString, "body", f.name))
 		default:
-			if f.name != "version" && lossy(v) {
+			if lossy(v) {
 				lossless = append(lossless, f.name)
 			}
 			continue

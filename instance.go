@@ -39,6 +39,9 @@ type instance struct {
 	due        int64 // heap key: the deadline while active, the deletion time while inactive
 	heapIdx    int   // position in the due heap, -1 when not in it
 	inactiveAt int64 // when it became inactive
+	// Links of view.oldest, while inactive.
+	olderInactive, newerInactive *instance
+	inList                       bool
 	index      uint64
 	deleted    bool
 

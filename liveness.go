@@ -83,6 +83,7 @@ func (v *view) revive(in *instance, now int64) {
 	now = max(now, seen) // a heartbeat that waited must not move last_seen back
 	in.live.Store(pack(now, true))
 	in.index = v.bump()
+	v.oldest.remove(in)
 	v.touchTools(in)
 	v.due.set(in, in.deadline(now))
 	v.record(EventActive, in)
@@ -142,6 +143,7 @@ func (in *instance) restored(active bool, inactiveSince time.Time, base time.Tim
 func (v *view) markInactive(in *instance, at int64, retain time.Duration, kind string) {
 	in.inactiveAt = at
 	in.index = v.bump()
+	v.oldest.push(in)
 	v.touchTools(in)
 	if retain < 0 {
 		v.due.remove(in)

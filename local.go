@@ -8,6 +8,7 @@ package registry
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 )
@@ -26,7 +27,7 @@ func newLocalWriter(ctx context.Context, r *Registry, store Store) (*localWriter
 	// The index starts at the clock in microseconds, so that it does not go
 	// backwards across a restart unless the registry made more than a
 	// million changes a second.
-	r.v.init(uint64(max(r.base.UnixMicro(), 1)), func(cur uint64) uint64 { return cur + 1 })
+	r.v.init(uint64(max(r.base.UnixMicro(), 1)), func(cur uint64) uint64 { return cur + 1 }, r.opts.NotifyInterval)
 	w := &localWriter{r: r, store: store}
 	if store != nil {
 		if err := w.load(ctx); err != nil {
@@ -38,10 +39,23 @@ func newLocalWriter(ctx context.Context, r *Registry, store Store) (*localWriter
 
 func (w *localWriter) health() error { return nil }
 
+// storeFailed is the error of a client's write whose Store write failed:
+// nothing was applied in memory, and the client may retry (503 with
+// Retry-After). The registry recovers by itself when the Store works again.
+func storeFailed(err error) error {
+	if errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrUnavailable, err)
+}
+
 func (w *localWriter) run(ctx context.Context) error { return nil }
 
 func (w *localWriter) register(ctx context.Context, reg Registration) error {
 	r := w.r
+	if err := w.makeRoom(ctx, reg.ID); err != nil {
+		return err
+	}
 	s := r.shard(reg.ID)
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
@@ -59,13 +73,57 @@ func (w *localWriter) register(ctx context.Context, reg Registration) error {
 	in := r.newInstance(reg, seq, now)
 	if w.store != nil {
 		if err := w.store.Put(ctx, r.record(in, nil)); err != nil {
-			return fmt.Errorf("registry: store: %w", err)
+			return storeFailed(err)
 		}
 	}
 	r.mu.Lock()
 	r.v.register(s, in, old)
 	r.mu.Unlock()
 	r.wakeRun()
+	return nil
+}
+
+// makeRoom deletes the oldest inactive records while the registry is full
+// and id is new. (Concurrent registrations may go past the limit by as many
+// as they are.)
+func (w *localWriter) makeRoom(ctx context.Context, id string) error {
+	r := w.r
+	for {
+		r.mu.RLock()
+		full := len(r.v.insts) >= r.opts.MaxInstances
+		oldest := r.v.oldest.head
+		r.mu.RUnlock()
+		if !full || r.lookup(id) != nil {
+			return nil
+		}
+		if oldest == nil {
+			return ErrFull
+		}
+		if err := w.evict(ctx, oldest); err != nil {
+			return err
+		}
+	}
+}
+
+// evict deletes in, if it is still inactive, from the Store and memory.
+func (w *localWriter) evict(ctx context.Context, in *instance) error {
+	r := w.r
+	s := r.shard(in.id)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	r.mu.RLock()
+	still := in.inList && !in.deleted
+	r.mu.RUnlock()
+	if !still {
+		return nil // revived or deleted meanwhile: look again
+	}
+	if err := w.storeDelete(ctx, []*instance{in}); err != nil {
+		return storeFailed(err)
+	}
+	r.mu.Lock()
+	r.v.delete([]*instance{in}, r.shard)
+	r.mu.Unlock()
+	r.log.Info("registry full: deleted the oldest inactive record to make room", "id", in.id, "max_instances", r.opts.MaxInstances)
 	return nil
 }
 
@@ -135,7 +193,7 @@ func (w *localWriter) setTools(ctx context.Context, id string, parsed []parsedTo
 	}
 	if w.store != nil {
 		if err := w.store.Put(ctx, r.record(in, parsed)); err != nil {
-			return fmt.Errorf("registry: store: %w", err)
+			return storeFailed(err)
 		}
 	}
 	r.mu.Lock()
@@ -168,7 +226,7 @@ func (w *localWriter) deregister(ctx context.Context, id string) error {
 			r.mu.RUnlock()
 		}
 		if err := w.store.SetStates(ctx, []State{st}); err != nil {
-			return fmt.Errorf("registry: store: %w", err)
+			return storeFailed(err)
 		}
 	}
 	r.mu.Lock()
@@ -289,6 +347,7 @@ func (w *localWriter) load(ctx context.Context) error {
 		return err
 	}
 	r.nextSeq.Store(maxSeq)
+	r.v.oldest.sort()
 	return nil
 }
 

@@ -26,7 +26,11 @@ const (
 	DefaultPurgeInterval      = 60 * time.Second
 	DefaultCheckpointInterval = 5 * time.Second
 	DefaultMaxTools           = 10000
+	DefaultMaxInstances       = 1_000_000
 	DefaultMaxBodyBytes       = 1 << 20
+	DefaultBodyTimeout        = 10 * time.Second
+	DefaultNotifyInterval     = 20 * time.Millisecond
+	DefaultWriteTimeout       = 10 * time.Second
 )
 
 // Options configures a Registry. The zero value is a usable in-memory registry
@@ -63,9 +67,35 @@ type Options struct {
 	// MaxTools is the most tools one instance may post. If zero, defaults to 10,000.
 	MaxTools int
 
+	// MaxInstances is the most records the registry holds, active or not.
+	// At the limit, registering a new id deletes the oldest inactive record
+	// to make room (and logs its id); when every record is active, it fails
+	// with ErrFull (507). If zero, defaults to 1,000,000.
+	MaxInstances int
+
 	// MaxBodyBytes is the largest request body the handler reads; larger
 	// bodies get 413. If zero, defaults to 1 MiB.
 	MaxBodyBytes int64
+
+	// BodyTimeout bounds the reading of a request body once its headers
+	// are in: a client that sends its body slower is answered 408 and
+	// disconnected. If zero, defaults to 10s; if negative, there is none.
+	BodyTimeout time.Duration
+
+	// WriteTimeout bounds each write of an answer: the deadline moves with
+	// every chunk, so that a slow client that reads still gets a listing of
+	// any size, and one that stops reading is dropped within WriteTimeout.
+	// Blocking queries and event streams may wait any time between writes.
+	// If zero, defaults to 10s; if negative, there is none.
+	WriteTimeout time.Duration
+
+	// NotifyInterval is the shortest time between two wake-ups of the
+	// waiters of an answer (blocking queries, event streams): changes
+	// closer together are told together, so that a burst of writes costs
+	// each watcher one answer, not one per write. The first change after a
+	// quiet spell is told at once. If zero, defaults to 20ms; if negative,
+	// every change is told at once.
+	NotifyInterval time.Duration
 
 	// APIKey, if not empty, must be sent as X-API-Key on write requests.
 	APIKey string
@@ -77,6 +107,12 @@ type Options struct {
 
 	// RateLimitHeartbeat is the same for heartbeats. If zero, there is no limit.
 	RateLimitHeartbeat int
+
+	// RateLimitPrefixFactor sizes the buckets that all the addresses of one
+	// IPv6 /64 share: that many times the per-address limits (a /64 may be
+	// one client rotating its addresses, or a whole LAN of agents). If
+	// zero, defaults to 100; if negative, there are none.
+	RateLimitPrefixFactor int
 
 	// TrustedProxies are the addresses whose X-Forwarded-For header names the
 	// client for rate limiting. If empty, the connection's address is used.
@@ -107,9 +143,12 @@ type Registry struct {
 	logOn   bool // a Logger was given: the handler logs requests
 	keyHash [sha256.Size]byte
 	limiter *limiter
-	cpMu    sync.Mutex // serializes checkpoints
-	epoch   string     // tells ETags of this start from those of others
-	beats   atomic.Uint64
+	// crossOrigin refuses unsafe requests that browsers send from other
+	// sites (Sec-Fetch-Site, Origin).
+	crossOrigin *http.CrossOriginProtection
+	cpMu        sync.Mutex // serializes checkpoints
+	epoch       string     // tells ETags of this start from those of others
+	beats       atomic.Uint64
 
 	cache answerCache // encoded GET /tools/{name} answers
 
@@ -146,7 +185,8 @@ func New(opts Options) (*Registry, error) {
 	}
 	r.keyHash = sha256.Sum256([]byte(opts.APIKey))
 	r.epoch = strconv.FormatUint(rand.Uint64(), 36)
-	r.limiter = newLimiter(opts.RateLimitWrite, opts.RateLimitHeartbeat, opts.Now)
+	r.limiter = newLimiter(opts.RateLimitWrite, opts.RateLimitHeartbeat, max(opts.RateLimitPrefixFactor, 0), opts.Now)
+	r.crossOrigin = http.NewCrossOriginProtection()
 	r.base = r.now()
 	for i := range r.shards {
 		r.shards[i].m = make(map[string]*instance)
@@ -187,10 +227,25 @@ func (o *Options) fill() error {
 	if o.MaxTools == 0 {
 		o.MaxTools = DefaultMaxTools
 	}
+	if o.MaxInstances == 0 {
+		o.MaxInstances = DefaultMaxInstances
+	}
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
 	}
-	if o.MaxTools < 0 || o.MaxBodyBytes < 0 || o.RateLimitWrite < 0 || o.RateLimitHeartbeat < 0 {
+	if o.RateLimitPrefixFactor == 0 {
+		o.RateLimitPrefixFactor = DefaultRateLimitPrefixFactor
+	}
+	if o.NotifyInterval == 0 {
+		o.NotifyInterval = DefaultNotifyInterval
+	}
+	if o.BodyTimeout == 0 {
+		o.BodyTimeout = DefaultBodyTimeout
+	}
+	if o.WriteTimeout == 0 {
+		o.WriteTimeout = DefaultWriteTimeout
+	}
+	if o.MaxTools < 0 || o.MaxInstances < 0 || o.MaxBodyBytes < 0 || o.RateLimitWrite < 0 || o.RateLimitHeartbeat < 0 {
 		return errors.New("registry: limits must not be negative")
 	}
 	if o.Now == nil {

@@ -10,6 +10,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"hash/maphash"
 	"net/http"
 	"strconv"
@@ -54,10 +55,13 @@ func (r *Registry) writeError(w http.ResponseWriter, err error, notFound string)
 		writeInvalid(w, ve.Fields...)
 	case errors.Is(err, ErrNotFound):
 		writeDetail(w, http.StatusNotFound, notFound)
+	case errors.Is(err, ErrFull):
+		writeDetail(w, http.StatusInsufficientStorage, fmt.Sprintf(
+			"The registry is full: it holds %d records, all active (--max-instances); none can be deleted to make room", r.opts.MaxInstances))
 	case errors.Is(err, ErrUnavailable):
 		r.log.Warn("store unavailable", "err", err)
 		w.Header().Set("Retry-After", retryAfter)
-		writeDetail(w, http.StatusServiceUnavailable, "Registry store unavailable, retry later: "+err.Error())
+		writeDetail(w, http.StatusServiceUnavailable, unavailableDetail(err))
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		writeDetail(w, http.StatusServiceUnavailable, "Request canceled")
 	default:
@@ -212,4 +216,12 @@ func (r *Registry) serveOne(w http.ResponseWriter, req *http.Request, q query, t
 // never match those of another.
 func (r *Registry) strongETag(body []byte) string {
 	return `"` + strconv.FormatUint(maphash.Bytes(r.seed, body), 36) + `"`
+}
+
+// unavailableDetail is the detail of a 503: what the store said, without
+// the wrapping (e.g. "Store unavailable, retry later: write registry.db:
+// no space left on device").
+func unavailableDetail(err error) string {
+	msg := strings.TrimPrefix(err.Error(), ErrUnavailable.Error()+": ")
+	return "Store unavailable, retry later: " + msg
 }

@@ -180,8 +180,8 @@ func (m *MemStore) Delete(ctx context.Context, ids []string) error {
 // checkRecord checks a record read from a Store, and returns its parsed
 // tool list.
 func checkRecord(rec Record) ([]parsedTool, error) {
-	if fe := checkText(rec.ID, "instance_id"); fe != nil {
-		return nil, fmt.Errorf("bad id: %s", fe.Msg)
+	if rec.ID == "" || !validText(rec.ID) {
+		return nil, fmt.Errorf("bad id %q: empty, or not valid UTF-8 without control characters", rec.ID)
 	}
 	if rec.Seq == 0 {
 		return nil, fmt.Errorf("no registration order (seq 0)")
@@ -192,9 +192,7 @@ func checkRecord(rec Record) ([]parsedTool, error) {
 	if rec.Tools == nil {
 		return nil, nil
 	}
-	// The list passed the rules when it was posted; no --max-tools cap
-	// here, which may have been lowered since.
-	return parseToolList(rec.Tools, len(rec.Tools))
+	return parseStoredTools(rec.Tools)
 }
 
 // instanceOf makes the instance of a stored record, with its registration

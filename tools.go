@@ -139,8 +139,21 @@ func (r *Registry) parseTools(tools []json.RawMessage) ([]parsedTool, error) {
 	return parseToolList(tools, r.opts.MaxTools)
 }
 
-// parseToolList validates a tool list of at most max tools.
+// A list read back from a store or a Cluster passed the rules when it was
+// posted: parseStoredTools checks only its shape, so that a rule added
+// later (or a lowered --max-tools) never makes stored records unreadable.
+func parseStoredTools(tools []json.RawMessage) ([]parsedTool, error) {
+	return parseTools(tools, len(tools), false)
+}
+
+// parseToolList validates a posted tool list of at most max tools.
 func parseToolList(tools []json.RawMessage, max int) ([]parsedTool, error) {
+	return parseTools(tools, max, true)
+}
+
+// parseTools parses a tool list of at most max tools; posted lists also
+// get the rules of tool names (checkText).
+func parseTools(tools []json.RawMessage, max int, posted bool) ([]parsedTool, error) {
 	if tools == nil {
 		return nil, invalid(errMissing("body", "tools"))
 	}
@@ -153,6 +166,9 @@ func parseToolList(tools []json.RawMessage, max int) ([]parsedTool, error) {
 	for i, raw := range tools {
 		loc := []string{"body", "tools", strconv.Itoa(i)}
 		p, fe := parseTool(raw)
+		if fe == nil && posted {
+			fe = checkText(p.name, "name")
+		}
 		if fe != nil {
 			fe.Loc = append(loc, fe.Loc...)
 			errs = append(errs, *fe)

@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"time"
+	"unicode"
 	"unicode/utf8"
 )
 
@@ -93,17 +94,28 @@ func errText(loc ...string) FieldError {
 	return errValue(loc, "must be valid UTF-8 without control characters")
 }
 
-// checkText applies the rules of instance_id, name, host and the exports'
-// user to s, the field at loc.
+// checkText applies the rules of instance_id, name, host, tool names,
+// labels and the exports' user to s, the field at loc: not empty, at most
+// MaxFieldBytes, valid UTF-8 without control or format characters.
 func checkText(s string, loc ...string) *FieldError {
+	if s == "" {
+		fe := errValue(loc, "must not be empty")
+		return &fe
+	}
+	return checkVersion(s, loc...)
+}
+
+// checkVersion applies the rules of version, which v1 only asks to be a
+// string: those of checkText, but empty is allowed.
+func checkVersion(s string, loc ...string) *FieldError {
 	var fe FieldError
 	switch {
-	case s == "":
-		fe = errValue(loc, "must not be empty")
 	case len(s) > MaxFieldBytes:
 		fe = errValue(loc, "must be at most %d bytes", MaxFieldBytes)
 	case !validText(s):
 		fe = errText(loc...)
+	case hasFormat(s):
+		fe = errValue(loc, "must not contain invisible format characters (bidi controls, zero-width characters, U+2028, U+2029)")
 	default:
 		return nil
 	}
@@ -124,13 +136,27 @@ func validText(s string) bool {
 	return true
 }
 
+// hasFormat reports whether s holds a Unicode format character (category
+// Cf: bidi overrides, zero-width spaces and joiners, the BOM) or a line or
+// paragraph separator: characters that make a name display as another.
+func hasFormat(s string) bool {
+	for _, c := range s {
+		if c >= 0x80 && (unicode.Is(unicode.Cf, c) || c == '\u2028' || c == '\u2029') {
+			return true
+		}
+	}
+	return false
+}
+
 // registrationFields are the fields of a registration, in the order of the
 // protocol's detail list.
 var registrationFields = [...]string{"instance_id", "name", "version", "host", "heartbeat_interval"}
 
 // Validate checks a registration as POST /instances does: instance_id, name
 // and host non-empty, at most MaxFieldBytes, valid UTF-8 without control
-// characters; a HeartbeatInterval of zero (the registry's default) or in
+// characters or Unicode format characters (bidi overrides, zero-width
+// characters, U+2028, U+2029); version the same but may be empty; a
+// HeartbeatInterval of zero (the registry's default) or in
 // (0, MaxHeartbeatInterval]. The error matches ErrInvalid and lists each
 // bad field.
 func (reg Registration) Validate() error {
@@ -155,6 +181,8 @@ func (reg Registration) fieldErrors(skip map[string]bool) []FieldError {
 			fe = checkText(reg.ID, loc...)
 		case "name":
 			fe = checkText(reg.Name, loc...)
+		case "version":
+			fe = checkVersion(reg.Version, loc...)
 		case "host":
 			fe = checkText(reg.Host, loc...)
 		case "heartbeat_interval":
@@ -212,7 +240,8 @@ func checkSystem(system json.RawMessage) error {
 }
 
 // ValidateTools checks a tool list as POST /instances/{id}/tools does: each
-// tool a JSON object with a non-empty string "name", names unique, at most
+// tool a JSON object with a "name" that follows the rules of a host name
+// (see Registration.Validate), names unique, at most
 // maxTools tools (if zero, DefaultMaxTools; if negative, any number). The
 // error matches ErrInvalid and lists each bad tool (at most 20).
 func ValidateTools(tools []json.RawMessage, maxTools int) error {

@@ -8,6 +8,7 @@ import (
 	"cmp"
 	"slices"
 	"strings"
+	"time"
 )
 
 type view struct {
@@ -18,6 +19,7 @@ type view struct {
 	hosts   []*hostGroup // by host, then name
 	groups  map[hostKey]*hostGroup
 	due     dueHeap
+	oldest  inactiveList // inactive instances, in the order they became inactive
 	schemas map[string]*schema
 	execs   map[string]*execFields
 
@@ -63,12 +65,13 @@ type hostGroup struct {
 	members    []*instance // by seq
 }
 
-// init makes an empty view whose index starts at start and moves by next.
-func (v *view) init(start uint64, next func(cur uint64) uint64) {
+// init makes an empty view whose index starts at start and moves by next,
+// whose waiters are woken at most once per notify (see watchers).
+func (v *view) init(start uint64, next func(cur uint64) uint64, notify time.Duration) {
 	// Changes before start (another process's, or before a snapshot) are
 	// not in the ring: a stream resumed from there must re-list.
 	v.index, v.toolsIndex, v.next, v.evicted = start, start, next, start
-	v.w.init()
+	v.w.init(start, notify)
 	v.goneTools = make(map[string]uint64)
 	v.goneInsts = make(map[string]uint64)
 	v.tools = make(map[string]*toolEntry)
@@ -101,6 +104,9 @@ func (v *view) register(s *shard, in, old *instance) {
 	}
 	v.joinGroup(in)
 	v.due.set(in, in.deadline(in.lastSeen()))
+	if _, active := unpack(in.live.Load()); !active {
+		v.oldest.push(in) // loaded or replicated inactive
+	}
 	s.mu.Lock()
 	s.m[in.id] = in
 	s.mu.Unlock()
@@ -138,6 +144,7 @@ func (v *view) setTools(in *instance, parsed []parsedTool) {
 // detach takes in out of the tool entries, its (host, name) group and the
 // heap, and marks it gone; the caller removes or replaces its slot in insts.
 func (v *view) detach(in *instance) {
+	v.oldest.remove(in)
 	ts := in.tools.Load()
 	v.unlinkTools(in, ts, nil)
 	v.release(ts)
@@ -160,6 +167,7 @@ func (v *view) delete(ins []*instance, shard func(id string) *shard) {
 			continue
 		}
 		in.deleted = true
+		v.oldest.remove(in)
 		v.bump()
 		ts := in.tools.Load()
 		if ts != nil {
@@ -323,5 +331,57 @@ func (v *view) leaveGroup(in *instance) {
 		if i, ok := slices.BinarySearchFunc(v.hosts, k, groupOrder); ok {
 			v.hosts = slices.Delete(v.hosts, i, i+1)
 		}
+	}
+}
+
+// inactiveList lists inactive instances in the order they became inactive,
+// through links in the instances themselves, so that the oldest is found in
+// O(1) when the registry is full (Options.MaxInstances).
+type inactiveList struct {
+	head, tail *instance
+}
+
+func (l *inactiveList) push(in *instance) {
+	if in.inList {
+		return
+	}
+	in.inList, in.olderInactive, in.newerInactive = true, l.tail, nil
+	if l.tail != nil {
+		l.tail.newerInactive = in
+	} else {
+		l.head = in
+	}
+	l.tail = in
+}
+
+func (l *inactiveList) remove(in *instance) {
+	if !in.inList {
+		return
+	}
+	if in.olderInactive != nil {
+		in.olderInactive.newerInactive = in.newerInactive
+	} else {
+		l.head = in.newerInactive
+	}
+	if in.newerInactive != nil {
+		in.newerInactive.olderInactive = in.olderInactive
+	} else {
+		l.tail = in.olderInactive
+	}
+	in.inList, in.olderInactive, in.newerInactive = false, nil, nil
+}
+
+// sort orders the list by when each instance became inactive (after a load
+// or a snapshot, which arrive in any order).
+func (l *inactiveList) sort() {
+	var ins []*instance
+	for in := l.head; in != nil; in = in.newerInactive {
+		ins = append(ins, in)
+	}
+	slices.SortStableFunc(ins, func(a, b *instance) int { return cmp.Compare(a.inactiveAt, b.inactiveAt) })
+	*l = inactiveList{}
+	for _, in := range ins {
+		in.inList = false
+		l.push(in)
 	}
 }

@@ -28,18 +28,39 @@ type watchers struct {
 	tools  chan struct{}        // a change to any tool entry
 	byName map[topic]*namedWait // a change to one tool or instance
 	closed chan struct{}        // closed by ReleaseWaiters
+
+	// Wake-ups are coalesced: a change marks what it changed, and a flush
+	// closes their channels, at once if the last flush was interval ago,
+	// else when interval has passed. A burst of writes then costs its
+	// watchers one wake-up, not one per write, and a waiter that comes
+	// back at once parks until the next flush instead of looping.
+	interval   time.Duration
+	dirtyAll   bool
+	dirtyTools bool
+	dirtyNames []*namedWait
+	changedTo  uint64        // the index of the last change
+	flushedTo  uint64        // waiters have been told of changes up to this index
+	flushed    chan struct{} // closed at the next flush
+	last       time.Time     // of the last flush
+	timer      *time.Timer   // the next flush, if one is due
 }
 
 // namedWait is the channel of one tool or instance and how many wait on it,
 // so that waiters that give up do not leave it behind.
 type namedWait struct {
-	ch chan struct{}
-	n  int
+	t     topic
+	ch    chan struct{}
+	n     int
+	dirty bool
 }
 
-func (w *watchers) init() {
+// init readies w; changes up to index start are told.
+func (w *watchers) init(start uint64, interval time.Duration) {
 	w.byName = make(map[topic]*namedWait)
 	w.closed = make(chan struct{})
+	w.flushed = make(chan struct{})
+	w.interval = interval
+	w.changedTo, w.flushedTo = start, start
 }
 
 func wake(ch *chan struct{}) {
@@ -54,6 +75,67 @@ func lazy(ch *chan struct{}) <-chan struct{} {
 		*ch = make(chan struct{})
 	}
 	return *ch
+}
+
+// changed notes a change at index idx of t (topicAll or topicTools, or a
+// named topic), and of every listing; its waiters learn of it at the next
+// flush.
+func (w *watchers) changed(idx uint64, t topic) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.changedTo = max(w.changedTo, idx)
+	switch t.kind {
+	case topicTools:
+		w.dirtyTools = true
+	case topicTool, topicInstance:
+		if nw := w.byName[t]; nw != nil && !nw.dirty {
+			nw.dirty = true
+			w.dirtyNames = append(w.dirtyNames, nw)
+		}
+	}
+	w.dirtyAll = true
+	if w.timer != nil {
+		return // a flush is due already
+	}
+	now := time.Now()
+	if w.interval <= 0 || now.Sub(w.last) >= w.interval {
+		w.flush(now)
+		return
+	}
+	w.timer = time.AfterFunc(w.last.Add(w.interval).Sub(now), func() {
+		w.mu.Lock()
+		defer w.mu.Unlock()
+		w.timer = nil
+		w.flush(time.Now())
+	})
+}
+
+// flush wakes the waiters of what changed. Called with mu held.
+func (w *watchers) flush(now time.Time) {
+	if w.dirtyAll {
+		wake(&w.all)
+	}
+	if w.dirtyTools {
+		wake(&w.tools)
+	}
+	for _, nw := range w.dirtyNames {
+		close(nw.ch)
+		if w.byName[nw.t] == nw {
+			delete(w.byName, nw.t)
+		}
+	}
+	close(w.flushed)
+	w.flushed = make(chan struct{})
+	w.dirtyAll, w.dirtyTools, w.dirtyNames = false, false, w.dirtyNames[:0]
+	w.flushedTo, w.last = w.changedTo, now
+}
+
+// told reports whether the waiters have been told of the change at idx; if
+// not, it returns the channel that closes when they are.
+func (w *watchers) told(idx uint64) (bool, <-chan struct{}) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return idx <= w.flushedTo, w.flushed
 }
 
 // topic names a wait-able part of the registry.
@@ -79,7 +161,7 @@ func (w *watchers) chanFor(t topic) <-chan struct{} {
 	case topicTool, topicInstance:
 		nw := w.byName[t]
 		if nw == nil {
-			nw = &namedWait{ch: make(chan struct{})}
+			nw = &namedWait{t: t, ch: make(chan struct{})}
 			w.byName[t] = nw
 		}
 		nw.n++
@@ -97,16 +179,9 @@ func (w *watchers) leave(t topic, ch <-chan struct{}) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	if nw := w.byName[t]; nw != nil && nw.ch == ch {
-		if nw.n--; nw.n <= 0 {
+		if nw.n--; nw.n <= 0 && !nw.dirty {
 			delete(w.byName, t)
 		}
-	}
-}
-
-func (w *watchers) wakeName(t topic) {
-	if nw := w.byName[t]; nw != nil {
-		close(nw.ch)
-		delete(w.byName, t)
 	}
 }
 
@@ -141,10 +216,8 @@ func (v *view) toolChanged(name string, e *toolEntry) {
 		v.forget(v.goneTools, name)
 	}
 	v.toolsIndex = v.index
-	v.w.mu.Lock()
-	wake(&v.w.tools)
-	v.w.wakeName(topic{topicTool, name})
-	v.w.mu.Unlock()
+	v.w.changed(v.index, topic{topicTool, name})
+	v.w.changed(v.index, topic{kind: topicTools})
 }
 
 // toolIndex is the index of GET /tools/{name}.
@@ -199,8 +272,15 @@ func (r *Registry) block(ctx context.Context, t topic, w waitFor, indexOf func()
 		r.mu.RLock()
 		idx := indexOf()
 		var ch <-chan struct{}
-		if w.on && idx <= w.after {
-			ch = r.v.w.chanFor(t)
+		if w.on {
+			if idx <= w.after {
+				ch = r.v.w.chanFor(t)
+			} else if told, next := r.v.w.told(idx); !told {
+				// Changed, but its waiters are not told yet: answer with
+				// them, so that a client that comes straight back after
+				// each answer is answered once per flush, not in a loop.
+				ch = next
+			}
 		}
 		r.mu.RUnlock()
 		if ch == nil {
