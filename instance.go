@@ -42,8 +42,8 @@ type instance struct {
 	// Links of view.oldest, while inactive.
 	olderInactive, newerInactive *instance
 	inList                       bool
-	index      uint64
-	deleted    bool
+	index                        uint64
+	deleted                      bool
 
 	// What the last checkpoint wrote (in cluster mode, also what another
 	// replica wrote). Atomic: the cluster's change stream sets them while a
