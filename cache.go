@@ -22,6 +22,7 @@ type cacheKey struct {
 
 type cachedAnswer struct {
 	index uint64
+	beats uint64 // the heartbeat count, for answers that show last_seen (detail)
 	body  []byte // never modified
 	etag  string
 }
@@ -40,6 +41,7 @@ func (r *Registry) toolAnswer(name string, f Filter, detail bool) (*cachedAnswer
 	defer r.mu.RUnlock()
 	now := r.clock()
 	idx := r.v.toolIndex(name)
+	beats := r.beatsIf(detail)
 	next, pending := r.v.due.next()
 	fresh := !pending || now < next
 	c := &r.cache
@@ -47,7 +49,7 @@ func (r *Registry) toolAnswer(name string, f Filter, detail bool) (*cachedAnswer
 		c.mu.Lock()
 		e := c.m[k]
 		c.mu.Unlock()
-		if e != nil && e.index == idx {
+		if e != nil && e.index == idx && e.beats == beats {
 			return e, nil
 		}
 	}
@@ -59,7 +61,7 @@ func (r *Registry) toolAnswer(name string, f Filter, detail bool) (*cachedAnswer
 	if !ok {
 		return nil, fmt.Errorf("tool %q: %w", name, ErrNotFound)
 	}
-	e := &cachedAnswer{index: idx, body: body, etag: r.strongETag(body)}
+	e := &cachedAnswer{index: idx, beats: beats, body: body, etag: r.strongETag(body)}
 	if fresh && len(body) <= maxCacheBytes/4 {
 		c.mu.Lock()
 		if old := c.m[k]; old != nil {

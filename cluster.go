@@ -466,6 +466,7 @@ func (w *clusterWriter) applyLiveness(in *instance, rec Record, now int64) {
 			if !in.live.CompareAndSwap(l, pack(rs, active)) {
 				continue
 			}
+			r.beats.Add(1) // last_seen moved: answers that show it changed
 		}
 		break
 	}

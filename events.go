@@ -46,11 +46,15 @@ func (v *view) record(kind string, in *instance) {
 	_, active := unpack(in.live.Load())
 	e := Event{Index: v.index, Kind: kind, InstanceID: in.id, Host: in.host, Name: in.name,
 		Active: active && kind != EventDeleted, ToolCount: in.toolCount()}
+	// Encoded once here, for every stream that sends it.
+	data, _ := json.Marshal(e)
+	v.eventSeq++
 	if len(v.events) < eventRing {
 		v.events = append(v.events, e)
+		v.eventData = append(v.eventData, data)
 	} else {
 		v.evicted = v.events[v.eventHead].Index
-		v.events[v.eventHead] = e
+		v.events[v.eventHead], v.eventData[v.eventHead] = e, data
 		v.eventHead = (v.eventHead + 1) % eventRing
 	}
 	if kind == EventDeleted {
@@ -62,49 +66,94 @@ func (v *view) record(kind string, in *instance) {
 // eventsAfter returns the events after index, and whether the ring still
 // holds all of them (else the client must re-list).
 func (v *view) eventsAfter(index uint64) ([]Event, bool) {
-	n := len(v.events)
-	if n == 0 {
-		return nil, index >= v.index
-	}
-	if index < v.evicted {
-		// An event after index is gone from the ring. (In cluster mode
-		// indexes have gaps and one index may have several events, so
-		// the oldest event's index alone cannot tell.)
+	pos, ok := v.eventPos(index)
+	if !ok {
 		return nil, false
 	}
-	var out []Event
-	for i := 0; i < n; i++ {
-		e := v.events[(v.eventHead+i)%n]
-		if e.Index > index {
-			out = append(out, e)
+	evs, _ := v.eventsFrom(pos, eventRing)
+	return evs, true
+}
+
+// oldestPos is the position of the oldest event in the ring.
+func (v *view) oldestPos() uint64 { return v.eventSeq - uint64(len(v.events)) + 1 }
+
+// ringAt returns the slot of the event at position pos (in the ring).
+func (v *view) ringAt(pos uint64) int {
+	return (v.eventHead + int(pos-v.oldestPos())) % len(v.events)
+}
+
+// eventPos returns the position after which the events after index start,
+// and false if some of them are gone from the ring (or were never in it: a
+// replica's indexes have gaps and one index may have several events, so the
+// oldest event's index alone cannot tell).
+func (v *view) eventPos(index uint64) (uint64, bool) {
+	if index < v.evicted {
+		return 0, false
+	}
+	lo, hi := v.oldestPos(), v.eventSeq+1 // the first position whose Index > index
+	for lo < hi {
+		mid := lo + (hi-lo)/2
+		if v.events[v.ringAt(mid)].Index <= index {
+			lo = mid + 1
+		} else {
+			hi = mid
 		}
 	}
-	return out, true
+	return lo - 1, true
+}
+
+// eventsFrom returns at most limit events after position pos, with their
+// data, or false if some are gone from the ring.
+func (v *view) eventsFrom(pos uint64, limit int) ([]Event, bool) {
+	evs, _, ok := v.eventBatch(pos, limit)
+	return evs, ok
+}
+
+// eventBatch is eventsFrom with the encoded data of each event.
+func (v *view) eventBatch(pos uint64, limit int) ([]Event, [][]byte, bool) {
+	if pos+1 < v.oldestPos() {
+		return nil, nil, false
+	}
+	var evs []Event
+	var data [][]byte
+	for p := pos + 1; p <= v.eventSeq && len(evs) < limit; p++ {
+		i := v.ringAt(p)
+		evs = append(evs, v.events[i])
+		data = append(data, v.eventData[i])
+	}
+	return evs, data, true
 }
 
 // keepAlive is the period of comment lines on idle event streams, so that
 // proxies do not cut them.
 const keepAlive = 15 * time.Second
 
+// eventBatchSize bounds what one stream copies from the ring and writes at
+// once: a stream costs at most one such batch of memory.
+const eventBatchSize = 256
+
 // handleEvents streams changes as Server-Sent Events. Last-Event-ID (or
 // ?index=) resumes after that index; when those events are gone, or the
 // index is beyond the current one (another registry's), a reset event tells
-// the client to re-list.
+// the client to re-list. Each change was encoded once, when it was
+// recorded; a stream copies batches of it from the ring and writes each
+// batch at once, and a stream that falls a whole ring behind gets a reset,
+// so that streams never hold writers back.
 func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 	resume := req.Header.Get("Last-Event-ID")
 	if resume == "" {
 		resume = req.URL.Query().Get("index")
 	}
-	var after uint64
+	var s stream
 	if resume != "" {
 		n, err := strconv.ParseUint(resume, 10, 64)
 		if err != nil {
 			writeInvalid(w, errKind(kindUint, "header", "Last-Event-ID"))
 			return
 		}
-		after = n
+		s = r.streamAfter(n)
 	} else {
-		after = r.eventsStart(0)
+		s = r.streamFromNow()
 	}
 	rc := http.NewResponseController(w)
 	h := w.Header()
@@ -122,20 +171,19 @@ func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 	defer ticker.Stop()
 	var buf []byte
 	for {
-		evs, next, wait := r.nextEvents(after)
+		evs, data, sameNext, wait := r.next(&s, eventBatchSize)
 		buf = buf[:0]
 		for i, e := range evs {
 			id := e.Index
-			if i+1 < len(evs) && evs[i+1].Index == e.Index {
+			if (i+1 < len(evs) && evs[i+1].Index == e.Index) || (i+1 == len(evs) && sameNext) {
 				// A replica applies one Cluster revision at once, which
 				// may make several events: a client that resumes from
 				// this one must get the others again (at least once),
 				// not skip them.
 				id--
 			}
-			buf = appendEvent(buf, e, id)
+			buf = appendEvent(buf, e, data[i], id)
 		}
-		after = next
 		if len(buf) > 0 {
 			if _, err := w.Write(buf); err != nil {
 				return
@@ -172,15 +220,17 @@ func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 // i, so resume from the index before it.
 func (r *Registry) Events(ctx context.Context, after uint64) iter.Seq2[Event, error] {
 	return func(yield func(Event, error) bool) {
-		after := r.eventsStart(after)
+		s := r.streamFromNow()
+		if after > 0 {
+			s = r.streamAfter(after)
+		}
 		for {
-			evs, next, wait := r.nextEvents(after)
+			evs, _, _, wait := r.next(&s, eventBatchSize)
 			for _, e := range evs {
 				if !yield(e, nil) {
 					return
 				}
 			}
-			after = next
 			if len(evs) > 0 {
 				continue
 			}
@@ -196,50 +246,73 @@ func (r *Registry) Events(ctx context.Context, after uint64) iter.Seq2[Event, er
 	}
 }
 
-// eventsStart is where a stream asked to start after index after begins:
-// there, or at the current index for 0.
-func (r *Registry) eventsStart(after uint64) uint64 {
-	if after > 0 {
-		return after
-	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	return r.v.index
+// A stream is a reader's place in the ring of events: the position of the
+// last event it got, or a reset to send first.
+type stream struct {
+	pos   uint64
+	reset bool
 }
 
-// nextEvents returns the events after index after, or a reset event when
-// they are not all in the ring (or after is beyond the current index); the
-// index to go on from; and, when there are none, a channel that closes at
-// the next change.
-func (r *Registry) nextEvents(after uint64) (evs []Event, next uint64, wait <-chan struct{}) {
+// streamFromNow is a stream of the changes to come.
+func (r *Registry) streamFromNow() stream {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	cur := r.v.index
-	evs, ok := r.v.eventsAfter(after)
-	if !ok || after > cur {
-		return []Event{{Index: cur, Kind: EventReset}}, cur, nil
+	return stream{pos: r.v.eventSeq}
+}
+
+// streamAfter is a stream of the changes after index: a reset first if
+// they are not all in the ring, or index is beyond the current one.
+func (r *Registry) streamAfter(index uint64) stream {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	pos, ok := r.v.eventPos(index)
+	if !ok || index > r.v.index {
+		return stream{pos: r.v.eventSeq, reset: true}
+	}
+	return stream{pos: pos}
+}
+
+// next returns the next events of s (at most limit), their data, whether
+// the event after the last one has the same index, and, when there are
+// none, a channel that closes at the next change. A stream that fell out
+// of the ring gets a reset event with the current index, and goes on from
+// there.
+func (r *Registry) next(s *stream, limit int) (evs []Event, data [][]byte, sameNext bool, wait <-chan struct{}) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if !s.reset {
+		var ok bool
+		evs, data, ok = r.v.eventBatch(s.pos, limit+1)
+		s.reset = !ok
+	}
+	if s.reset {
+		*s = stream{pos: r.v.eventSeq}
+		return []Event{{Index: r.v.index, Kind: EventReset}}, [][]byte{nil}, false, nil
 	}
 	if len(evs) == 0 {
-		return nil, after, r.v.w.chanFor(topic{kind: topicAll})
+		return nil, nil, false, r.v.w.chanFor(topic{kind: topicAll})
 	}
-	return evs, evs[len(evs)-1].Index, nil
+	if len(evs) > limit {
+		sameNext = evs[limit].Index == evs[limit-1].Index
+		evs, data = evs[:limit], data[:limit]
+	}
+	s.pos += uint64(len(evs))
+	return evs, data, sameNext, nil
 }
 
-// appendEvent appends e as a Server-Sent Event with the given id. A reset's
-// data is only the index.
-func appendEvent(buf []byte, e Event, id uint64) []byte {
-	var b []byte
-	if e.Kind == EventReset {
-		b = strconv.AppendUint([]byte(`{"index":`), e.Index, 10)
-		b = append(b, '}')
-	} else {
-		b, _ = json.Marshal(e)
-	}
+// appendEvent appends e, whose JSON is data, as a Server-Sent Event with
+// the given id. A reset's data is only the index.
+func appendEvent(buf []byte, e Event, data []byte, id uint64) []byte {
 	buf = append(buf, "event: "...)
 	buf = append(buf, e.Kind...)
 	buf = append(buf, "\nid: "...)
 	buf = strconv.AppendUint(buf, id, 10)
 	buf = append(buf, "\ndata: "...)
-	buf = append(buf, b...)
+	if e.Kind == EventReset {
+		buf = strconv.AppendUint(append(buf, `{"index":`...), e.Index, 10)
+		buf = append(buf, '}')
+	} else {
+		buf = append(buf, data...)
+	}
 	return append(buf, "\n\n"...)
 }

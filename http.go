@@ -488,6 +488,16 @@ func (r *Registry) handleInstances(w http.ResponseWriter, req *http.Request, _ h
 		func() cursorIndex { return r.instances(q.f) })
 }
 
+// beatsIf is the heartbeat count when an answer shows last_seen (detail):
+// heartbeats move it without a change of index, and a weak ETag must change
+// whenever the bytes do.
+func (r *Registry) beatsIf(detail bool) uint64 {
+	if detail {
+		return r.beats.Load()
+	}
+	return 0
+}
+
 func (r *Registry) handleInstance(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
 	q, errs := parseQuery(req, false)
 	if errs != nil {
@@ -505,7 +515,7 @@ func (r *Registry) handleListTools(w http.ResponseWriter, req *http.Request, _ h
 		writeInvalid(w, errs...)
 		return
 	}
-	r.serveList(w, req, q, topic{kind: topicTools}, func() uint64 { return r.v.toolsIndex }, 0,
+	r.serveList(w, req, q, topic{kind: topicTools}, func() uint64 { return r.v.toolsIndex }, r.beatsIf(q.detail),
 		func() cursorIndex { return r.tools(q.f, q.detail) })
 }
 
@@ -535,7 +545,7 @@ func (r *Registry) handleHosts(w http.ResponseWriter, req *http.Request, _ httpr
 		writeInvalid(w, errs...)
 		return
 	}
-	r.serveList(w, req, q, topic{kind: topicAll}, func() uint64 { return r.v.index }, 0,
+	r.serveList(w, req, q, topic{kind: topicAll}, func() uint64 { return r.v.index }, r.beatsIf(q.detail),
 		func() cursorIndex { return r.hosts(q.f, q.detail) })
 }
 

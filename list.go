@@ -31,10 +31,10 @@ type cursorIndex interface {
 }
 
 // list writes a JSON array of the items of the index that mk builds (called
-// with the read lock held, once per chunk), starting after cursor, with at
-// most limit items if limit > 0. emit receives the answer in chunks. The
-// returned cursor is that of the next page, "" if there is none.
-func (r *Registry) list(mk func() cursorIndex, cursor string, limit int, emit func([]byte) error) (string, error) {
+// with the read lock held, once per chunk), starting after cursor and
+// ending with the item whose key is until ("": the end of the index). emit
+// receives the answer in chunks.
+func (r *Registry) list(mk func() cursorIndex, cursor, until string, emit func([]byte) error) error {
 	bp := bufPool.Get().(*[]byte)
 	defer bufPool.Put(bp)
 	buf := append((*bp)[:0], '[')
@@ -44,16 +44,12 @@ func (r *Registry) list(mk func() cursorIndex, cursor string, limit int, emit fu
 		r.mu.RLock()
 		now := r.clock()
 		ix := mk()
-		start := ix.seek(cursor)
-		i, pageDone := start, false
-		for visited := 0; i < ix.len() && len(buf) < chunkSize && visited < maxVisit; i, visited = i+1, visited+1 {
-			if limit > 0 && count == limit {
-				if ix.match(i, now) {
-					pageDone = true // i starts the next page: there is one
-					break
-				}
-				continue
-			}
+		start, stop := ix.seek(cursor), ix.len()
+		if until != "" {
+			stop = ix.seek(until)
+		}
+		i := start
+		for visited := 0; i < stop && len(buf) < chunkSize && visited < maxVisit; i, visited = i+1, visited+1 {
 			mark := len(buf)
 			if count > 0 {
 				buf = append(buf, ',')
@@ -65,25 +61,57 @@ func (r *Registry) list(mk func() cursorIndex, cursor string, limit int, emit fu
 				buf = buf[:mark]
 			}
 		}
+		if i > start {
+			cursor = ix.key(i - 1)
+		}
+		r.mu.RUnlock()
+		if i >= stop {
+			break
+		}
+		if err := emit(buf); err != nil {
+			return err
+		}
+		buf = buf[:0]
+	}
+	buf = append(buf, ']')
+	return emit(buf)
+}
+
+// pageEnd finds where a page of limit items after cursor ends, and
+// returns the cursor of the next page ("" if there is none), so that a
+// page can stream with its Link header. Items added between this walk and
+// the page's own may make the page a little longer; none is skipped or
+// repeated.
+func (r *Registry) pageEnd(mk func() cursorIndex, cursor string, limit int) string {
+	count := 0
+	for {
+		r.mu.RLock()
+		now := r.clock()
+		ix := mk()
+		start := ix.seek(cursor)
+		i := start
+		for visited := 0; i < ix.len() && visited < maxVisit; i, visited = i+1, visited+1 {
+			if !ix.match(i, now) {
+				continue
+			}
+			if count == limit { // i starts the next page
+				if i > start {
+					cursor = ix.key(i - 1)
+				}
+				r.mu.RUnlock()
+				return cursor
+			}
+			count++
+		}
 		end := i >= ix.len()
 		if i > start {
 			cursor = ix.key(i - 1)
 		}
 		r.mu.RUnlock()
-		if pageDone {
-			break
-		}
 		if end {
-			cursor = ""
-			break
+			return ""
 		}
-		if err := emit(buf); err != nil {
-			return "", err
-		}
-		buf = buf[:0]
 	}
-	buf = append(buf, ']')
-	return cursor, emit(buf)
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize+chunkSize/4); return &b }}

@@ -150,7 +150,8 @@ type Registry struct {
 	epoch       string     // tells ETags of this start from those of others
 	beats       atomic.Uint64
 
-	cache answerCache // encoded GET /tools/{name} answers
+	cache   answerCache // encoded GET /tools/{name} answers
+	flights flights     // listings shared by the readers woken by one change
 
 	mu sync.RWMutex // guards v; never held across I/O
 	v  view

@@ -84,7 +84,7 @@ type answer struct {
 	index       uint64
 	weak        string // the ETag if the body streams
 	contentType string
-	noStream    bool // a page: its Link header comes after the body is known
+	onStream    func() // called when the answer turns out too large to buffer
 	buf         []byte
 	etag        string // of buf, if known
 	streaming   bool
@@ -124,8 +124,11 @@ func (a *answer) emit(b []byte) error {
 		return err
 	}
 	a.buf = append(a.buf, b...)
-	if len(a.buf) <= bufferLimit || a.noStream {
+	if len(a.buf) <= bufferLimit {
 		return nil
+	}
+	if a.onStream != nil {
+		a.onStream()
 	}
 	if a.notModified(a.weak) {
 		return errNotModified
@@ -171,24 +174,58 @@ func etagMatch(header, etag string) bool {
 	return false
 }
 
-// serveList answers a listing: index, blocking, ETag, pagination.
+// serveList answers a listing: index, blocking, ETag, pagination. Pages
+// stream as whole listings do; readers of the same answer at the same index
+// (waiters woken by one change) share one encoding when it is small.
 func (r *Registry) serveList(w http.ResponseWriter, req *http.Request, q query, t topic, indexOf func() uint64, extra uint64, mk func() cursorIndex) {
 	idx := r.block(req.Context(), t, q.w, indexOf)
+	var until string
+	if q.limit > 0 {
+		if until = r.pageEnd(mk, q.cursor, q.limit); until != "" {
+			vals := req.URL.Query()
+			vals.Set("cursor", base64.RawURLEncoding.EncodeToString([]byte(until)))
+			vals.Set("limit", strconv.Itoa(q.limit))
+			vals.Del("index")
+			vals.Del("wait")
+			w.Header().Set("Link", "<?"+vals.Encode()+`>; rel="next"`)
+		}
+	}
 	a := r.newAnswer(w, req, idx, "application/json", extra)
-	a.noStream = q.limit > 0
-	next, err := r.list(mk, q.cursor, q.limit, a.emit)
+	f, leader := r.flights.join(sharedKey(req), idx, extra)
+	if !leader {
+		select {
+		case <-f.done:
+			if f.body != nil {
+				a.buf, a.etag = f.body, f.etag
+				a.finish(http.StatusOK)
+				return
+			}
+		case <-req.Context().Done():
+			return
+		}
+	}
+	if leader {
+		a.onStream = f.tooLarge
+		defer f.tooLarge() // if the leader ends without a body to share
+	}
+	err := r.list(mk, q.cursor, until, a.emit)
+	if leader && !a.streaming {
+		f.share(a.buf, r.strongETag(a.buf))
+		a.etag = f.etag
+	}
 	if err != nil {
 		return
 	}
-	if next != "" {
-		vals := req.URL.Query()
-		vals.Set("cursor", base64.RawURLEncoding.EncodeToString([]byte(next)))
-		vals.Set("limit", strconv.Itoa(q.limit))
-		vals.Del("index")
-		vals.Del("wait")
-		w.Header().Set("Link", "<?"+vals.Encode()+`>; rel="next"`)
-	}
 	a.finish(http.StatusOK)
+}
+
+// sharedKey names an answer for sharing: its path and query, without the
+// blocking-query parameters.
+func sharedKey(req *http.Request) string {
+	q := req.URL.Query()
+	q.Del("index")
+	q.Del("wait")
+	return req.Method + " " + req.URL.Path + "?" + q.Encode()
 }
 
 // serveOne answers a single resource, or a JSON 404 that still carries the

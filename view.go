@@ -28,7 +28,9 @@ type view struct {
 	goneInsts  map[string]uint64 // when an instance was deleted
 	goneFloor  uint64            // the index when those maps were last cleared
 	events     []Event           // ring of recent changes
+	eventData  [][]byte          // their JSON, encoded once
 	eventHead  int               // oldest event, once the ring is full
+	eventSeq   uint64            // position of the newest event, counting every event ever recorded
 	evicted    uint64            // the ring holds every event after this index
 	w          watchers          // wake-up channels of blocking queries
 
