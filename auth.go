@@ -1,16 +1,18 @@
-// auth.go guards the write endpoints: the API key (compared in constant
-// time), the client address (X-Forwarded-For only from trusted proxies) and
+// auth.go guards the endpoints: who may make a request (guard: an identity
+// with the roles the route needs, wrong keys throttled per address), the
+// client address (X-Forwarded-For only from trusted proxies) and
 // per-address rate limits (token buckets in a table that forgets idle
 // addresses, so a scan from many addresses cannot grow it without bound).
 
 package registry
 
 import (
-	"crypto/sha256"
-	"crypto/subtle"
+	"fmt"
+	"math"
 	"net"
 	"net/http"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -18,15 +20,39 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// keyOK reports whether req carries the API key, if one is set. Both sides
-// are hashed first so that the comparison takes the same time whatever the
-// length of the key sent.
-func (r *Registry) keyOK(req *http.Request) bool {
-	if r.opts.APIKey == "" {
-		return true
+// guard finds who makes req and checks that it may use a route that needs
+// one of the roles in need. When the registry requires no identity (no
+// keys, no client certificates) and need is not admin, anyone may, as in
+// v1: the identity is nil and the write acts with every right. Otherwise
+// it answers 403 (429 when an address keeps sending wrong keys) and
+// returns false.
+func (r *Registry) guard(w http.ResponseWriter, req *http.Request, need Roles, rt, instance string) (*Identity, bool) {
+	a := r.authenticate(req)
+	if !r.identityRequired() {
+		return nil, true
 	}
-	got := sha256.Sum256([]byte(req.Header.Get("X-API-Key")))
-	return subtle.ConstantTimeCompare(got[:], r.keyHash[:]) == 1
+	if a.id == nil {
+		addr := r.clientAddr(req)
+		if wait, ok := r.failed.allow(addr, routeAuth); !ok {
+			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
+			r.refused(req, rt, instance, nil, http.StatusTooManyRequests, "too many wrong keys")
+			writeDetail(w, http.StatusTooManyRequests, "Too many requests with a wrong or missing API key; retry later")
+			return nil, false
+		}
+		why := "missing key"
+		if a.badKey {
+			why = "wrong key"
+		}
+		r.refused(req, rt, instance, nil, http.StatusForbidden, why)
+		writeDetail(w, http.StatusForbidden, "Invalid or missing API key")
+		return nil, false
+	}
+	if a.id.Roles&need == 0 {
+		r.refused(req, rt, instance, a.id, http.StatusForbidden, "role")
+		writeDetail(w, http.StatusForbidden, fmt.Sprintf("Identity %q (roles: %s) may not do this", a.id.Name, a.id.Roles))
+		return nil, false
+	}
+	return a.id, true
 }
 
 // clientAddr is the address a request is rate limited by: the connection's
@@ -81,6 +107,7 @@ const (
 	routeTools
 	routeDelete
 	routeHeartbeat
+	routeAuth // failed authentications, in Registry.failed
 	numRoutes
 )
 
@@ -116,7 +143,7 @@ type limiter struct {
 
 func newLimiter(write, heartbeat, factor int, now func() time.Time) *limiter {
 	l := &limiter{now: now, factor: factor, cur: make(map[limitKey]*rate.Limiter), rotated: now()}
-	l.perMinute = [numRoutes]int{write, write, write, heartbeat}
+	l.perMinute = [numRoutes]int{write, write, write, heartbeat, 0}
 	return l
 }
 

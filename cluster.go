@@ -33,7 +33,11 @@ import (
 //     same on every replica.
 //
 // Writes return the revision they committed, or 0 if they changed nothing
-// (an id that is not stored). Implementations must be safe for concurrent
+// (an id that is not stored). A write to a stored id takes a guard: if not
+// empty, the write is made only if the record's Owner is guard (an empty
+// stored Owner counts as APIKeyIdentity), and fails with an error matching
+// ErrForbidden otherwise, atomically, so that replicas cannot race an
+// instance away from its owner. Implementations must be safe for concurrent
 // use.
 type Cluster interface {
 	// Snapshot returns every record, as a Change with Reset set, at the
@@ -49,20 +53,21 @@ type Cluster interface {
 	// Register creates or replaces the record of rec.ID, active (with a
 	// fresh liveness of 3 x rec.HeartbeatInterval) or not as rec says. A
 	// rec.Seq of 0 asks the Cluster to order the id: a new id after every
-	// stored one, a stored id where it was.
-	Register(ctx context.Context, rec Record) (uint64, error)
+	// stored one, a stored id where it was. A stored id keeps its Owner; a
+	// new one gets rec.Owner.
+	Register(ctx context.Context, rec Record, guard string) (uint64, error)
 
 	// SetTools replaces the tool list of id, leaving its liveness alone. It
 	// returns an error matching ErrNotFound if id is not stored.
-	SetTools(ctx context.Context, id string, tools []json.RawMessage) (uint64, error)
+	SetTools(ctx context.Context, id, guard string, tools []json.RawMessage) (uint64, error)
 
 	// Deactivate makes id inactive (a deregistration) as of at, keeping its
 	// record; lastSeen older than the stored one is ignored.
-	Deactivate(ctx context.Context, id string, lastSeen, at time.Time) (uint64, error)
+	Deactivate(ctx context.Context, id, guard string, lastSeen, at time.Time) (uint64, error)
 
 	// Activate makes id active again, last seen at lastSeen (a heartbeat of
 	// an inactive instance), with a fresh liveness.
-	Activate(ctx context.Context, id string, lastSeen time.Time) (uint64, error)
+	Activate(ctx context.Context, id, guard string, lastSeen time.Time) (uint64, error)
 
 	// KeepAlive extends the liveness of id, as a heartbeat does. It reports
 	// false if id is not active in the Cluster as this value's change
@@ -76,6 +81,10 @@ type Cluster interface {
 	// DeleteInactive deletes the records of ids that are inactive; active
 	// or unknown ones are skipped.
 	DeleteInactive(ctx context.Context, ids []string) (uint64, error)
+
+	// Delete deletes the records of ids, active or not (an admin's purge);
+	// unknown ones are skipped.
+	Delete(ctx context.Context, ids []string) (uint64, error)
 
 	// Err is nil while the Cluster is reachable and its change stream is
 	// current, and says what is wrong otherwise.
@@ -212,11 +221,14 @@ func (w *clusterWriter) register(ctx context.Context, reg Registration) error {
 	if err := w.makeRoom(ctx, reg.ID); err != nil {
 		return err
 	}
+	if in := w.r.lookup(reg.ID); in != nil && !mayActOn(identityOf(ctx), in.owner) {
+		return errNotOwner // the Cluster checks again, atomically
+	}
 	now := w.r.now().Round(0)
 	// Seq 0: the Cluster orders ids itself, the same for every replica.
-	rec := Record{ID: reg.ID, Name: reg.Name, Version: reg.Version, Host: reg.Host,
+	rec := Record{ID: reg.ID, Name: reg.Name, Version: reg.Version, Host: reg.Host, Owner: ownerFor(ctx),
 		Registered: now, LastSeen: now, HeartbeatInterval: w.r.interval(reg), Active: true}
-	return w.replicate(ctx, func() (uint64, error) { return w.c.Register(ctx, rec) })
+	return w.replicate(ctx, func() (uint64, error) { return w.c.Register(ctx, rec, guardFor(ctx)) })
 }
 
 // makeRoom asks the Cluster to delete the oldest inactive record when the
@@ -254,9 +266,9 @@ func (w *clusterWriter) makeRoom(ctx context.Context, id string) error {
 	return ErrFull
 }
 
-func (w *clusterWriter) heartbeat(ctx context.Context, in *instance, system json.RawMessage) (HeartbeatStatus, error) {
+func (w *clusterWriter) heartbeat(ctx context.Context, in *instance, system json.RawMessage) (HeartbeatStatus, bool, error) {
 	if err := w.health(); err != nil {
-		return "", err
+		return "", false, err
 	}
 	r := w.r
 	now := r.clock()
@@ -266,33 +278,36 @@ func (w *clusterWriter) heartbeat(ctx context.Context, in *instance, system json
 	if _, active := unpack(in.live.Load()); active {
 		ok, err := w.c.KeepAlive(ctx, in.id)
 		if err != nil {
-			return "", unavailable(err)
+			return "", false, unavailable(err)
 		}
 		if ok {
 			in.touch(now)
 			r.beats.Add(1)
-			return in.status(), nil
+			return in.status(), false, nil
 		}
 	}
 	// Inactive (or its liveness just ended): make it active again.
 	seen := r.wall(now).Round(0)
-	if err := w.replicate(ctx, func() (uint64, error) { return w.c.Activate(ctx, in.id, seen) }); err != nil {
-		return "", err
+	if err := w.replicate(ctx, func() (uint64, error) { return w.c.Activate(ctx, in.id, guardFor(ctx), seen) }); err != nil {
+		return "", false, err
 	}
 	if in = r.lookup(in.id); in == nil { // deleted meanwhile
-		return Refresh, nil
+		return Refresh, false, nil
 	}
 	if system != nil {
 		// The revival brought back the stored system: this one is newer,
 		// and the next checkpoint writes it.
 		in.setSystem(system, now)
 	}
-	return in.status(), nil
+	return in.status(), true, nil
 }
 
 func (w *clusterWriter) setTools(ctx context.Context, id string, parsed []parsedTool) error {
+	if in := w.r.lookup(id); in != nil && !mayActOn(identityOf(ctx), in.owner) {
+		return errNotOwner
+	}
 	tools := toolObjects(parsed)
-	return w.replicate(ctx, func() (uint64, error) { return w.c.SetTools(ctx, id, tools) })
+	return w.replicate(ctx, func() (uint64, error) { return w.c.SetTools(ctx, id, guardFor(ctx), tools) })
 }
 
 func (w *clusterWriter) deregister(ctx context.Context, id string) error {
@@ -300,10 +315,17 @@ func (w *clusterWriter) deregister(ctx context.Context, id string) error {
 	// Cluster skips ids it does not store.
 	var seen time.Time
 	if in := w.r.lookup(id); in != nil {
+		if !mayActOn(identityOf(ctx), in.owner) {
+			return errNotOwner
+		}
 		seen = w.r.wall(in.lastSeen()).Round(0)
 	}
 	at := w.r.now().Round(0)
-	return w.replicate(ctx, func() (uint64, error) { return w.c.Deactivate(ctx, id, seen, at) })
+	return w.replicate(ctx, func() (uint64, error) { return w.c.Deactivate(ctx, id, guardFor(ctx), seen, at) })
+}
+
+func (w *clusterWriter) delete(ctx context.Context, id string) error {
+	return w.replicate(ctx, func() (uint64, error) { return w.c.Delete(ctx, []string{id}) })
 }
 
 // settle asks the Cluster to delete the inactive records past their

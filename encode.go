@@ -98,6 +98,7 @@ func (r *Registry) appendInstance(buf []byte, in *instance, now int64) []byte {
 	}
 	buf = append(buf, `],"heartbeat_interval":`...)
 	buf = appendSeconds(buf, in.interval.Microseconds())
+	buf = appendOwner(buf, in)
 	if sys := in.getSystem(); sys != nil {
 		buf = append(buf, `,"system":`...)
 		buf = append(buf, sys...)
@@ -156,10 +157,20 @@ func (r *Registry) appendTool(buf []byte, members []member, activeOnly, detail b
 			buf = append(buf, ',')
 			buf = append(buf, m.in.head[1:m.in.nameEnd]...) // "instance_id":…,"name":…
 			buf = r.appendLiveness(buf, m.in, active)
+			buf = appendOwner(buf, m.in)
 		}
 		buf = append(buf, '}')
 	}
 	return append(buf, "]}"...), true
+}
+
+// appendOwner appends the owner of in, if it has one.
+func appendOwner(buf []byte, in *instance) []byte {
+	if in.owner == "" {
+		return buf
+	}
+	buf = append(buf, `,"owner":`...)
+	return appendString(buf, in.owner)
 }
 
 // appendLiveness appends the detail members of an entry that say whether
@@ -187,6 +198,7 @@ func (r *Registry) appendHostEntry(buf []byte, in *instance, detail bool, now in
 	buf = strconv.AppendInt(buf, int64(in.toolCount()), 10)
 	if detail {
 		buf = r.appendLiveness(buf, in, in.activeAt(now))
+		buf = appendOwner(buf, in)
 	}
 	return append(buf, '}')
 }

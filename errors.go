@@ -20,6 +20,12 @@ var (
 	// match it are *ValidationError values naming each bad field.
 	ErrInvalid = errors.New("registry: invalid input")
 
+	// ErrForbidden reports a write that the identity making it may not
+	// make: another identity owns the instance, the host is not one it may
+	// register, or its roles do not allow it (403). Errors that match it
+	// are *ForbiddenError values that say which.
+	ErrForbidden = errors.New("registry: forbidden")
+
 	// ErrFull reports that the registry holds Options.MaxInstances records,
 	// all active, and cannot take a new id (507).
 	ErrFull = errors.New("registry: full")
@@ -60,3 +66,17 @@ func (e *ValidationError) Error() string {
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
 
 func invalid(fields ...FieldError) error { return &ValidationError{Fields: fields} }
+
+// ForbiddenError says why a write was refused. It matches ErrForbidden.
+type ForbiddenError struct {
+	// Detail is the answer's detail, e.g. "Instance is owned by another identity".
+	Detail string
+}
+
+func (e *ForbiddenError) Error() string { return "registry: forbidden: " + e.Detail }
+
+// Is makes errors.Is(err, ErrForbidden) true.
+func (e *ForbiddenError) Is(target error) bool { return target == ErrForbidden }
+
+// errNotOwner is the refusal of a write to another identity's instance.
+var errNotOwner = &ForbiddenError{Detail: "Instance is owned by another identity"}

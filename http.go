@@ -121,10 +121,11 @@ func (r *Registry) newHandler() http.Handler {
 	rt.POST("/instances/:id/tools", r.write(routeTools, r.handleSetTools))
 	rt.DELETE("/instances/:id", r.write(routeDelete, r.handleDeregister))
 	// Every read also answers HEAD, with the same headers and no body.
-	read := func(path string, h httprouter.Handle) {
+	open := func(path string, h httprouter.Handle) {
 		rt.GET(path, h)
 		rt.HEAD(path, h)
 	}
+	read := func(path string, h httprouter.Handle) { open(path, r.read(h)) }
 	read("/instances", r.handleInstances)
 	read("/instances/:id", r.handleInstance)
 	read("/tools", r.handleListTools)
@@ -133,7 +134,7 @@ func (r *Registry) newHandler() http.Handler {
 	read("/export/superputty", r.handleSuperPuTTY)
 	read("/export/mobaxterm", r.handleMobaXterm)
 	read("/events", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) { r.handleEvents(w, req) })
-	read("/health", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
+	open("/health", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
 		if err := r.Health(); err != nil {
 			b := append([]byte(`{"status":"degraded","detail":`), appendString(nil, err.Error())...)
 			w.Header().Set("Retry-After", retryAfter)
@@ -150,8 +151,11 @@ func (r *Registry) newHandler() http.Handler {
 
 type writeHandler func(w http.ResponseWriter, req *http.Request, ps httprouter.Params, body []byte)
 
-// write guards a write endpoint: rate limit (429), then key (403), then body
-// size (413), in that order, before the handler decodes the body (422).
+// write guards a write endpoint: rate limit (429), then who asks (a
+// browser's cross-origin request, a missing or wrong key, a role that may
+// not write: 403), then the body's type (415) and size (413), in that
+// order, before the handler decodes the body (422). The handler's context
+// carries the identity (WithIdentity), so that ownership applies.
 func (r *Registry) write(rt route, h writeHandler) httprouter.Handle {
 	return func(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
 		if wait, ok := r.limiter.allow(r.clientAddr(req), rt); !ok {
@@ -160,15 +164,24 @@ func (r *Registry) write(rt route, h writeHandler) httprouter.Handle {
 				fmt.Sprintf("Rate limit exceeded: %d per 1 minute", r.limiter.perMinute[rt]))
 			return
 		}
+		name, instance := routeNames[rt], param(req, ps, "id")
+		need := RoleAgent | RoleAdmin
+		if rt == routeDelete && purgeAsked(req) {
+			name, need = "purge", RoleAdmin
+		}
 		if err := r.crossOrigin.Check(req); err != nil {
 			// A browser's request from another site: a page must not
 			// change what the fleet runs.
+			r.refused(req, name, instance, nil, http.StatusForbidden, "cross-origin")
 			writeDetail(w, http.StatusForbidden, "Cross-origin request refused")
 			return
 		}
-		if !r.keyOK(req) {
-			writeDetail(w, http.StatusForbidden, "Invalid or missing API key")
+		id, ok := r.guard(w, req, need, name, instance)
+		if !ok {
 			return
+		}
+		if id != nil {
+			req = req.WithContext(WithIdentity(req.Context(), *id))
 		}
 		var body []byte
 		if rt != routeDelete {
@@ -195,6 +208,29 @@ func (r *Registry) write(rt route, h writeHandler) httprouter.Handle {
 			}
 		}
 		h(w, req, ps, body)
+	}
+}
+
+// routeNames name the routes in the audit trail.
+var routeNames = [numRoutes]string{routeRegister: "register", routeTools: "tools", routeDelete: "deregister",
+	routeHeartbeat: "heartbeat", routeAuth: "auth"}
+
+// purgeAsked reports DELETE /instances/{id}?purge=true.
+func purgeAsked(req *http.Request) bool {
+	b, ok := parseBool(req.URL.Query().Get("purge"))
+	return ok && b
+}
+
+// read guards a read endpoint: with Options.ReadAuth it needs an identity
+// with the role read, agent or admin.
+func (r *Registry) read(h httprouter.Handle) httprouter.Handle {
+	if !r.opts.ReadAuth {
+		return h
+	}
+	return func(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
+		if _, ok := r.guard(w, req, RoleRead|RoleAgent|RoleAdmin, "read "+req.URL.Path, ""); ok {
+			h(w, req, ps)
+		}
 	}
 }
 
@@ -346,7 +382,9 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ ht
 		writeInvalid(w, errs...)
 		return
 	}
-	if err := r.Register(req.Context(), reg); err != nil {
+	err := r.Register(req.Context(), reg)
+	r.auditWrite(req, "register", reg.ID, err, http.StatusCreated, "registered on "+reg.Host)
+	if err != nil {
 		r.writeError(w, err, "")
 		return
 	}
@@ -369,7 +407,12 @@ func (r *Registry) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps 
 			system = v
 		}
 	}
-	st, err := r.Heartbeat(req.Context(), param(req, ps, "id"), system)
+	id := param(req, ps, "id")
+	st, changed, err := r.heartbeat(req.Context(), id, system)
+	if err != nil || changed {
+		// Routine heartbeats are not logged: only revivals and refusals.
+		r.auditWrite(req, "heartbeat", id, err, http.StatusOK, "revived")
+	}
 	if err != nil {
 		r.writeError(w, err, "Instance not found")
 		return
@@ -400,7 +443,10 @@ func (r *Registry) handleSetTools(w http.ResponseWriter, req *http.Request, ps h
 	if tools == nil {
 		tools = []json.RawMessage{}
 	}
-	if err := r.UpdateTools(req.Context(), param(req, ps, "id"), tools); err != nil {
+	id := param(req, ps, "id")
+	err := r.UpdateTools(req.Context(), id, tools)
+	r.auditWrite(req, "tools", id, err, http.StatusOK, fmt.Sprintf("%d tools posted", len(tools)))
+	if err != nil {
 		r.writeError(w, err, "Instance not found")
 		return
 	}
@@ -408,7 +454,14 @@ func (r *Registry) handleSetTools(w http.ResponseWriter, req *http.Request, ps h
 }
 
 func (r *Registry) handleDeregister(w http.ResponseWriter, req *http.Request, ps httprouter.Params, _ []byte) {
-	if err := r.Deregister(req.Context(), param(req, ps, "id")); err != nil {
+	do, route, outcome := r.Deregister, "deregister", "deregistered"
+	if purgeAsked(req) {
+		do, route, outcome = r.Delete, "purge", "purged"
+	}
+	id := param(req, ps, "id")
+	err := do(req.Context(), id)
+	r.auditWrite(req, route, id, err, http.StatusOK, outcome)
+	if err != nil {
 		r.writeError(w, err, "Instance not found")
 		return
 	}
@@ -549,17 +602,18 @@ func (r *Registry) handleHosts(w http.ResponseWriter, req *http.Request, _ httpr
 		func() cursorIndex { return r.hosts(q.f, q.detail) })
 }
 
-// logRequests logs a line per request: at info for writes and errors, at
-// debug for reads and heartbeats, so that a busy fleet does not flood the
-// log. It never logs the API key.
+// logRequests logs a line per request at debug level, and the answers
+// that are the registry's fault (5xx) at error level. Writes are in the
+// audit trail (audit.go), which also aggregates refusals, so that a flood
+// of refused requests cannot flood the log. It never logs a key.
 func (r *Registry) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
 		next.ServeHTTP(sw, req)
 		level := slog.LevelDebug
-		if sw.code >= 400 || (req.Method != http.MethodGet && !strings.HasSuffix(req.URL.Path, "/heartbeat")) {
-			level = slog.LevelInfo
+		if sw.code >= 500 {
+			level = slog.LevelError
 		}
 		if !r.log.Enabled(req.Context(), level) {
 			return

@@ -1243,7 +1243,7 @@ func TestAPIKey(t *testing.T) {
 		{"prefix", []reqOpt{withKey(key[:len(key)-1])}, false},
 		{"longer", []reqOpt{withKey(key + "x")}, false},
 		{"other case", []reqOpt{withKey(strings.ToUpper(key))}, false},
-		{"as bearer token", []reqOpt{func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) }}, false},
+		{"as bearer token", []reqOpt{func(r *http.Request) { r.Header.Set("Authorization", "Bearer "+key) }}, true},
 		{"right", []reqOpt{withKey(key)}, true},
 		{"right, lower-case header name", []reqOpt{func(r *http.Request) { r.Header.Set("x-api-key", key) }}, true},
 	}

@@ -14,6 +14,7 @@ import (
 
 type instance struct {
 	id, name, version, host string
+	owner                   string // the identity that first registered the id ("": APIKeyIdentity)
 	seq                     uint64 // order of the id's first registration
 	registered              int64  // clock offset of this registration
 	interval                time.Duration

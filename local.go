@@ -65,12 +65,17 @@ func (w *localWriter) register(ctx context.Context, reg Registration) error {
 	now := r.clock()
 	old := r.lookup(reg.ID)
 	var seq uint64
+	owner := ownerFor(ctx)
 	if old != nil {
-		seq = old.seq
+		if !mayActOn(identityOf(ctx), old.owner) {
+			return errNotOwner
+		}
+		seq, owner = old.seq, old.owner
 	} else {
 		seq = r.nextSeq.Add(1)
 	}
 	in := r.newInstance(reg, seq, now)
+	in.owner = owner
 	if w.store != nil {
 		if err := w.store.Put(ctx, r.record(in, nil)); err != nil {
 			return storeFailed(err)
@@ -130,7 +135,7 @@ func (w *localWriter) evict(ctx context.Context, in *instance) error {
 // heartbeat moves last_seen of an active instance within its deadline with
 // a compare-and-swap (no registry-wide lock, no allocation), and takes the
 // slow path, revive, when the instance changes state.
-func (w *localWriter) heartbeat(ctx context.Context, in *instance, system json.RawMessage) (HeartbeatStatus, error) {
+func (w *localWriter) heartbeat(ctx context.Context, in *instance, system json.RawMessage) (HeartbeatStatus, bool, error) {
 	r := w.r
 	now := r.clock()
 	if system != nil {
@@ -138,9 +143,10 @@ func (w *localWriter) heartbeat(ctx context.Context, in *instance, system json.R
 	}
 	if in.touch(now) {
 		r.beats.Add(1)
-		return in.status(), nil
+		return in.status(), false, nil
 	}
-	return w.revive(ctx, in.id, system, now)
+	st, err := w.revive(ctx, in.id, system, now)
+	return st, err == nil, err
 }
 
 // revive is the slow path of a heartbeat: the instance is inactive, or past
@@ -191,6 +197,9 @@ func (w *localWriter) setTools(ctx context.Context, id string, parsed []parsedTo
 	if in == nil {
 		return errNotStored(id)
 	}
+	if !mayActOn(identityOf(ctx), in.owner) {
+		return errNotOwner
+	}
 	if w.store != nil {
 		if err := w.store.Put(ctx, r.record(in, parsed)); err != nil {
 			return storeFailed(err)
@@ -214,6 +223,9 @@ func (w *localWriter) deregister(ctx context.Context, id string) error {
 	if in == nil {
 		return nil
 	}
+	if !mayActOn(identityOf(ctx), in.owner) {
+		return errNotOwner
+	}
 	now := r.clock()
 	if w.store != nil {
 		// On disk before memory: a failed write leaves the instance as it
@@ -231,6 +243,24 @@ func (w *localWriter) deregister(ctx context.Context, id string) error {
 	}
 	r.mu.Lock()
 	r.v.deregister(in, now, r.opts.RetainInactive)
+	r.mu.Unlock()
+	return nil
+}
+
+func (w *localWriter) delete(ctx context.Context, id string) error {
+	r := w.r
+	s := r.shard(id)
+	s.wmu.Lock()
+	defer s.wmu.Unlock()
+	in := r.lookup(id)
+	if in == nil {
+		return nil
+	}
+	if err := w.storeDelete(ctx, []*instance{in}); err != nil {
+		return storeFailed(err)
+	}
+	r.mu.Lock()
+	r.v.delete([]*instance{in}, r.shard)
 	r.mu.Unlock()
 	return nil
 }

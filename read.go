@@ -154,6 +154,7 @@ func (r *Registry) instanceValue(in *instance, now int64) Instance {
 		LastSeen:          micros(r.wall(in.lastSeen())),
 		HeartbeatInterval: in.interval.Truncate(time.Microsecond),
 		System:            slices.Clone(in.getSystem()),
+		Owner:             in.owner,
 	}
 	if ts := in.tools.Load(); ts != nil {
 		out.Tools = toolObjectsOf(ts)
@@ -173,7 +174,7 @@ func (r *Registry) toolValue(members []member, activeOnly bool, now int64) (Tool
 		if t.Hosts == nil {
 			t = Tool{Name: m.s.name, Description: m.s.desc, InputSchema: slices.Clone(m.s.input), Hosts: []ToolHost{}}
 		}
-		h := ToolHost{Host: m.in.host, InstanceID: m.in.id, Name: m.in.name,
+		h := ToolHost{Host: m.in.host, InstanceID: m.in.id, Name: m.in.name, Owner: m.in.owner,
 			Active: active, LastSeen: micros(r.wall(m.in.lastSeen()))}
 		if m.x != nil {
 			h.Command, h.RunAs, h.BecomeMethod, h.BecomeFlags = m.x.f[0], m.x.f[1], m.x.f[2], m.x.f[3]
@@ -185,5 +186,5 @@ func (r *Registry) toolValue(members []member, activeOnly bool, now int64) (Tool
 
 func (r *Registry) hostValue(in *instance, now int64) Host {
 	return Host{Host: in.host, Name: in.name, InstanceID: in.id, Version: in.version, ToolCount: in.toolCount(),
-		Active: in.activeAt(now), LastSeen: micros(r.wall(in.lastSeen()))}
+		Active: in.activeAt(now), LastSeen: micros(r.wall(in.lastSeen())), Owner: in.owner}
 }

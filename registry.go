@@ -5,7 +5,6 @@ package registry
 
 import (
 	"context"
-	"crypto/sha256"
 	"errors"
 	"fmt"
 	"hash/maphash"
@@ -97,8 +96,36 @@ type Options struct {
 	// every change is told at once.
 	NotifyInterval time.Duration
 
-	// APIKey, if not empty, must be sent as X-API-Key on write requests.
+	// APIKey, if not empty, is a key that writes may send (as X-API-Key, or
+	// Authorization: Bearer): the identity APIKeyIdentity, with the roles
+	// agent and admin. With Keys, both apply.
 	APIKey string
+
+	// Keys are API keys with names and roles (see ParseKeys, SetKeys).
+	// When there are keys (or ClientCertificates), writes need an identity,
+	// and an instance belongs to the identity that first registered it.
+	Keys []Key
+
+	// ClientCertificates makes a verified TLS client certificate an
+	// identity (its DNS names, else its common name), with the roles agent
+	// and read. The server's tls.Config verifies certificates (ClientCAs,
+	// ClientAuth); a key, when a request also carries one, decides.
+	ClientCertificates bool
+
+	// BindCertToHost lets a certificate register only instances whose host
+	// is one of its DNS names (case-insensitively), or the first label of
+	// one.
+	BindCertToHost bool
+
+	// ReadAuth makes reads (listings, lookups, exports, events) need an
+	// identity with the role read, agent or admin. /health is always open.
+	ReadAuth bool
+
+	// AuthFailures is how many requests with a wrong or missing key a
+	// client address may make per minute before it is answered 429; a
+	// request with a good key from the same address is never held back.
+	// If zero, defaults to 30; if negative, there is no limit.
+	AuthFailures int
 
 	// RateLimitWrite is the number of register, tools and delete requests a
 	// client address may make per minute on each of those routes (a token
@@ -121,8 +148,10 @@ type Options struct {
 	// Now returns the current time. If nil, defaults to time.Now.
 	Now func() time.Time
 
-	// Logger receives a line per write request and per error at info level,
-	// and per read and heartbeat at debug level. If nil, nothing is logged.
+	// Logger receives the audit trail (a line per write, and refusals
+	// counted per client address per minute) at info and warn level,
+	// errors at error level, and a line per request at debug level. If
+	// nil, nothing is logged.
 	Logger *slog.Logger
 }
 
@@ -130,19 +159,21 @@ type Options struct {
 // their liveness, and answers the protocol through its Handler. Create one with
 // New; its methods are safe for concurrent use.
 type Registry struct {
-	opts    Options
-	now     func() time.Time
-	base    time.Time // origin of the int64 clock offsets kept in instances
-	w       writer    // the write path, chosen by New
-	log     *slog.Logger
-	seed    maphash.Seed
-	shards  [numShards]shard
-	nextSeq atomic.Uint64 // registration order of new ids
-	wake    chan struct{} // tells Run that an earlier deadline exists
-	handler http.Handler
-	logOn   bool // a Logger was given: the handler logs requests
-	keyHash [sha256.Size]byte
-	limiter *limiter
+	opts     Options
+	now      func() time.Time
+	base     time.Time // origin of the int64 clock offsets kept in instances
+	w        writer    // the write path, chosen by New
+	log      *slog.Logger
+	seed     maphash.Seed
+	shards   [numShards]shard
+	nextSeq  atomic.Uint64 // registration order of new ids
+	wake     chan struct{} // tells Run that an earlier deadline exists
+	handler  http.Handler
+	logOn    bool // a Logger was given: the handler logs requests
+	keys     atomic.Pointer[keyring]
+	failed   *limiter // wrong keys per client address
+	refusals refusals
+	limiter  *limiter
 	// crossOrigin refuses unsafe requests that browsers send from other
 	// sites (Sec-Fetch-Site, Origin).
 	crossOrigin *http.CrossOriginProtection
@@ -184,7 +215,11 @@ func New(opts Options) (*Registry, error) {
 		wake:  make(chan struct{}, 1),
 		logOn: logOn,
 	}
-	r.keyHash = sha256.Sum256([]byte(opts.APIKey))
+	if err := r.SetKeys(opts.Keys); err != nil {
+		return nil, err
+	}
+	r.failed = newLimiter(0, 0, 0, opts.Now)
+	r.failed.perMinute[routeAuth] = max(opts.AuthFailures, 0)
 	r.epoch = strconv.FormatUint(rand.Uint64(), 36)
 	r.limiter = newLimiter(opts.RateLimitWrite, opts.RateLimitHeartbeat, max(opts.RateLimitPrefixFactor, 0), opts.Now)
 	r.crossOrigin = http.NewCrossOriginProtection()
@@ -233,6 +268,9 @@ func (o *Options) fill() error {
 	}
 	if o.MaxBodyBytes == 0 {
 		o.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if o.AuthFailures == 0 {
+		o.AuthFailures = 30
 	}
 	if o.RateLimitPrefixFactor == 0 {
 		o.RateLimitPrefixFactor = DefaultRateLimitPrefixFactor

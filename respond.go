@@ -49,25 +49,47 @@ func writeInvalid(w http.ResponseWriter, fields ...FieldError) {
 
 // writeError maps a Registry error to its status.
 func (r *Registry) writeError(w http.ResponseWriter, err error, notFound string) {
+	status, detail := errorStatus(err)
 	var ve *ValidationError
 	switch {
 	case errors.As(err, &ve):
 		writeInvalid(w, ve.Fields...)
-	case errors.Is(err, ErrNotFound):
-		writeDetail(w, http.StatusNotFound, notFound)
-	case errors.Is(err, ErrFull):
-		writeDetail(w, http.StatusInsufficientStorage, fmt.Sprintf(
-			"The registry is full: it holds %d records, all active (--max-instances); none can be deleted to make room", r.opts.MaxInstances))
+		return
+	case status == http.StatusNotFound:
+		detail = notFound
+	case status == http.StatusInsufficientStorage:
+		detail = fmt.Sprintf("The registry is full: it holds %d records, all active (--max-instances); none can be deleted to make room", r.opts.MaxInstances)
 	case errors.Is(err, ErrUnavailable):
 		r.log.Warn("store unavailable", "err", err)
 		w.Header().Set("Retry-After", retryAfter)
-		writeDetail(w, http.StatusServiceUnavailable, unavailableDetail(err))
-	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		writeDetail(w, http.StatusServiceUnavailable, "Request canceled")
-	default:
+	case status == http.StatusInternalServerError:
 		r.log.Error("request failed", "err", err)
-		writeDetail(w, http.StatusInternalServerError, "Internal Server Error")
 	}
+	writeDetail(w, status, detail)
+}
+
+// errorStatus maps an error of the library to its HTTP status and detail:
+// the one place where errors become statuses.
+func errorStatus(err error) (int, string) {
+	var ve *ValidationError
+	var fe *ForbiddenError
+	switch {
+	case errors.As(err, &ve):
+		return http.StatusUnprocessableEntity, err.Error()
+	case errors.Is(err, ErrNotFound):
+		return http.StatusNotFound, "Not Found"
+	case errors.As(err, &fe):
+		return http.StatusForbidden, fe.Detail
+	case errors.Is(err, ErrForbidden):
+		return http.StatusForbidden, errNotOwner.Detail // a Cluster's refusal
+	case errors.Is(err, ErrFull):
+		return http.StatusInsufficientStorage, "The registry is full"
+	case errors.Is(err, ErrUnavailable):
+		return http.StatusServiceUnavailable, unavailableDetail(err)
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return http.StatusServiceUnavailable, "Request canceled"
+	}
+	return http.StatusInternalServerError, "Internal Server Error"
 }
 
 // bufferLimit is the largest answer hashed for a strong ETag; longer ones

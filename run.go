@@ -71,6 +71,7 @@ func (r *Registry) Run(ctx context.Context) error {
 			purge()
 		case <-sweep.C:
 			purge()
+			r.flushRefusals(ctx)
 		case <-checkpoints.C:
 			if err := r.Checkpoint(ctx); err != nil && ctx.Err() == nil {
 				r.log.Error("checkpoint failed", "err", err)

@@ -54,6 +54,13 @@ type Store interface {
 type Record struct {
 	ID, Name, Version, Host string
 
+	// Owner is the identity that first registered the id; "" for records
+	// from before ownership existed, which belong to APIKeyIdentity.
+	Owner string
+
+	// Labels are the agent's labels, for choosing hosts; nil if none.
+	Labels map[string]string
+
 	// Seq orders ids by their first registration: grouped tools take their
 	// schema from the earliest registered instance.
 	Seq uint64
@@ -205,6 +212,7 @@ func (r *Registry) instanceOf(rec Record) (*instance, []parsedTool, error) {
 	}
 	in := r.newInstance(Registration{ID: rec.ID, Name: rec.Name, Version: rec.Version, Host: rec.Host,
 		HeartbeatInterval: rec.HeartbeatInterval}, rec.Seq, int64(rec.Registered.Sub(r.base)))
+	in.owner = rec.Owner
 	seen := int64(rec.LastSeen.Sub(r.base))
 	in.live.Store(pack(seen, rec.Active))
 	in.cpSeen.Store(seen)
@@ -217,6 +225,7 @@ func (r *Registry) record(in *instance, tools []parsedTool) Record {
 	st := r.state(in)
 	rec := Record{
 		ID: in.id, Name: in.name, Version: in.version, Host: in.host,
+		Owner:             in.owner,
 		Seq:               in.seq,
 		Registered:        r.wall(in.registered).Round(0),
 		LastSeen:          st.LastSeen,

@@ -38,6 +38,7 @@ type Instance struct {
 	Tools             []json.RawMessage // as posted; nil before the first post since the registration
 	HeartbeatInterval time.Duration
 	System            json.RawMessage // the last heartbeat's system object, or nil
+	Owner             string          // the identity that first registered the id, if any
 }
 
 // instanceJSON is the wire form of an Instance.
@@ -51,6 +52,7 @@ type instanceJSON struct {
 	Tools             []json.RawMessage `json:"tools"`
 	HeartbeatInterval float64           `json:"heartbeat_interval"`
 	System            json.RawMessage   `json:"system,omitempty"`
+	Owner             string            `json:"owner,omitempty"`
 }
 
 // MarshalJSON writes the protocol's form of the record.
@@ -65,6 +67,7 @@ func (in Instance) MarshalJSON() ([]byte, error) {
 		Tools:             tools,
 		HeartbeatInterval: float64(in.HeartbeatInterval.Microseconds()) / 1e6,
 		System:            in.System,
+		Owner:             in.Owner,
 	})
 }
 
@@ -80,6 +83,7 @@ func (in *Instance) UnmarshalJSON(b []byte) error {
 		Tools:             w.Tools,
 		HeartbeatInterval: time.Duration(math.Round(w.HeartbeatInterval*1e6)) * time.Microsecond,
 		System:            w.System,
+		Owner:             w.Owner,
 	}
 	return nil
 }
@@ -116,6 +120,7 @@ type ToolHost struct {
 
 	Active   bool
 	LastSeen time.Time
+	Owner    string // the identity that owns the instance, if any
 }
 
 // toolHostJSON is the wire form of a ToolHost with ?detail=true; without
@@ -130,13 +135,14 @@ type toolHostJSON struct {
 	Name         string    `json:"name,omitempty"`
 	Active       *bool     `json:"active,omitempty"`
 	LastSeen     *float64  `json:"last_seen,omitempty"`
+	Owner        string    `json:"owner,omitempty"`
 }
 
 // MarshalJSON writes the entry as GET /tools?detail=true shows it.
 func (h ToolHost) MarshalJSON() ([]byte, error) {
 	seen := float64(h.LastSeen.UnixMicro()) / 1e6
 	return marshal(toolHostJSON{Host: h.Host, Command: h.Command, RunAs: h.RunAs, BecomeMethod: h.BecomeMethod,
-		BecomeFlags: h.BecomeFlags, InstanceID: h.InstanceID, Name: h.Name, Active: &h.Active, LastSeen: &seen})
+		BecomeFlags: h.BecomeFlags, InstanceID: h.InstanceID, Name: h.Name, Active: &h.Active, LastSeen: &seen, Owner: h.Owner})
 }
 
 // UnmarshalJSON reads an entry, with or without the detail fields.
@@ -146,7 +152,7 @@ func (h *ToolHost) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*h = ToolHost{Host: w.Host, Command: w.Command, RunAs: w.RunAs, BecomeMethod: w.BecomeMethod,
-		BecomeFlags: w.BecomeFlags, InstanceID: w.InstanceID, Name: w.Name}
+		BecomeFlags: w.BecomeFlags, InstanceID: w.InstanceID, Name: w.Name, Owner: w.Owner}
 	if w.Active != nil {
 		h.Active = *w.Active
 	}
@@ -220,6 +226,7 @@ type Host struct {
 	ToolCount  int
 	Active     bool
 	LastSeen   time.Time
+	Owner      string
 }
 
 // hostJSON is the wire form of a Host with ?detail=true; without it the
@@ -232,13 +239,14 @@ type hostJSON struct {
 	ToolCount  int      `json:"tool_count"`
 	Active     *bool    `json:"active,omitempty"`
 	LastSeen   *float64 `json:"last_seen,omitempty"`
+	Owner      string   `json:"owner,omitempty"`
 }
 
 // MarshalJSON writes the entry as GET /hosts?detail=true shows it.
 func (h Host) MarshalJSON() ([]byte, error) {
 	seen := float64(h.LastSeen.UnixMicro()) / 1e6
 	return marshal(hostJSON{Host: h.Host, Name: h.Name, InstanceID: h.InstanceID, Version: h.Version,
-		ToolCount: h.ToolCount, Active: &h.Active, LastSeen: &seen})
+		ToolCount: h.ToolCount, Active: &h.Active, LastSeen: &seen, Owner: h.Owner})
 }
 
 // UnmarshalJSON reads an entry, with or without the detail fields.
@@ -247,7 +255,7 @@ func (h *Host) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*h = Host{Host: w.Host, Name: w.Name, InstanceID: w.InstanceID, Version: w.Version, ToolCount: w.ToolCount}
+	*h = Host{Host: w.Host, Name: w.Name, InstanceID: w.InstanceID, Version: w.Version, ToolCount: w.ToolCount, Owner: w.Owner}
 	if w.Active != nil {
 		h.Active = *w.Active
 	}

@@ -19,12 +19,15 @@ import (
 type writer interface {
 	// register creates or replaces the record of a valid registration.
 	register(ctx context.Context, reg Registration) error
-	// heartbeat records a heartbeat of in (system: nil or a JSON object).
-	heartbeat(ctx context.Context, in *instance, system json.RawMessage) (HeartbeatStatus, error)
+	// heartbeat records a heartbeat of in (system: nil or a JSON object),
+	// and reports whether it changed the instance's state (a revival).
+	heartbeat(ctx context.Context, in *instance, system json.RawMessage) (HeartbeatStatus, bool, error)
 	// setTools replaces the tool list of id, or says ErrNotFound.
 	setTools(ctx context.Context, id string, parsed []parsedTool) error
 	// deregister marks id inactive, keeping its record.
 	deregister(ctx context.Context, id string) error
+	// delete deletes the record of id at once (an admin's purge).
+	delete(ctx context.Context, id string) error
 	// settle applies what is due at now (expiry, deletion after the
 	// retention) and returns when the next thing is due (math.MaxInt64:
 	// nothing).
@@ -63,10 +66,16 @@ const (
 )
 
 // Register creates or replaces the record of reg.ID: active, last seen now,
-// with no tool list until UpdateTools. reg must pass Validate.
+// with no tool list until UpdateTools. reg must pass Validate. When ctx
+// carries an identity (WithIdentity), it must be one that may register
+// reg.Host, and own the id if it is stored (or be an admin); a new id
+// belongs to it. The refusals match ErrForbidden.
 func (r *Registry) Register(ctx context.Context, reg Registration) error {
 	if err := reg.Validate(); err != nil {
 		return err
+	}
+	if id := identityOf(ctx); id != nil && !id.MayRegister(reg.Host) {
+		return &ForbiddenError{Detail: fmt.Sprintf("Identity %q may not register instances on host %q", id.Name, reg.Host)}
 	}
 	return r.w.register(ctx, reg)
 }
@@ -78,14 +87,25 @@ func (r *Registry) Register(ctx context.Context, reg Registration) error {
 // the answer is Refresh.
 //
 // A heartbeat of an active instance of a registry without a Cluster takes
-// no registry-wide lock and allocates nothing.
+// no registry-wide lock and allocates nothing. When ctx carries an
+// identity, it must own the instance (or be an admin): ErrForbidden.
 func (r *Registry) Heartbeat(ctx context.Context, id string, system json.RawMessage) (HeartbeatStatus, error) {
+	st, _, err := r.heartbeat(ctx, id, system)
+	return st, err
+}
+
+// heartbeat is Heartbeat that also reports whether the instance changed
+// state (for the audit trail).
+func (r *Registry) heartbeat(ctx context.Context, id string, system json.RawMessage) (HeartbeatStatus, bool, error) {
 	if err := checkSystem(system); err != nil {
-		return "", err
+		return "", false, err
 	}
 	in := r.lookup(id)
 	if in == nil {
-		return Refresh, nil
+		return Refresh, false, nil
+	}
+	if !mayActOn(identityOf(ctx), in.owner) {
+		return "", false, errNotOwner
 	}
 	return r.w.heartbeat(ctx, in, system)
 }
@@ -93,7 +113,8 @@ func (r *Registry) Heartbeat(ctx context.Context, id string, system json.RawMess
 // UpdateTools replaces the tool list of id. Each tool must be a JSON object
 // with a non-empty string "name", names must be unique, and there may be at
 // most Options.MaxTools of them (see ValidateTools). Posting tools does not
-// make an inactive instance active.
+// make an inactive instance active. When ctx carries an identity, it must
+// own the instance (or be an admin): ErrForbidden.
 func (r *Registry) UpdateTools(ctx context.Context, id string, tools []json.RawMessage) error {
 	parsed, err := parseToolList(tools, r.opts.MaxTools)
 	if err != nil {
@@ -103,9 +124,21 @@ func (r *Registry) UpdateTools(ctx context.Context, id string, tools []json.RawM
 }
 
 // Deregister marks id inactive; its record is kept until Options.RetainInactive
-// has passed. Deregistering an unknown id is not an error.
+// has passed. Deregistering an unknown id is not an error. When ctx carries
+// an identity, it must own the instance (or be an admin): ErrForbidden.
 func (r *Registry) Deregister(ctx context.Context, id string) error {
 	return r.w.deregister(ctx, id)
+}
+
+// Delete deletes the record of id at once, active or not, instead of
+// marking it inactive (DELETE /instances/{id}?purge=true). Deleting an
+// unknown id is not an error. When ctx carries an identity, it must be an
+// admin: ErrForbidden.
+func (r *Registry) Delete(ctx context.Context, id string) error {
+	if who := identityOf(ctx); who != nil && !who.Roles.Has(RoleAdmin) {
+		return &ForbiddenError{Detail: fmt.Sprintf("Identity %q is not an admin: only an admin may purge", who.Name)}
+	}
+	return r.w.delete(ctx, id)
 }
 
 // Health is nil while the registry can serve writes: always, unless it is a

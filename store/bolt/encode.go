@@ -10,7 +10,9 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/runspec/registry"
@@ -19,7 +21,8 @@ import (
 // Value encodings. Each value starts with its encoding byte, so that a later
 // version can change one kind of value without rewriting the file.
 const (
-	fixedV1 = 1
+	fixedV1 = 1 // without owner and labels
+	fixedV2 = 2 // fixedV1, then the owner and the labels
 	liveV1  = 1
 )
 
@@ -32,6 +35,8 @@ const (
 // touch. Tools is nil if no list was posted.
 type fixed struct {
 	Name, Version, Host string
+	Owner               string
+	Labels              map[string]string
 	Seq                 uint64
 	Registered          time.Time
 	HeartbeatInterval   time.Duration
@@ -48,7 +53,7 @@ type live struct {
 
 func split(rec registry.Record) (fixed, live) {
 	return fixed{
-			Name: rec.Name, Version: rec.Version, Host: rec.Host,
+			Name: rec.Name, Version: rec.Version, Host: rec.Host, Owner: rec.Owner, Labels: rec.Labels,
 			Seq:               rec.Seq,
 			Registered:        rec.Registered,
 			HeartbeatInterval: rec.HeartbeatInterval,
@@ -63,7 +68,7 @@ func split(rec registry.Record) (fixed, live) {
 
 func join(id string, f fixed, l live) registry.Record {
 	return registry.Record{
-		ID: id, Name: f.Name, Version: f.Version, Host: f.Host,
+		ID: id, Name: f.Name, Version: f.Version, Host: f.Host, Owner: f.Owner, Labels: f.Labels,
 		Seq:               f.Seq,
 		Registered:        f.Registered,
 		LastSeen:          l.LastSeen,
@@ -77,9 +82,10 @@ func join(id string, f fixed, l live) registry.Record {
 
 // appendFixed encodes f: version, name, version, host, seq, registered,
 // interval, then the tool count plus one (0: nil list) and each tool as
-// length and bytes.
+// length and bytes, then the owner, the label count and each label's key
+// and value (sorted by key).
 func appendFixed(b []byte, f fixed) []byte {
-	b = append(b, fixedV1)
+	b = append(b, fixedV2)
 	b = appendString(b, f.Name)
 	b = appendString(b, f.Version)
 	b = appendString(b, f.Host)
@@ -87,11 +93,18 @@ func appendFixed(b []byte, f fixed) []byte {
 	b = appendTime(b, f.Registered)
 	b = binary.AppendVarint(b, int64(f.HeartbeatInterval))
 	if f.Tools == nil {
-		return binary.AppendUvarint(b, 0)
+		b = binary.AppendUvarint(b, 0)
+	} else {
+		b = binary.AppendUvarint(b, uint64(len(f.Tools))+1)
+		for _, t := range f.Tools {
+			b = appendBytes(b, t)
+		}
 	}
-	b = binary.AppendUvarint(b, uint64(len(f.Tools))+1)
-	for _, t := range f.Tools {
-		b = appendBytes(b, t)
+	b = appendString(b, f.Owner)
+	b = binary.AppendUvarint(b, uint64(len(f.Labels)))
+	for _, k := range slices.Sorted(maps.Keys(f.Labels)) {
+		b = appendString(b, k)
+		b = appendString(b, f.Labels[k])
 	}
 	return b
 }
@@ -99,8 +112,11 @@ func appendFixed(b []byte, f fixed) []byte {
 // fixedSize is an upper bound of the encoded size of f, so that Put
 // allocates once.
 func fixedSize(f fixed) int {
-	n := 1 + 3*binary.MaxVarintLen64 + len(f.Name) + len(f.Version) + len(f.Host) +
-		5*binary.MaxVarintLen64
+	n := 1 + 4*binary.MaxVarintLen64 + len(f.Name) + len(f.Version) + len(f.Host) + len(f.Owner) +
+		6*binary.MaxVarintLen64
+	for k, v := range f.Labels {
+		n += 2*binary.MaxVarintLen64 + len(k) + len(v)
+	}
 	for _, t := range f.Tools {
 		n += binary.MaxVarintLen64 + len(t)
 	}
@@ -232,7 +248,8 @@ func (d *decoder) end() error {
 // b may be bbolt memory, valid only inside its transaction.
 func decodeFixed(b []byte) (fixed, error) {
 	d := decoder{b: b}
-	if v := d.byte(); d.err == nil && v != fixedV1 {
+	v := d.byte()
+	if d.err == nil && v != fixedV1 && v != fixedV2 {
 		return fixed{}, fmt.Errorf("unknown record encoding %d", v)
 	}
 	var f fixed
@@ -256,6 +273,20 @@ func decodeFixed(b []byte) (fixed, error) {
 		f.Tools = make([]json.RawMessage, n)
 		for i := range f.Tools {
 			f.Tools[i] = d.bytes()
+		}
+	}
+	if v == fixedV2 {
+		f.Owner = d.string()
+		n := d.uvarint()
+		if n > uint64(len(d.b)) {
+			return fixed{}, fmt.Errorf("label count %d exceeds the value", n)
+		}
+		for range n {
+			k, val := d.string(), d.string()
+			if f.Labels == nil {
+				f.Labels = make(map[string]string, n)
+			}
+			f.Labels[k] = val
 		}
 	}
 	if err := d.end(); err != nil {

@@ -40,13 +40,15 @@ const (
 
 // recordValue is the value of P/i/<id>.
 type recordValue struct {
-	Name       string        `json:"name"`
-	Version    string        `json:"version"`
-	Host       string        `json:"host"`
-	Seq        uint64        `json:"seq,omitempty"` // 0: the key's create revision
-	Registered time.Time     `json:"registered"`
-	Interval   time.Duration `json:"interval"`
-	Tools      []toolRef     `json:"tools"` // nil: no list posted
+	Name       string            `json:"name"`
+	Owner      string            `json:"owner,omitempty"` // "": stored before ownership existed
+	Labels     map[string]string `json:"labels,omitempty"`
+	Version    string            `json:"version"`
+	Host       string            `json:"host"`
+	Seq        uint64            `json:"seq,omitempty"` // 0: the key's create revision
+	Registered time.Time         `json:"registered"`
+	Interval   time.Duration     `json:"interval"`
+	Tools      []toolRef         `json:"tools"` // nil: no list posted
 }
 
 // toolRef is one tool of a record: its schema's hash and its execution
@@ -152,7 +154,7 @@ func joinTool(schema []byte, x json.RawMessage) json.RawMessage {
 // encodeRecord returns the value of rec's record key and the schemas it
 // refers to, by hash.
 func encodeRecord(rec registry.Record) ([]byte, map[string][]byte, error) {
-	rv := recordValue{Name: rec.Name, Version: rec.Version, Host: rec.Host, Seq: rec.Seq,
+	rv := recordValue{Name: rec.Name, Owner: rec.Owner, Labels: rec.Labels, Version: rec.Version, Host: rec.Host, Seq: rec.Seq,
 		Registered: rec.Registered, Interval: rec.HeartbeatInterval}
 	schemas, err := splitTools(rec.Tools, &rv)
 	if err != nil {
@@ -199,7 +201,7 @@ type entry struct {
 
 // record merges e into the Record of id; tools are set by the caller.
 func (e *entry) record(id string) registry.Record {
-	rec := registry.Record{ID: id, Name: e.rec.Name, Version: e.rec.Version, Host: e.rec.Host,
+	rec := registry.Record{ID: id, Name: e.rec.Name, Owner: e.rec.Owner, Labels: e.rec.Labels, Version: e.rec.Version, Host: e.rec.Host,
 		Seq: e.rec.Seq, Registered: e.rec.Registered, LastSeen: e.seen.LastSeen,
 		HeartbeatInterval: e.rec.Interval, Active: e.lease != 0, System: e.seen.System}
 	if rec.Seq == 0 {

@@ -56,14 +56,14 @@ func TestSchemaCollection(t *testing.T) {
 	defer st.Close()
 	rec := registry.Record{ID: "x", Name: "n", Version: "1", Host: "h", Seq: 1, HeartbeatInterval: time.Minute,
 		Registered: time.Now(), LastSeen: time.Now(), Tools: []json.RawMessage{json.RawMessage(`{"name":"t","description":"d"}`)}}
-	if _, err := st.Register(context.Background(), rec); err != nil {
+	if _, err := st.Register(context.Background(), rec, ""); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := cli.Delete(context.Background(), "/gc2/t/", clientv3.WithPrefix()); err != nil { // as a collector would
 		t.Fatal(err)
 	}
 	rec.ID = "y"
-	if _, err := st.Register(context.Background(), rec); err != nil {
+	if _, err := st.Register(context.Background(), rec, ""); err != nil {
 		t.Fatal(err)
 	}
 	if n := schemaKeys(t, cli, "/gc2/"); n != 1 {

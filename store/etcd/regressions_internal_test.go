@@ -70,7 +70,7 @@ func TestCollectionSparesNewRecords(t *testing.T) {
 		id := fmt.Sprint("a", i)
 		rec := registry.Record{ID: id, Name: "n", Version: "1", Host: "h", Seq: 1, HeartbeatInterval: time.Minute,
 			Registered: time.Now(), LastSeen: time.Now(), Tools: []json.RawMessage{tool(n - 1 - i*50)}}
-		if _, err := s.Register(ctx, rec); err != nil {
+		if _, err := s.Register(ctx, rec, ""); err != nil {
 			t.Fatal(err)
 		}
 		ids = append(ids, id)
@@ -114,7 +114,7 @@ func TestTouchLargeStoredSystems(t *testing.T) {
 	for i := range 60 {
 		id := fmt.Sprint("i", i)
 		if _, err := s.Register(ctx, registry.Record{ID: id, Name: "n", Version: "1", Host: "h", Seq: uint64(i + 1),
-			HeartbeatInterval: time.Minute, Registered: now, LastSeen: now, Active: true}); err != nil {
+			HeartbeatInterval: time.Minute, Registered: now, LastSeen: now, Active: true}, ""); err != nil {
 			t.Fatal(err)
 		}
 		with = append(with, registry.Seen{ID: id, LastSeen: now.Add(time.Second), System: sys})
@@ -141,7 +141,7 @@ func TestTouchKeepsNewerSystem(t *testing.T) {
 	defer s.Close()
 	now := time.Now()
 	if _, err := s.Register(ctx, registry.Record{ID: "i", Name: "n", Version: "1", Host: "h", Seq: 1,
-		HeartbeatInterval: time.Minute, Registered: now, LastSeen: now, Active: true}); err != nil {
+		HeartbeatInterval: time.Minute, Registered: now, LastSeen: now, Active: true}, ""); err != nil {
 		t.Fatal(err)
 	}
 	t2, t3 := now.Add(2*time.Second), now.Add(3*time.Second)

@@ -94,7 +94,7 @@ func TestForeignRevisionDoesNotStall(t *testing.T) {
 	if _, err := cli.Put(context.Background(), "/other-app/k", "v"); err != nil {
 		t.Fatal(err)
 	}
-	if rev, err := a.st.Deactivate(context.Background(), "gone", time.Time{}, time.Now()); err != nil || rev != 0 {
+	if rev, err := a.st.Deactivate(context.Background(), "gone", "", time.Time{}, time.Now()); err != nil || rev != 0 {
 		t.Fatalf("Deactivate of an unknown id = %d, %v; want 0 (nothing to wait for)", rev, err)
 	}
 	if rev, err := a.st.DeleteInactive(context.Background(), []string{"gone"}); err != nil || rev != 0 {

@@ -511,7 +511,7 @@ func TestEventsOfOneRevision(t *testing.T) {
 	a.register("x", "h", 30)
 	a.register("y", "h", 30)
 	start := a.must("GET", "/instances", "", http.StatusOK).header.Get("X-Registry-Index")
-	if err := a.st.Delete(context.Background(), []string{"x", "y"}); err != nil {
+	if _, err := a.st.Delete(context.Background(), []string{"x", "y"}); err != nil {
 		t.Fatal(err)
 	}
 	eventually(t, time.Second, "both deleted", func() bool { return a.instance("x") == nil && a.instance("y") == nil })

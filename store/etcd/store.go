@@ -295,46 +295,93 @@ func changed(ops []clientv3.Op, resp *clientv3.TxnResponse) bool {
 }
 
 // Register implements registry.Cluster: it replaces the record, its seen
-// key and its liveness (a new lease if rec is active).
-func (s *Store) Register(ctx context.Context, rec registry.Record) (uint64, error) {
-	val, schemas, err := encodeRecord(rec)
-	if err != nil {
-		return 0, err
-	}
-	if len(val) > maxRecordBytes {
-		return 0, fmt.Errorf("etcd: the record of %q is %d bytes, more than the %d an etcd request takes", rec.ID, len(val), maxRecordBytes)
-	}
-	sv := seenValue{LastSeen: rec.LastSeen, System: rec.System}
-	if !rec.Active {
-		sv.setInactive(rec.InactiveSince)
-	}
-	if rec.System != nil && !rec.SystemAt.IsZero() {
-		sv.SystemAt = &rec.SystemAt
-	}
-	ops := []clientv3.Op{
-		clientv3.OpGet(s.key(liveDir, rec.ID)), // its old lease, to revoke
-		clientv3.OpPut(s.key(recordDir, rec.ID), string(val)),
-		clientv3.OpPut(s.key(seenDir, rec.ID), string(encodeSeen(sv))),
-	}
-	var lease clientv3.LeaseID
-	if rec.Active {
-		if lease, err = s.grant(ctx, rec.HeartbeatInterval); err != nil {
+// key and its liveness (a new lease if rec is active), keeping a stored
+// record's owner, with a compare-and-swap on the record so that the guard
+// holds.
+func (s *Store) Register(ctx context.Context, rec registry.Record, guard string) (uint64, error) {
+	rk := s.key(recordDir, rec.ID)
+	var lease clientv3.LeaseID // granted once, for every try
+	for {
+		kv, err := s.get(ctx, rk)
+		if err != nil {
+			return 0, s.unused(lease, err)
+		}
+		cmp := clientv3.Compare(clientv3.CreateRevision(rk), "=", 0)
+		if kv != nil {
+			var cur recordValue
+			if err := json.Unmarshal(kv.Value, &cur); err != nil {
+				return 0, s.unused(lease, fmt.Errorf("etcd: record %q: %w", rec.ID, err))
+			}
+			if err := guarded(rec.ID, cur.Owner, guard); err != nil {
+				return 0, s.unused(lease, err)
+			}
+			rec.Owner = cur.Owner
+			cmp = clientv3.Compare(clientv3.ModRevision(rk), "=", kv.ModRevision)
+		}
+		val, schemas, err := encodeRecord(rec)
+		if err != nil {
+			return 0, s.unused(lease, err)
+		}
+		if len(val) > maxRecordBytes {
+			return 0, s.unused(lease, fmt.Errorf("etcd: the record of %q is %d bytes, more than the %d an etcd request takes", rec.ID, len(val), maxRecordBytes))
+		}
+		sv := seenValue{LastSeen: rec.LastSeen, System: rec.System}
+		if !rec.Active {
+			sv.setInactive(rec.InactiveSince)
+		}
+		if rec.System != nil && !rec.SystemAt.IsZero() {
+			sv.SystemAt = &rec.SystemAt
+		}
+		ops := []clientv3.Op{
+			clientv3.OpGet(s.key(liveDir, rec.ID)), // its old lease, to revoke
+			clientv3.OpPut(rk, string(val)),
+			clientv3.OpPut(s.key(seenDir, rec.ID), string(encodeSeen(sv))),
+		}
+		if rec.Active {
+			if lease == 0 {
+				if lease, err = s.grant(ctx, rec.HeartbeatInterval); err != nil {
+					return 0, err
+				}
+			}
+			ops = append(ops, clientv3.OpPut(s.key(liveDir, rec.ID), "", clientv3.WithLease(lease)))
+		} else {
+			ops = append(ops, clientv3.OpDelete(s.key(liveDir, rec.ID)))
+		}
+		resp, err := s.txnWithSchemas(ctx, schemas, []clientv3.Cmp{cmp}, ops)
+		if err != nil {
+			// The write may have happened (a timeout after the commit): the
+			// lease may be in use, and is left to expire if it is not.
 			return 0, err
 		}
-		ops = append(ops, clientv3.OpPut(s.key(liveDir, rec.ID), "", clientv3.WithLease(lease)))
-	} else {
-		ops = append(ops, clientv3.OpDelete(s.key(liveDir, rec.ID)))
+		if !resp.Succeeded {
+			continue // registered or changed meanwhile: look again
+		}
+		if old := first(resp, 0); old != nil && old.Lease != 0 {
+			s.revoke(clientv3.LeaseID(old.Lease))
+		}
+		return rev(ops, resp), nil
 	}
-	resp, err := s.txnWithSchemas(ctx, schemas, nil, ops)
-	if err != nil {
-		// The write may have happened (a timeout after the commit): the
-		// lease may be in use, and is left to expire if it is not.
-		return 0, err
+}
+
+// unused revokes a lease that a write granted and then did not make, and
+// returns err.
+func (s *Store) unused(lease clientv3.LeaseID, err error) error {
+	if lease != 0 {
+		s.revoke(lease)
 	}
-	if old := first(resp, 0); old != nil && old.Lease != 0 {
-		s.revoke(clientv3.LeaseID(old.Lease))
+	return err
+}
+
+// guarded is the error of a write to the record of id, owned by owner, that
+// guard does not allow (see registry.Cluster), or nil.
+func guarded(id, owner, guard string) error {
+	if owner == "" {
+		owner = registry.APIKeyIdentity
 	}
-	return rev(ops, resp), nil
+	if guard != "" && guard != owner {
+		return fmt.Errorf("etcd: instance %q: %w", id, registry.ErrForbidden)
+	}
+	return nil
 }
 
 // maxSchemaCompares is how many schemas a record's transaction checks to
@@ -421,7 +468,7 @@ func (s *Store) putSchemas(ctx context.Context, all map[string][]byte) error {
 }
 
 // SetTools implements registry.Cluster.
-func (s *Store) SetTools(ctx context.Context, id string, tools []json.RawMessage) (uint64, error) {
+func (s *Store) SetTools(ctx context.Context, id, guard string, tools []json.RawMessage) (uint64, error) {
 	var rv recordValue
 	schemas, err := splitTools(tools, &rv)
 	if err != nil {
@@ -439,6 +486,9 @@ func (s *Store) SetTools(ctx context.Context, id string, tools []json.RawMessage
 		var cur recordValue
 		if err := json.Unmarshal(kv.Value, &cur); err != nil {
 			return 0, fmt.Errorf("etcd: record %q: %w", id, err)
+		}
+		if err := guarded(id, cur.Owner, guard); err != nil {
+			return 0, err
 		}
 		cur.Tools = rv.Tools
 		val, err := json.Marshal(cur)
@@ -475,19 +525,19 @@ func (s *Store) get(ctx context.Context, key string) (*mvccpb.KeyValue, error) {
 
 // Deactivate implements registry.Cluster: it deletes the liveness key (and
 // revokes its lease, so that keep-alives fail at once everywhere).
-func (s *Store) Deactivate(ctx context.Context, id string, lastSeen, at time.Time) (uint64, error) {
-	return s.setState(ctx, registry.State{ID: id, LastSeen: lastSeen, InactiveSince: at})
+func (s *Store) Deactivate(ctx context.Context, id, guard string, lastSeen, at time.Time) (uint64, error) {
+	return s.setState(ctx, registry.State{ID: id, LastSeen: lastSeen, InactiveSince: at}, guard)
 }
 
 // Activate implements registry.Cluster: it grants a new lease unless the
 // liveness key exists.
-func (s *Store) Activate(ctx context.Context, id string, lastSeen time.Time) (uint64, error) {
-	return s.setState(ctx, registry.State{ID: id, Active: true, LastSeen: lastSeen})
+func (s *Store) Activate(ctx context.Context, id, guard string, lastSeen time.Time) (uint64, error) {
+	return s.setState(ctx, registry.State{ID: id, Active: true, LastSeen: lastSeen}, guard)
 }
 
 // setState writes the liveness of st.ID and returns the revision it
 // committed (0: not stored).
-func (s *Store) setState(ctx context.Context, st registry.State) (uint64, error) {
+func (s *Store) setState(ctx context.Context, st registry.State, guard string) (uint64, error) {
 	rk, sk, lk := s.key(recordDir, st.ID), s.key(seenDir, st.ID), s.key(liveDir, st.ID)
 	// A lease granted for a try that lost its race serves the next try;
 	// one left unused at the end is revoked.
@@ -507,6 +557,13 @@ func (s *Store) setState(ctx context.Context, st registry.State) (uint64, error)
 		if rkv == nil {
 			return 0, nil // not stored: skipped
 		}
+		var rv recordValue
+		if err := json.Unmarshal(rkv.Value, &rv); err != nil {
+			return 0, fmt.Errorf("etcd: record %q: %w", st.ID, err)
+		}
+		if err := guarded(st.ID, rv.Owner, guard); err != nil {
+			return 0, err
+		}
 		var sv seenValue
 		if skv != nil {
 			if err := json.Unmarshal(skv.Value, &sv); err != nil {
@@ -523,10 +580,6 @@ func (s *Store) setState(ctx context.Context, st registry.State) (uint64, error)
 		ops := []clientv3.Op{clientv3.OpPut(sk, string(encodeSeen(sv)))}
 		switch {
 		case st.Active && lkv == nil:
-			var rv recordValue
-			if err := json.Unmarshal(rkv.Value, &rv); err != nil {
-				return 0, fmt.Errorf("etcd: record %q: %w", st.ID, err)
-			}
 			if granted != 0 && grantedFor != rv.Interval {
 				s.revoke(granted)
 				granted = 0
@@ -699,9 +752,9 @@ func mergeSeen(seen []registry.Seen) []registry.Seen {
 	return out
 }
 
-// Delete deletes the records of ids, active or not (unknown ones are
-// skipped).
-func (s *Store) Delete(ctx context.Context, ids []string) error {
+// Delete implements registry.Cluster.
+func (s *Store) Delete(ctx context.Context, ids []string) (uint64, error) {
+	var last uint64
 	ids = slices.Compact(slices.Sorted(slices.Values(ids)))
 	for len(ids) > 0 {
 		n := min(len(ids), maxOps/3)
@@ -711,12 +764,14 @@ func (s *Store) Delete(ctx context.Context, ids []string) error {
 				ops = append(ops, clientv3.OpDelete(s.key(dir, id)))
 			}
 		}
-		if _, err := s.txn(ctx, nil, ops...); err != nil {
-			return err
+		resp, err := s.txn(ctx, nil, ops...)
+		if err != nil {
+			return last, err
 		}
+		last = max(last, rev(ops, resp))
 		ids = ids[n:]
 	}
-	return nil
+	return last, nil
 }
 
 // DeleteInactive implements registry.Cluster: each record goes only if its

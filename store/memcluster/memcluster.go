@@ -19,6 +19,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"slices"
 	"sync"
 	"time"
@@ -100,8 +101,21 @@ func (c *Cluster) writable() error {
 	return nil
 }
 
+// guarded is the error of a write whose guard the record's owner does not
+// match (see registry.Cluster), or nil.
+func guarded(e *entry, guard string) error {
+	owner := e.rec.Owner
+	if owner == "" {
+		owner = registry.APIKeyIdentity
+	}
+	if guard != "" && guard != owner {
+		return fmt.Errorf("memcluster: instance %q: %w", e.rec.ID, registry.ErrForbidden)
+	}
+	return nil
+}
+
 // Register implements registry.Cluster.
-func (c *Cluster) Register(ctx context.Context, rec registry.Record) (uint64, error) {
+func (c *Cluster) Register(ctx context.Context, rec registry.Record, guard string) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.writable(); err != nil {
@@ -111,7 +125,10 @@ func (c *Cluster) Register(ctx context.Context, rec registry.Record) (uint64, er
 	old := c.recs[rec.ID]
 	switch {
 	case old != nil:
-		rec.Seq = old.rec.Seq
+		if err := guarded(old, guard); err != nil {
+			return 0, err
+		}
+		rec.Seq, rec.Owner = old.rec.Seq, old.rec.Owner
 	case rec.Seq == 0:
 		c.nextSeq++
 		rec.Seq = c.nextSeq
@@ -119,7 +136,7 @@ func (c *Cluster) Register(ctx context.Context, rec registry.Record) (uint64, er
 		c.nextSeq = max(c.nextSeq, rec.Seq)
 	}
 	e := &entry{rec: rec}
-	e.rec.Tools = slices.Clone(rec.Tools)
+	e.rec.Tools, e.rec.Labels = slices.Clone(rec.Tools), maps.Clone(rec.Labels)
 	if rec.Active {
 		e.rec.InactiveSince = time.Time{}
 		e.lease = c.opts.Now().Add(c.ttl(rec.HeartbeatInterval))
@@ -129,7 +146,7 @@ func (c *Cluster) Register(ctx context.Context, rec registry.Record) (uint64, er
 }
 
 // SetTools implements registry.Cluster.
-func (c *Cluster) SetTools(ctx context.Context, id string, tools []json.RawMessage) (uint64, error) {
+func (c *Cluster) SetTools(ctx context.Context, id, guard string, tools []json.RawMessage) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.writable(); err != nil {
@@ -139,6 +156,9 @@ func (c *Cluster) SetTools(ctx context.Context, id string, tools []json.RawMessa
 	if e == nil {
 		return 0, fmt.Errorf("memcluster: instance %q: %w", id, registry.ErrNotFound)
 	}
+	if err := guarded(e, guard); err != nil {
+		return 0, err
+	}
 	e.rec.Tools = slices.Clone(tools)
 	if e.rec.Tools == nil {
 		e.rec.Tools = []json.RawMessage{}
@@ -147,7 +167,7 @@ func (c *Cluster) SetTools(ctx context.Context, id string, tools []json.RawMessa
 }
 
 // Deactivate implements registry.Cluster.
-func (c *Cluster) Deactivate(ctx context.Context, id string, lastSeen, at time.Time) (uint64, error) {
+func (c *Cluster) Deactivate(ctx context.Context, id, guard string, lastSeen, at time.Time) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.writable(); err != nil {
@@ -157,6 +177,9 @@ func (c *Cluster) Deactivate(ctx context.Context, id string, lastSeen, at time.T
 	e := c.recs[id]
 	if e == nil {
 		return 0, nil
+	}
+	if err := guarded(e, guard); err != nil {
+		return 0, err
 	}
 	if lastSeen.After(e.rec.LastSeen) {
 		e.rec.LastSeen = lastSeen
@@ -166,7 +189,7 @@ func (c *Cluster) Deactivate(ctx context.Context, id string, lastSeen, at time.T
 }
 
 // Activate implements registry.Cluster.
-func (c *Cluster) Activate(ctx context.Context, id string, lastSeen time.Time) (uint64, error) {
+func (c *Cluster) Activate(ctx context.Context, id, guard string, lastSeen time.Time) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if err := c.writable(); err != nil {
@@ -176,6 +199,9 @@ func (c *Cluster) Activate(ctx context.Context, id string, lastSeen time.Time) (
 	e := c.recs[id]
 	if e == nil {
 		return 0, nil
+	}
+	if err := guarded(e, guard); err != nil {
+		return 0, err
 	}
 	if lastSeen.After(e.rec.LastSeen) {
 		e.rec.LastSeen = lastSeen
@@ -255,8 +281,7 @@ func (c *Cluster) DeleteInactive(ctx context.Context, ids []string) (uint64, err
 	return last, nil
 }
 
-// Delete deletes the records of ids, active or not (unknown ones are
-// skipped), one revision each.
+// Delete implements registry.Cluster: one revision per record deleted.
 func (c *Cluster) Delete(ctx context.Context, ids []string) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

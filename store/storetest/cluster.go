@@ -56,6 +56,7 @@ func RunCluster(t *testing.T, open ClusterOpener) {
 		{"Touch", testClusterTouch},
 		{"DeleteInactive", testClusterDeleteInactive},
 		{"SecondHandle", testClusterSecondHandle},
+		{"Ownership", testClusterOwnership},
 		{"Compaction", testClusterCompaction},
 		{"Concurrent", testClusterConcurrent},
 	}
@@ -81,7 +82,8 @@ func clusterHandle(t *testing.T, h ClusterHarness) registry.Cluster {
 // clusterRecord is an active record for id, with Seq left to the Cluster.
 func clusterRecord(id string) registry.Record {
 	now := time.Now().Round(0)
-	return registry.Record{ID: id, Name: "ops-" + id, Version: "1", Host: "host-" + id,
+	return registry.Record{ID: id, Name: "ops-" + id, Version: "1", Host: "host-" + id, Owner: "owner-" + id,
+		Labels:     map[string]string{"env": "test"},
 		Registered: now, LastSeen: now, HeartbeatInterval: time.Minute, Active: true}
 }
 
@@ -129,7 +131,7 @@ func testClusterRegister(t *testing.T, h ClusterHarness) {
 	empty := clusterRecord("c")
 	empty.Tools = []json.RawMessage{}
 	for _, rec := range []registry.Record{a, b, empty} {
-		wrote(t, "Register "+rec.ID)(c.Register(ctx, rec))
+		wrote(t, "Register "+rec.ID)(c.Register(ctx, rec, ""))
 	}
 	_, got := snapshot(t, c)
 	if len(got) != 3 {
@@ -148,7 +150,7 @@ func testClusterRegister(t *testing.T, h ClusterHarness) {
 	// A stored id registered again keeps its place.
 	a2 := clusterRecord("a")
 	a2.Name = "renamed"
-	wrote(t, "Register a again")(c.Register(ctx, a2))
+	wrote(t, "Register a again")(c.Register(ctx, a2, ""))
 	_, got2 := snapshot(t, c)
 	if got2["a"].Seq != got["a"].Seq || got2["a"].Name != "renamed" || got2["a"].Tools != nil {
 		t.Errorf("re-registered a: seq %d (was %d), name %q, tools %v; want its place, the new name, no tools",
@@ -236,11 +238,11 @@ func testClusterRevisions(t *testing.T, h ClusterHarness) {
 	w := watch(t, c, start)
 	var revs []uint64
 	rec := clusterRecord("r")
-	revs = append(revs, wrote(t, "Register")(c.Register(ctx, rec)))
-	revs = append(revs, wrote(t, "SetTools")(c.SetTools(ctx, "r", []json.RawMessage{tool(1, 50)})))
-	revs = append(revs, wrote(t, "Deactivate")(c.Deactivate(ctx, "r", rec.LastSeen, rec.LastSeen.Add(time.Second))))
-	revs = append(revs, wrote(t, "Activate")(c.Activate(ctx, "r", rec.LastSeen.Add(2*time.Second))))
-	revs = append(revs, wrote(t, "Deactivate")(c.Deactivate(ctx, "r", time.Time{}, rec.LastSeen.Add(3*time.Second))))
+	revs = append(revs, wrote(t, "Register")(c.Register(ctx, rec, "")))
+	revs = append(revs, wrote(t, "SetTools")(c.SetTools(ctx, "r", "", []json.RawMessage{tool(1, 50)})))
+	revs = append(revs, wrote(t, "Deactivate")(c.Deactivate(ctx, "r", "", rec.LastSeen, rec.LastSeen.Add(time.Second))))
+	revs = append(revs, wrote(t, "Activate")(c.Activate(ctx, "r", "", rec.LastSeen.Add(2*time.Second))))
+	revs = append(revs, wrote(t, "Deactivate")(c.Deactivate(ctx, "r", "", time.Time{}, rec.LastSeen.Add(3*time.Second))))
 	revs = append(revs, wrote(t, "DeleteInactive")(c.DeleteInactive(ctx, []string{"r"})))
 	if !slices.IsSorted(revs) || len(slices.Compact(slices.Clone(revs))) != len(revs) {
 		t.Errorf("revisions of successive writes are not increasing: %v", revs)
@@ -249,15 +251,15 @@ func testClusterRevisions(t *testing.T, h ClusterHarness) {
 		what string
 		do   func() (uint64, error)
 	}{
-		{"Deactivate of an unknown id", func() (uint64, error) { return c.Deactivate(ctx, "nobody", time.Time{}, time.Now()) }},
-		{"Activate of an unknown id", func() (uint64, error) { return c.Activate(ctx, "nobody", time.Now()) }},
+		{"Deactivate of an unknown id", func() (uint64, error) { return c.Deactivate(ctx, "nobody", "", time.Time{}, time.Now()) }},
+		{"Activate of an unknown id", func() (uint64, error) { return c.Activate(ctx, "nobody", "", time.Now()) }},
 		{"DeleteInactive of an unknown id", func() (uint64, error) { return c.DeleteInactive(ctx, []string{"nobody"}) }},
 	} {
 		if rev, err := nothing.do(); err != nil || rev != 0 {
 			t.Errorf("%s = %d, %v; want 0, nil", nothing.what, rev, err)
 		}
 	}
-	if _, err := c.SetTools(ctx, "nobody", []json.RawMessage{}); !errors.Is(err, registry.ErrNotFound) {
+	if _, err := c.SetTools(ctx, "nobody", "", []json.RawMessage{}); !errors.Is(err, registry.ErrNotFound) {
 		t.Errorf("SetTools of an unknown id = %v, want ErrNotFound", err)
 	}
 	chs := w.until(t, "every write", upTo(revs[len(revs)-1]))
@@ -297,16 +299,16 @@ func testClusterSetTools(t *testing.T, h ClusterHarness) {
 	c := clusterHandle(t, h)
 	ctx := t.Context()
 	rec := clusterRecord("s")
-	wrote(t, "Register")(c.Register(ctx, rec))
-	wrote(t, "Deactivate")(c.Deactivate(ctx, "s", rec.LastSeen, rec.LastSeen.Add(time.Second)))
+	wrote(t, "Register")(c.Register(ctx, rec, ""))
+	wrote(t, "Deactivate")(c.Deactivate(ctx, "s", "", rec.LastSeen, rec.LastSeen.Add(time.Second)))
 	tools := []json.RawMessage{tool(1, 80), tool(2, 80), tool(3, 5000)}
-	wrote(t, "SetTools")(c.SetTools(ctx, "s", tools))
+	wrote(t, "SetTools")(c.SetTools(ctx, "s", "", tools))
 	_, got := snapshot(t, c)
 	s := got["s"]
 	if s.Active || len(s.Tools) != 3 || !jsonEqual(s.Tools[2], tools[2]) {
 		t.Errorf("after SetTools on an inactive record: active %v, %d tools; want inactive with the 3 tools", s.Active, len(s.Tools))
 	}
-	wrote(t, "SetTools []")(c.SetTools(ctx, "s", []json.RawMessage{}))
+	wrote(t, "SetTools []")(c.SetTools(ctx, "s", "", []json.RawMessage{}))
 	if _, got := snapshot(t, c); got["s"].Tools == nil || len(got["s"].Tools) != 0 {
 		t.Errorf("after posting an empty list: %v, want an empty, non-nil list", got["s"].Tools)
 	}
@@ -321,12 +323,12 @@ func testClusterLiveness(t *testing.T, h ClusterHarness) {
 	start, _ := snapshot(t, c)
 	w := watch(t, c, start)
 	rec := clusterRecord("l")
-	w.until(t, "the registration", upTo(wrote(t, "Register")(c.Register(ctx, rec))))
+	w.until(t, "the registration", upTo(wrote(t, "Register")(c.Register(ctx, rec, ""))))
 	if ok, err := c.KeepAlive(ctx, "l"); err != nil || !ok {
 		t.Fatalf("KeepAlive of an active record = %v, %v", ok, err)
 	}
 	at := rec.LastSeen.Add(5 * time.Second)
-	w.until(t, "the deactivation", upTo(wrote(t, "Deactivate")(c.Deactivate(ctx, "l", rec.LastSeen.Add(4*time.Second), at))))
+	w.until(t, "the deactivation", upTo(wrote(t, "Deactivate")(c.Deactivate(ctx, "l", "", rec.LastSeen.Add(4*time.Second), at))))
 	_, got := snapshot(t, c)
 	if l := got["l"]; l.Active || !l.InactiveSince.Equal(at) || !l.LastSeen.Equal(rec.LastSeen.Add(4*time.Second)) || l.Name != rec.Name {
 		t.Errorf("after Deactivate: %+v; want inactive since %v, last seen 4s later, fields kept", l, at)
@@ -335,7 +337,7 @@ func testClusterLiveness(t *testing.T, h ClusterHarness) {
 		t.Errorf("KeepAlive of an inactive record = %v, %v; want false", ok, err)
 	}
 	// An older last_seen does not move it back.
-	w.until(t, "the activation", upTo(wrote(t, "Activate")(c.Activate(ctx, "l", rec.LastSeen))))
+	w.until(t, "the activation", upTo(wrote(t, "Activate")(c.Activate(ctx, "l", "", rec.LastSeen))))
 	_, got = snapshot(t, c)
 	if l := got["l"]; !l.Active || !l.InactiveSince.IsZero() || !l.LastSeen.Equal(rec.LastSeen.Add(4*time.Second)) {
 		t.Errorf("after Activate: %+v; want active, no inactive_since, last_seen kept", l)
@@ -360,8 +362,8 @@ func testClusterLeaseEnds(t *testing.T, h ClusterHarness) {
 	short.HeartbeatInterval = 300 * time.Millisecond // etcd rounds its lease up to 2 s
 	kept := clusterRecord("kept")
 	kept.HeartbeatInterval = 300 * time.Millisecond
-	wrote(t, "Register short")(c.Register(ctx, short))
-	w.until(t, "the registrations", upTo(wrote(t, "Register kept")(c.Register(ctx, kept))))
+	wrote(t, "Register short")(c.Register(ctx, short, ""))
+	w.until(t, "the registrations", upTo(wrote(t, "Register kept")(c.Register(ctx, kept, ""))))
 	stop := make(chan struct{})
 	alive := make(chan error, 1)
 	go func() {
@@ -410,7 +412,7 @@ func testClusterTouch(t *testing.T, h ClusterHarness) {
 	c := clusterHandle(t, h)
 	ctx := t.Context()
 	rec := clusterRecord("t")
-	wrote(t, "Register")(c.Register(ctx, rec))
+	wrote(t, "Register")(c.Register(ctx, rec, ""))
 	t1, t2 := rec.LastSeen.Add(time.Second), rec.LastSeen.Add(2*time.Second)
 	steps := []struct {
 		seen       registry.Seen
@@ -437,15 +439,15 @@ func testClusterDeleteInactive(t *testing.T, h ClusterHarness) {
 	c := clusterHandle(t, h)
 	ctx := t.Context()
 	for _, id := range []string{"on", "off"} {
-		wrote(t, "Register "+id)(c.Register(ctx, clusterRecord(id)))
+		wrote(t, "Register "+id)(c.Register(ctx, clusterRecord(id), ""))
 	}
-	wrote(t, "Deactivate off")(c.Deactivate(ctx, "off", time.Time{}, time.Now()))
+	wrote(t, "Deactivate off")(c.Deactivate(ctx, "off", "", time.Time{}, time.Now()))
 	wrote(t, "DeleteInactive")(c.DeleteInactive(ctx, []string{"on", "off", "nobody"}))
 	if _, got := snapshot(t, c); len(got) != 1 || !got["on"].Active {
 		t.Errorf("after DeleteInactive: %v; want only the active record", keys(got))
 	}
 	// A deleted id registered again is new: it goes after the others.
-	wrote(t, "Register off again")(c.Register(ctx, clusterRecord("off")))
+	wrote(t, "Register off again")(c.Register(ctx, clusterRecord("off"), ""))
 	if _, got := snapshot(t, c); got["off"].Seq <= got["on"].Seq {
 		t.Errorf("re-registered after deletion: seq %d, not after %d", got["off"].Seq, got["on"].Seq)
 	}
@@ -466,8 +468,8 @@ func testClusterSecondHandle(t *testing.T, h ClusterHarness) {
 	ctx := t.Context()
 	start, _ := snapshot(t, b)
 	w := watch(t, b, start)
-	rev := wrote(t, "Register")(a.Register(ctx, clusterRecord("x")))
-	rev = max(rev, wrote(t, "SetTools")(a.SetTools(ctx, "x", []json.RawMessage{tool(7, 60)})))
+	rev := wrote(t, "Register")(a.Register(ctx, clusterRecord("x"), ""))
+	rev = max(rev, wrote(t, "SetTools")(a.SetTools(ctx, "x", "", []json.RawMessage{tool(7, 60)})))
 	w.until(t, "the writes of the other handle", upTo(rev))
 	if ok, err := b.KeepAlive(ctx, "x"); err != nil || !ok {
 		t.Errorf("KeepAlive through the other handle = %v, %v", ok, err)
@@ -483,9 +485,9 @@ func testClusterCompaction(t *testing.T, h ClusterHarness) {
 	c := clusterHandle(t, h)
 	ctx := t.Context()
 	start, _ := snapshot(t, c)
-	wrote(t, "Register a")(c.Register(ctx, clusterRecord("a")))
-	wrote(t, "Register b")(c.Register(ctx, clusterRecord("b")))
-	wrote(t, "Deactivate a")(c.Deactivate(ctx, "a", time.Time{}, time.Now()))
+	wrote(t, "Register a")(c.Register(ctx, clusterRecord("a"), ""))
+	wrote(t, "Register b")(c.Register(ctx, clusterRecord("b"), ""))
+	wrote(t, "Deactivate a")(c.Deactivate(ctx, "a", "", time.Time{}, time.Now()))
 	wrote(t, "DeleteInactive a")(c.DeleteInactive(ctx, []string{"a"}))
 	h.Compact(t)
 	w := watch(t, c, start)
@@ -500,7 +502,7 @@ func testClusterCompaction(t *testing.T, h ClusterHarness) {
 	if !slices.Equal(ids, []string{"b"}) {
 		t.Errorf("the Reset holds %v, want [b]", ids)
 	}
-	rev := wrote(t, "Register c")(c.Register(ctx, clusterRecord("c")))
+	rev := wrote(t, "Register c")(c.Register(ctx, clusterRecord("c"), ""))
 	w.until(t, "the write after the reset", upTo(rev))
 }
 
@@ -526,11 +528,11 @@ func testClusterConcurrent(t *testing.T, h ClusterHarness) {
 				case 0, 3:
 					rec := clusterRecord(id)
 					rec.Version = fmt.Sprint(s)
-					_, err = c.Register(ctx, rec)
+					_, err = c.Register(ctx, rec, "")
 					m[id] = rec
 				case 1:
 					tl := []json.RawMessage{tool(s, 40)}
-					_, err = c.SetTools(ctx, id, tl)
+					_, err = c.SetTools(ctx, id, "", tl)
 					if rec, ok := m[id]; ok {
 						rec.Tools = tl
 						m[id] = rec
@@ -539,7 +541,7 @@ func testClusterConcurrent(t *testing.T, h ClusterHarness) {
 					}
 				case 2:
 					at := time.Now().Round(0)
-					_, err = c.Deactivate(ctx, id, time.Time{}, at)
+					_, err = c.Deactivate(ctx, id, "", time.Time{}, at)
 					if rec, ok := m[id]; ok {
 						rec.Active, rec.InactiveSince = false, at
 						m[id] = rec
@@ -571,4 +573,48 @@ func testClusterConcurrent(t *testing.T, h ClusterHarness) {
 			}
 		}
 	}
+}
+
+// A stored record keeps its owner, and a write with a guard other than its
+// owner fails with ErrForbidden and changes nothing; an empty stored owner
+// is APIKeyIdentity's.
+func testClusterOwnership(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	rec := clusterRecord("o") // owner-o
+	wrote(t, "Register")(c.Register(ctx, rec, "owner-o"))
+	again := clusterRecord("o")
+	again.Owner, again.Host = "thief", "evil"
+	for _, w := range []struct {
+		what string
+		do   func() (uint64, error)
+	}{
+		{"Register", func() (uint64, error) { return c.Register(ctx, again, "thief") }},
+		{"SetTools", func() (uint64, error) { return c.SetTools(ctx, "o", "thief", []json.RawMessage{tool(1, 50)}) }},
+		{"Deactivate", func() (uint64, error) { return c.Deactivate(ctx, "o", "thief", time.Time{}, time.Now()) }},
+		{"Activate", func() (uint64, error) { return c.Activate(ctx, "o", "thief", time.Now()) }},
+	} {
+		if rev, err := w.do(); !errors.Is(err, registry.ErrForbidden) || rev != 0 {
+			t.Errorf("%s with another owner's guard = %d, %v; want ErrForbidden", w.what, rev, err)
+		}
+	}
+	_, got := snapshot(t, c)
+	if o := got["o"]; o.Owner != "owner-o" || o.Host != rec.Host || !o.Active || o.Tools != nil {
+		t.Errorf("after refused writes: %+v; want it unchanged", o)
+	}
+	// The owner, and an unguarded write (an admin's), may.
+	again.Owner = "someone-else"
+	wrote(t, "Register by the owner")(c.Register(ctx, again, "owner-o"))
+	wrote(t, "SetTools unguarded")(c.SetTools(ctx, "o", "", []json.RawMessage{tool(2, 50)}))
+	if _, got := snapshot(t, c); got["o"].Owner != "owner-o" || got["o"].Host != "evil" {
+		t.Errorf("a re-registration by the owner: owner %q host %q; want the owner kept and the new host", got["o"].Owner, got["o"].Host)
+	}
+	// A record without an owner belongs to api-key.
+	legacy := clusterRecord("legacy")
+	legacy.Owner = ""
+	wrote(t, "Register legacy")(c.Register(ctx, legacy, ""))
+	if _, err := c.SetTools(ctx, "legacy", "someone", []json.RawMessage{}); !errors.Is(err, registry.ErrForbidden) {
+		t.Errorf("SetTools on an ownerless record by another identity = %v, want ErrForbidden", err)
+	}
+	wrote(t, "SetTools by api-key")(c.SetTools(ctx, "legacy", registry.APIKeyIdentity, []json.RawMessage{}))
 }

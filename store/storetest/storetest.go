@@ -3,7 +3,7 @@
 // with a function that opens a store.
 //
 // The suite checks what the Registry relies on: every Record field survives
-// a round trip (times compared with Equal, nil and empty tool lists told
+// a round trip (the owner and labels included) (times compared with Equal, nil and empty tool lists told
 // apart, a nil System kept nil), Put replaces, SetStates changes only the
 // liveness fields, Touch keeps the later LastSeen and a stored System when
 // given none, SetStates, Touch and Delete skip ids that are not stored, Load
@@ -121,6 +121,8 @@ func system(s string) json.RawMessage {
 func record(id string, seq uint64) registry.Record {
 	return registry.Record{
 		ID: id, Name: "agent-" + id, Version: "1.2.3", Host: "host-" + id,
+		Owner:             "owner-" + id,
+		Labels:            map[string]string{"env": "prod", "zone": "b-" + id},
 		Seq:               seq,
 		Registered:        at(time.Duration(seq) * time.Second),
 		LastSeen:          at(time.Duration(seq)*time.Second + 1500*time.Millisecond),
@@ -680,6 +682,12 @@ func diffRecord(want, got registry.Record) []string {
 	}
 	if want.Seq != got.Seq {
 		field("Seq", want.Seq, got.Seq)
+	}
+	if want.Owner != got.Owner {
+		field("Owner", want.Owner, got.Owner)
+	}
+	if !maps.Equal(want.Labels, got.Labels) || (want.Labels == nil) != (got.Labels == nil) {
+		field("Labels", want.Labels, got.Labels)
 	}
 	for _, tt := range []struct {
 		name string

@@ -1,0 +1,135 @@
+// audit.go writes the audit trail: one structured line (slog, message
+// "audit") per registration, tool post, deregistration, purge, refused
+// write and heartbeat that changes state, naming the identity (never a
+// secret), the client address, the route, the instance, the outcome and the
+// status. Routine heartbeats are not logged. Refusals are aggregated per
+// client address per minute: the first is logged, the rest are counted and
+// summed up in one line, so that an attacker cannot make the log grow faster
+// than one line per address per minute.
+
+package registry
+
+import (
+	"context"
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"sync"
+	"time"
+)
+
+// refusalWindow is the period over which refusals of one address are summed.
+const refusalWindow = time.Minute
+
+// maxRefusers bounds the addresses whose refusals are being counted.
+const maxRefusers = 100_000
+
+// refusals counts the refused requests of each address in its window.
+type refusals struct {
+	mu sync.Mutex
+	m  map[netip.Addr]*refusalCount
+}
+
+type refusalCount struct {
+	since time.Time
+	n     int // refusals after the first, in the window
+}
+
+// auditWrite logs the outcome of a write: done (status ok) in full, or
+// refused (aggregated per address).
+func (r *Registry) auditWrite(req *http.Request, route, instance string, err error, ok int, outcome string) {
+	id := identityOf(req.Context())
+	if err == nil {
+		r.audited(req, route, id, instance, outcome, ok)
+		return
+	}
+	status, _ := errorStatus(err)
+	r.refused(req, route, instance, id, status, err.Error())
+}
+
+// audited logs a write that the trail keeps.
+func (r *Registry) audited(req *http.Request, route string, id *Identity, instance, outcome string, status int) {
+	if !r.log.Enabled(req.Context(), slog.LevelInfo) {
+		return
+	}
+	r.log.LogAttrs(req.Context(), slog.LevelInfo, "audit", r.auditAttrs(req, route, id, instance, outcome, status)...)
+}
+
+func (r *Registry) auditAttrs(req *http.Request, route string, id *Identity, instance, outcome string, status int) []slog.Attr {
+	name := "-" // no identity: the registry requires none
+	if id != nil {
+		name = id.Name
+	}
+	attrs := []slog.Attr{
+		slog.String("identity", name),
+		slog.String("client", r.clientAddr(req).String()),
+		slog.String("route", route),
+	}
+	if instance != "" {
+		attrs = append(attrs, slog.String("instance", instance))
+	}
+	return append(attrs, slog.String("outcome", outcome), slog.Int("status", status))
+}
+
+// refused logs a refused request: the first of its address in a window in
+// full, the others as one count when the window ends.
+func (r *Registry) refused(req *http.Request, route, instance string, id *Identity, status int, why string) {
+	addr := r.clientAddr(req)
+	now := time.Now()
+	rf := &r.refusals
+	rf.mu.Lock()
+	if rf.m == nil || len(rf.m) >= maxRefusers {
+		rf.m = make(map[netip.Addr]*refusalCount)
+	}
+	c := rf.m[addr]
+	if c != nil && now.Sub(c.since) < refusalWindow {
+		c.n++
+		rf.mu.Unlock()
+		return
+	}
+	var ended *refusalCount
+	if c != nil && c.n > 0 {
+		ended = &refusalCount{since: c.since, n: c.n}
+	}
+	rf.m[addr] = &refusalCount{since: now}
+	rf.mu.Unlock()
+	if ended != nil {
+		r.logRefusals(req.Context(), addr, ended)
+	}
+	attrs := append(r.auditAttrs(req, route, id, instance, "refused: "+why, status),
+		slog.String("note", "further refusals from this address in the next minute are counted, not logged"))
+	r.log.LogAttrs(req.Context(), slog.LevelWarn, "audit", attrs...)
+}
+
+// flushRefusals sums up the windows that have ended. Run calls it.
+func (r *Registry) flushRefusals(ctx context.Context) {
+	now := time.Now()
+	type ended struct {
+		addr netip.Addr
+		c    refusalCount
+	}
+	var out []ended
+	rf := &r.refusals
+	rf.mu.Lock()
+	for addr, c := range rf.m {
+		if now.Sub(c.since) >= refusalWindow {
+			if c.n > 0 {
+				out = append(out, ended{addr, *c})
+			}
+			delete(rf.m, addr)
+		}
+	}
+	rf.mu.Unlock()
+	for _, e := range out {
+		r.logRefusals(ctx, e.addr, &e.c)
+	}
+}
+
+func (r *Registry) logRefusals(ctx context.Context, addr netip.Addr, c *refusalCount) {
+	r.log.LogAttrs(ctx, slog.LevelWarn, "audit",
+		slog.String("client", addr.String()),
+		slog.String("outcome", "refused, counted"),
+		slog.Int("refusals", c.n),
+		slog.Time("since", c.since),
+		slog.Duration("window", refusalWindow))
+}
