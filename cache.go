@@ -16,7 +16,7 @@ import (
 const maxCacheBytes = 16 << 20
 
 type cacheKey struct {
-	name, host         string
+	name, host, labels string // labels: the filter's, canonical (labelKey)
 	activeOnly, detail bool
 }
 
@@ -36,7 +36,7 @@ type answerCache struct {
 // toolAnswer returns GET /tools/{name} as f selects it, from the cache when
 // it can.
 func (r *Registry) toolAnswer(name string, f Filter, detail bool) (*cachedAnswer, error) {
-	k := cacheKey{name, f.Host, f.ActiveOnly, detail}
+	k := cacheKey{name, f.Host, labelKey(f.Labels), f.ActiveOnly, detail}
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	now := r.clock()
@@ -54,7 +54,7 @@ func (r *Registry) toolAnswer(name string, f Filter, detail bool) (*cachedAnswer
 		}
 	}
 	bp := bufPool.Get().(*[]byte)
-	buf, ok := r.appendTool((*bp)[:0], r.tools(f, detail).(toolIndex).members(name), f.ActiveOnly, detail, now)
+	buf, ok := r.appendTool((*bp)[:0], r.tools(f, detail).(toolIndex).members(name), f, detail, now)
 	body := append([]byte(nil), buf...) // exact size: it may stay in the cache
 	*bp = buf[:0]
 	bufPool.Put(bp)

@@ -226,7 +226,7 @@ func (w *clusterWriter) register(ctx context.Context, reg Registration) error {
 	}
 	now := w.r.now().Round(0)
 	// Seq 0: the Cluster orders ids itself, the same for every replica.
-	rec := Record{ID: reg.ID, Name: reg.Name, Version: reg.Version, Host: reg.Host, Owner: ownerFor(ctx),
+	rec := Record{ID: reg.ID, Name: reg.Name, Version: reg.Version, Host: reg.Host, Owner: ownerFor(ctx), Labels: reg.Labels,
 		Registered: now, LastSeen: now, HeartbeatInterval: w.r.interval(reg), Active: true}
 	return w.replicate(ctx, func() (uint64, error) { return w.c.Register(ctx, rec, guardFor(ctx)) })
 }

@@ -8,6 +8,8 @@ package registry
 
 import (
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"unicode/utf8"
 )
@@ -78,7 +80,9 @@ func appendSeconds(buf []byte, micros int64) []byte {
 }
 
 // appendInstance appends the record of in as GET /instances shows it.
-func (r *Registry) appendInstance(buf []byte, in *instance, now int64) []byte {
+// With detail it also shows the owner and, while inactive, inactive_since.
+// Called with r.mu held (inactiveAt).
+func (r *Registry) appendInstance(buf []byte, in *instance, now int64, detail bool) []byte {
 	buf = append(buf, in.head...)
 	if in.activeAt(now) {
 		buf = append(buf, `,"active":true`...)
@@ -98,7 +102,17 @@ func (r *Registry) appendInstance(buf []byte, in *instance, now int64) []byte {
 	}
 	buf = append(buf, `],"heartbeat_interval":`...)
 	buf = appendSeconds(buf, in.interval.Microseconds())
-	buf = appendOwner(buf, in)
+	if in.labelsJSON != "" {
+		buf = append(buf, `,"labels":`...)
+		buf = append(buf, in.labelsJSON...)
+	}
+	if detail {
+		buf = appendOwner(buf, in)
+		if !in.activeAt(now) {
+			buf = append(buf, `,"inactive_since":`...)
+			buf = appendSeconds(buf, r.wall(r.inactiveSince(in, now)).UnixMicro())
+		}
+	}
 	if sys := in.getSystem(); sys != nil {
 		buf = append(buf, `,"system":`...)
 		buf = append(buf, sys...)
@@ -107,12 +121,14 @@ func (r *Registry) appendInstance(buf []byte, in *instance, now int64) []byte {
 }
 
 // appendInstanceOf appends the record of id as GET /instances/{id} shows it.
-func (r *Registry) appendInstanceOf(buf []byte, id string) ([]byte, error) {
+func (r *Registry) appendInstanceOf(buf []byte, id string, detail bool) ([]byte, error) {
 	in := r.lookup(id)
 	if in == nil {
 		return buf, fmt.Errorf("instance %q: %w", id, ErrNotFound)
 	}
-	return r.appendInstance(buf, in, r.clock()), nil
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.appendInstance(buf, in, r.clock(), detail), nil
 }
 
 func (t *toolRef) execInner() string {
@@ -125,10 +141,10 @@ func (t *toolRef) execInner() string {
 // appendTool appends the grouped tool of members (all offering one tool
 // name, by registration order), or reports false if no member qualifies.
 // With detail, each host entry also names its instance, agent and liveness.
-func (r *Registry) appendTool(buf []byte, members []member, activeOnly, detail bool, now int64) ([]byte, bool) {
+func (r *Registry) appendTool(buf []byte, members []member, f Filter, detail bool, now int64) ([]byte, bool) {
 	first := -1
 	for i, m := range members {
-		if !activeOnly || m.in.activeAt(now) {
+		if f.selects(m.in, now) {
 			first = i
 			break
 		}
@@ -140,13 +156,13 @@ func (r *Registry) appendTool(buf []byte, members []member, activeOnly, detail b
 	buf = append(buf, members[first].s.head...)
 	buf = append(buf, `,"hosts":[`...)
 	for i, m := range members[first:] {
-		active := m.in.activeAt(now)
 		if i > 0 {
-			if activeOnly && !active {
+			if !f.selects(m.in, now) {
 				continue
 			}
 			buf = append(buf, ',')
 		}
+		active := m.in.activeAt(now)
 		buf = append(buf, `{"host":`...)
 		buf = append(buf, m.host...)
 		if m.x != nil {
@@ -158,10 +174,34 @@ func (r *Registry) appendTool(buf []byte, members []member, activeOnly, detail b
 			buf = append(buf, m.in.head[1:m.in.nameEnd]...) // "instance_id":…,"name":…
 			buf = r.appendLiveness(buf, m.in, active)
 			buf = appendOwner(buf, m.in)
+			buf = appendLabelsMember(buf, m.in)
 		}
 		buf = append(buf, '}')
 	}
 	return append(buf, "]}"...), true
+}
+
+// appendLabels appends labels as a JSON object, keys sorted.
+func appendLabels(buf []byte, labels map[string]string) []byte {
+	buf = append(buf, '{')
+	for i, k := range slices.Sorted(maps.Keys(labels)) {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = appendString(buf, k)
+		buf = append(buf, ':')
+		buf = appendString(buf, labels[k])
+	}
+	return append(buf, '}')
+}
+
+// appendLabelsMember appends the labels of in, if it has any.
+func appendLabelsMember(buf []byte, in *instance) []byte {
+	if in.labelsJSON == "" {
+		return buf
+	}
+	buf = append(buf, `,"labels":`...)
+	return append(buf, in.labelsJSON...)
 }
 
 // appendOwner appends the owner of in, if it has one.
@@ -199,6 +239,7 @@ func (r *Registry) appendHostEntry(buf []byte, in *instance, detail bool, now in
 	if detail {
 		buf = r.appendLiveness(buf, in, in.activeAt(now))
 		buf = appendOwner(buf, in)
+		buf = appendLabelsMember(buf, in)
 	}
 	return append(buf, '}')
 }

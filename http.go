@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math"
 	"mime"
 	"net/http"
@@ -368,6 +369,12 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ ht
 			reg.HeartbeatInterval = d
 		}
 	}
+	if v := m["labels"]; !isNull(v) {
+		if fe := decodeLabels(v, &reg.Labels); fe != nil {
+			errs = append(errs, *fe)
+			reported["labels"] = true
+		}
+	}
 	if errs != nil || lossless != nil {
 		// One detail list: the rules' verdict on the fields that decoded,
 		// and, for a field the rules accept, what its decoding lost.
@@ -389,6 +396,26 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ ht
 		return
 	}
 	writeJSON(w, http.StatusCreated, statusOK)
+}
+
+// decodeLabels decodes the labels of a registration: an object of strings.
+func decodeLabels(v json.RawMessage, dst *map[string]string) *FieldError {
+	var raw map[string]json.RawMessage
+	if v[0] != '{' || json.Unmarshal(v, &raw) != nil {
+		fe := errKind(kindObject, "body", "labels")
+		return &fe
+	}
+	labels := make(map[string]string, len(raw))
+	for _, k := range slices.Sorted(maps.Keys(raw)) {
+		var s string
+		if lv := raw[k]; len(lv) == 0 || lv[0] != '"' || json.Unmarshal(lv, &s) != nil || lossy(lv) {
+			fe := errKind(kindString, "body", "labels", k)
+			return &fe
+		}
+		labels[k] = s
+	}
+	*dst = labels
+	return nil
 }
 
 func (r *Registry) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps httprouter.Params, body []byte) {
@@ -498,6 +525,17 @@ func parseQuery(req *http.Request, activeDefault bool) (query, []FieldError) {
 		}
 		q.detail = b
 	}
+	for _, kv := range vals["label"] {
+		k, v, ok := strings.Cut(kv, "=")
+		if !ok || k == "" {
+			errs = append(errs, errValue([]string{"query", "label"}, "want key=value, not %q", kv))
+			continue
+		}
+		if q.f.Labels == nil {
+			q.f.Labels = make(map[string]string)
+		}
+		q.f.Labels[k] = v
+	}
 	if s := vals.Get("limit"); s != "" {
 		n, err := strconv.Atoi(s)
 		if err != nil || n < 1 || n > maxLimit {
@@ -538,7 +576,7 @@ func (r *Registry) handleInstances(w http.ResponseWriter, req *http.Request, _ h
 	// Heartbeats change last_seen without a change of index: the weak ETag
 	// of a streamed listing counts them too.
 	r.serveList(w, req, q, topic{kind: topicAll}, func() uint64 { return r.v.index }, r.beats.Load(),
-		func() cursorIndex { return r.instances(q.f) })
+		func() cursorIndex { return r.instances(q.f, q.detail) })
 }
 
 // beatsIf is the heartbeat count when an answer shows last_seen (detail):
@@ -559,7 +597,7 @@ func (r *Registry) handleInstance(w http.ResponseWriter, req *http.Request, ps h
 	}
 	id := param(req, ps, "id")
 	r.serveOne(w, req, q, topic{topicInstance, id}, func() uint64 { return r.v.instanceIndex(r.shard(id), id) },
-		func(buf []byte) ([]byte, error) { return r.appendInstanceOf(buf, id) }, "Instance not found")
+		func(buf []byte) ([]byte, error) { return r.appendInstanceOf(buf, id, q.detail) }, "Instance not found")
 }
 
 func (r *Registry) handleListTools(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {

@@ -6,6 +6,7 @@ package registry
 
 import (
 	"encoding/json"
+	"maps"
 	"math"
 	"sync"
 	"sync/atomic"
@@ -14,9 +15,11 @@ import (
 
 type instance struct {
 	id, name, version, host string
-	owner                   string // the identity that first registered the id ("": APIKeyIdentity)
-	seq                     uint64 // order of the id's first registration
-	registered              int64  // clock offset of this registration
+	owner                   string            // the identity that first registered the id ("": APIKeyIdentity)
+	labels                  map[string]string // never modified
+	labelsJSON              string            // labels as a JSON object, sorted, encoded once; "" if none
+	seq                     uint64            // order of the id's first registration
+	registered              int64             // clock offset of this registration
 	interval                time.Duration
 	ttl                     int64  // ttlFactor x interval, in nanoseconds
 	floor                   int64  // the deadline is never earlier (grace after a restart)
@@ -73,6 +76,7 @@ func (r *Registry) newInstance(reg Registration, seq uint64, now int64) *instanc
 		heapIdx:    -1,
 	}
 	in.head, in.nameEnd = appendHead(nil, in)
+	in.setLabels(reg.Labels)
 	in.hostJSON = string(appendString(nil, in.host))
 	in.live.Store(pack(now, true))
 	in.cpSeen.Store(now)
@@ -114,4 +118,21 @@ func (in *instance) toolCount() int {
 		return len(ts.list)
 	}
 	return 0
+}
+
+// setLabels gives in its labels, encoded once.
+func (in *instance) setLabels(labels map[string]string) {
+	if len(labels) == 0 {
+		return
+	}
+	in.labels = maps.Clone(labels)
+	in.labelsJSON = string(appendLabels(nil, labels))
+}
+
+// labelKey is a canonical form of a label filter, for cache keys.
+func labelKey(labels map[string]string) string {
+	if len(labels) == 0 {
+		return ""
+	}
+	return string(appendLabels(nil, labels))
 }

@@ -118,9 +118,10 @@ var bufPool = sync.Pool{New: func() any { b := make([]byte, 0, chunkSize+chunkSi
 
 // instIndex lists instances by registration order.
 type instIndex struct {
-	r     *Registry
-	items []*instance
-	f     Filter
+	r      *Registry
+	items  []*instance
+	f      Filter
+	detail bool
 }
 
 func seqKey(seq uint64) string { return strconv.FormatUint(seq, 10) }
@@ -143,22 +144,22 @@ func (x instIndex) seek(after string) int {
 
 func (x instIndex) match(i int, now int64) bool {
 	in := x.items[i]
-	return (!x.f.ActiveOnly || in.activeAt(now)) && (x.f.Name == "" || in.name == x.f.Name) && (x.f.Host == "" || in.host == x.f.Host)
+	return x.f.selects(in, now) && (x.f.Name == "" || in.name == x.f.Name) && (x.f.Host == "" || in.host == x.f.Host)
 }
 
 func (x instIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
 	if !x.match(i, now) {
 		return buf, false
 	}
-	return x.r.appendInstance(buf, x.items[i], now), true
+	return x.r.appendInstance(buf, x.items[i], now, x.detail), true
 }
 
 // instances returns the index for GET /instances with f. With a host or name
 // filter it gathers the few matching instances from the (host, name) groups
 // instead of walking every instance.
-func (r *Registry) instances(f Filter) cursorIndex {
+func (r *Registry) instances(f Filter, detail bool) cursorIndex {
 	if f.Host == "" && f.Name == "" {
-		return instIndex{r, r.v.insts, f}
+		return instIndex{r, r.v.insts, f, detail}
 	}
 	var items []*instance
 	for _, g := range r.v.groupsOf(f.Host) {
@@ -167,7 +168,7 @@ func (r *Registry) instances(f Filter) cursorIndex {
 		}
 	}
 	slices.SortFunc(items, func(a, b *instance) int { return bySeq(a, b.seq) })
-	return instIndex{r, items, f}
+	return instIndex{r, items, f, detail}
 }
 
 // groupsOf returns the (host, name) groups of host, or all groups if host
@@ -188,9 +189,9 @@ func (v *view) groupsOf(host string) []*hostGroup {
 type toolIndex struct {
 	r          *Registry
 	names      []string
-	members    func(name string) []member
-	activeOnly bool
-	detail     bool
+	members func(name string) []member
+	f       Filter
+	detail  bool
 }
 
 func (x toolIndex) len() int { return len(x.names) }
@@ -209,11 +210,8 @@ func (x toolIndex) seek(after string) int {
 }
 
 func (x toolIndex) match(i int, now int64) bool {
-	if !x.activeOnly {
-		return len(x.members(x.names[i])) > 0
-	}
 	for _, m := range x.members(x.names[i]) {
-		if m.in.activeAt(now) {
+		if x.f.selects(m.in, now) {
 			return true
 		}
 	}
@@ -221,14 +219,14 @@ func (x toolIndex) match(i int, now int64) bool {
 }
 
 func (x toolIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
-	return x.r.appendTool(buf, x.members(x.names[i]), x.activeOnly, x.detail, now)
+	return x.r.appendTool(buf, x.members(x.names[i]), x.f, x.detail, now)
 }
 
 // tools returns the index for GET /tools with f. With a host filter it
 // gathers that host's tools, each with only that host's entries.
 func (r *Registry) tools(f Filter, detail bool) cursorIndex {
 	if f.Host == "" {
-		return toolIndex{r, r.v.names, r.v.members, f.ActiveOnly, detail}
+		return toolIndex{r, r.v.names, r.v.members, f, detail}
 	}
 	byName := make(map[string][]member)
 	for _, g := range r.v.groupsOf(f.Host) {
@@ -247,7 +245,7 @@ func (r *Registry) tools(f Filter, detail bool) cursorIndex {
 		slices.SortFunc(ms, func(a, b member) int { return memberBySeq(a, b.in.seq) })
 	}
 	slices.Sort(names)
-	return toolIndex{r, names, func(name string) []member { return byName[name] }, f.ActiveOnly, detail}
+	return toolIndex{r, names, func(name string) []member { return byName[name] }, f, detail}
 }
 
 func (v *view) members(name string) []member {
@@ -285,7 +283,7 @@ func (x groupIndex) seek(after string) int {
 
 func (x groupIndex) match(i int, now int64) bool {
 	g := x.groups[i]
-	return (x.f.Name == "" || g.name == x.f.Name) && g.pick(x.f.ActiveOnly, now) != nil
+	return (x.f.Name == "" || g.name == x.f.Name) && g.pick(x.f, now) != nil
 }
 
 func (x groupIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
@@ -293,7 +291,7 @@ func (x groupIndex) append(buf []byte, i int, now int64) ([]byte, bool) {
 	if x.f.Name != "" && g.name != x.f.Name {
 		return buf, false
 	}
-	in := g.pick(x.f.ActiveOnly, now)
+	in := g.pick(x.f, now)
 	if in == nil {
 		return buf, false
 	}
@@ -306,14 +304,14 @@ func (r *Registry) hosts(f Filter, detail bool) cursorIndex {
 
 // pick chooses the instance a (host, name) group shows: an active one if
 // any, and among those the most recently registered.
-func (g *hostGroup) pick(activeOnly bool, now int64) *instance {
+func (g *hostGroup) pick(f Filter, now int64) *instance {
 	var best *instance
 	bestActive := false
 	for _, in := range g.members {
-		a := in.activeAt(now)
-		if activeOnly && !a {
+		if !f.selects(in, now) {
 			continue
 		}
+		a := in.activeAt(now)
 		if best == nil || (a && !bestActive) || (a == bestActive && in.registered >= best.registered) {
 			best, bestActive = in, a
 		}

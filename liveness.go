@@ -125,6 +125,17 @@ func (v *view) settle(in *instance, now int64, retain time.Duration) (expired, g
 	return expired, true
 }
 
+// inactiveSince is when in went inactive: when it was marked so, or its
+// deadline if a read at now sees it past its deadline before Purge ran.
+// Called with r.mu held.
+func (r *Registry) inactiveSince(in *instance, now int64) int64 {
+	seen, active := unpack(in.live.Load())
+	if active {
+		return min(in.deadline(seen), now)
+	}
+	return in.inactiveAt
+}
+
 // restored sets the liveness of in, loaded at now from a record that says
 // whether it was active: an instance that was active gets a full TTL from
 // now (its agent's heartbeats may have fallen into the restart), one that

@@ -9,6 +9,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"time"
 )
@@ -23,12 +24,29 @@ type Filter struct {
 	Host string
 	// Name keeps only the instances with this agent name (Instances and Hosts).
 	Name string
+	// Labels keeps only the instances that carry every one of these labels
+	// (key and value).
+	Labels map[string]string
 
 	// AfterIndex, if not zero, makes the read wait until its answer's change
 	// index passes AfterIndex (a blocking query): pass the Meta.Index of the
 	// previous answer to wait for the next change. If ctx ends first, the
 	// read returns ctx's error.
 	AfterIndex uint64
+}
+
+// selects reports whether f keeps in at now (active, labels; host and name
+// are the indexes' to apply).
+func (f Filter) selects(in *instance, now int64) bool {
+	if f.ActiveOnly && !in.activeAt(now) {
+		return false
+	}
+	for k, v := range f.Labels {
+		if got, ok := in.labels[k]; !ok || got != v {
+			return false
+		}
+	}
+	return true
 }
 
 func (f Filter) wait() waitFor { return waitFor{on: f.AfterIndex > 0, after: f.AfterIndex} }
@@ -41,6 +59,8 @@ func (r *Registry) Instance(ctx context.Context, id string) (Instance, Meta, err
 	if in == nil {
 		return Instance{}, meta, fmt.Errorf("instance %q: %w", id, ErrNotFound)
 	}
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	return r.instanceValue(in, r.clock()), meta, nil
 }
 
@@ -51,7 +71,7 @@ func (r *Registry) Instances(ctx context.Context, f Filter) ([]Instance, Meta, e
 		return nil, meta, err
 	}
 	out := []Instance{}
-	err = r.collect(ctx, func() cursorIndex { return r.instances(f) }, func(ix cursorIndex, i int, now int64) {
+	err = r.collect(ctx, func() cursorIndex { return r.instances(f, false) }, func(ix cursorIndex, i int, now int64) {
 		out = append(out, r.instanceValue(ix.(instIndex).items[i], now))
 	})
 	return out, meta, err
@@ -67,7 +87,7 @@ func (r *Registry) Tools(ctx context.Context, f Filter) ([]Tool, Meta, error) {
 	out := []Tool{}
 	err = r.collect(ctx, func() cursorIndex { return r.tools(f, false) }, func(ix cursorIndex, i int, now int64) {
 		x := ix.(toolIndex)
-		if t, ok := r.toolValue(x.members(x.names[i]), f.ActiveOnly, now); ok {
+		if t, ok := r.toolValue(x.members(x.names[i]), f, now); ok {
 			out = append(out, t)
 		}
 	})
@@ -82,7 +102,7 @@ func (r *Registry) Tool(ctx context.Context, name string, f Filter) (Tool, Meta,
 		return Tool{}, meta, err
 	}
 	r.mu.RLock()
-	t, ok := r.toolValue(r.tools(f, false).(toolIndex).members(name), f.ActiveOnly, r.clock())
+	t, ok := r.toolValue(r.tools(f, false).(toolIndex).members(name), f, r.clock())
 	r.mu.RUnlock()
 	if !ok {
 		return Tool{}, meta, fmt.Errorf("tool %q: %w", name, ErrNotFound)
@@ -99,7 +119,7 @@ func (r *Registry) Hosts(ctx context.Context, f Filter) ([]Host, Meta, error) {
 	}
 	out := []Host{}
 	err = r.collect(ctx, func() cursorIndex { return r.hosts(f, false) }, func(ix cursorIndex, i int, now int64) {
-		if in := ix.(groupIndex).groups[i].pick(f.ActiveOnly, now); in != nil {
+		if in := ix.(groupIndex).groups[i].pick(f, now); in != nil {
 			out = append(out, r.hostValue(in, now))
 		}
 	})
@@ -145,8 +165,7 @@ func (r *Registry) collect(ctx context.Context, mk func() cursorIndex, add func(
 	}
 }
 
-// instanceValue is the record of in at now. Called with r.mu held, or on an
-// instance that no writer can change meanwhile.
+// instanceValue is the record of in at now. Called with r.mu held.
 func (r *Registry) instanceValue(in *instance, now int64) Instance {
 	out := Instance{
 		ID: in.id, Name: in.name, Version: in.version, Host: in.host,
@@ -154,7 +173,11 @@ func (r *Registry) instanceValue(in *instance, now int64) Instance {
 		LastSeen:          micros(r.wall(in.lastSeen())),
 		HeartbeatInterval: in.interval.Truncate(time.Microsecond),
 		System:            slices.Clone(in.getSystem()),
+		Labels:            maps.Clone(in.labels),
 		Owner:             in.owner,
+	}
+	if !out.Active {
+		out.InactiveSince = micros(r.wall(r.inactiveSince(in, now)))
 	}
 	if ts := in.tools.Load(); ts != nil {
 		out.Tools = toolObjectsOf(ts)
@@ -164,17 +187,17 @@ func (r *Registry) instanceValue(in *instance, now int64) Instance {
 
 // toolValue is the grouped tool of members (all offering one tool name, by
 // registration order), or false if no member qualifies.
-func (r *Registry) toolValue(members []member, activeOnly bool, now int64) (Tool, bool) {
+func (r *Registry) toolValue(members []member, f Filter, now int64) (Tool, bool) {
 	var t Tool
 	for _, m := range members {
-		active := m.in.activeAt(now)
-		if activeOnly && !active {
+		if !f.selects(m.in, now) {
 			continue
 		}
+		active := m.in.activeAt(now)
 		if t.Hosts == nil {
 			t = Tool{Name: m.s.name, Description: m.s.desc, InputSchema: slices.Clone(m.s.input), Hosts: []ToolHost{}}
 		}
-		h := ToolHost{Host: m.in.host, InstanceID: m.in.id, Name: m.in.name, Owner: m.in.owner,
+		h := ToolHost{Host: m.in.host, InstanceID: m.in.id, Name: m.in.name, Owner: m.in.owner, Labels: maps.Clone(m.in.labels),
 			Active: active, LastSeen: micros(r.wall(m.in.lastSeen()))}
 		if m.x != nil {
 			h.Command, h.RunAs, h.BecomeMethod, h.BecomeFlags = m.x.f[0], m.x.f[1], m.x.f[2], m.x.f[3]
@@ -186,5 +209,5 @@ func (r *Registry) toolValue(members []member, activeOnly bool, now int64) (Tool
 
 func (r *Registry) hostValue(in *instance, now int64) Host {
 	return Host{Host: in.host, Name: in.name, InstanceID: in.id, Version: in.version, ToolCount: in.toolCount(),
-		Active: in.activeAt(now), LastSeen: micros(r.wall(in.lastSeen())), Owner: in.owner}
+		Active: in.activeAt(now), LastSeen: micros(r.wall(in.lastSeen())), Owner: in.owner, Labels: maps.Clone(in.labels)}
 }

@@ -211,7 +211,7 @@ func (r *Registry) instanceOf(rec Record) (*instance, []parsedTool, error) {
 		return nil, nil, err
 	}
 	in := r.newInstance(Registration{ID: rec.ID, Name: rec.Name, Version: rec.Version, Host: rec.Host,
-		HeartbeatInterval: rec.HeartbeatInterval}, rec.Seq, int64(rec.Registered.Sub(r.base)))
+		HeartbeatInterval: rec.HeartbeatInterval, Labels: rec.Labels}, rec.Seq, int64(rec.Registered.Sub(r.base)))
 	in.owner = rec.Owner
 	seen := int64(rec.LastSeen.Sub(r.base))
 	in.live.Store(pack(seen, rec.Active))
@@ -226,6 +226,7 @@ func (r *Registry) record(in *instance, tools []parsedTool) Record {
 	rec := Record{
 		ID: in.id, Name: in.name, Version: in.version, Host: in.host,
 		Owner:             in.owner,
+		Labels:            in.labels,
 		Seq:               in.seq,
 		Registered:        r.wall(in.registered).Round(0),
 		LastSeen:          st.LastSeen,

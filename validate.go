@@ -10,6 +10,8 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
+	"slices"
 	"time"
 	"unicode"
 	"unicode/utf8"
@@ -150,15 +152,19 @@ func hasFormat(s string) bool {
 
 // registrationFields are the fields of a registration, in the order of the
 // protocol's detail list.
-var registrationFields = [...]string{"instance_id", "name", "version", "host", "heartbeat_interval"}
+var registrationFields = [...]string{"instance_id", "name", "version", "host", "heartbeat_interval", "labels"}
+
+// MaxLabels is the most labels an instance may carry.
+const MaxLabels = 64
 
 // Validate checks a registration as POST /instances does: instance_id, name
 // and host non-empty, at most MaxFieldBytes, valid UTF-8 without control
 // characters or Unicode format characters (bidi overrides, zero-width
 // characters, U+2028, U+2029); version the same but may be empty; a
 // HeartbeatInterval of zero (the registry's default) or in
-// (0, MaxHeartbeatInterval]. The error matches ErrInvalid and lists each
-// bad field.
+// (0, MaxHeartbeatInterval]; at most MaxLabels labels, keys and values
+// under the rules of host. The error matches ErrInvalid and lists each bad
+// field.
 func (reg Registration) Validate() error {
 	if errs := reg.fieldErrors(nil); errs != nil {
 		return invalid(errs...)
@@ -190,8 +196,28 @@ func (reg Registration) fieldErrors(skip map[string]bool) []FieldError {
 				e := errInterval()
 				fe = &e
 			}
+		case "labels":
+			errs = append(errs, checkLabels(reg.Labels)...)
 		}
 		if fe != nil {
+			errs = append(errs, *fe)
+		}
+	}
+	return errs
+}
+
+// checkLabels applies the rules of labels: at most MaxLabels, each key and
+// value under the rules of a host name.
+func checkLabels(labels map[string]string) []FieldError {
+	if len(labels) > MaxLabels {
+		return []FieldError{errValue([]string{"body", "labels"}, "at most %d labels, not %d", MaxLabels, len(labels))}
+	}
+	var errs []FieldError
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if fe := checkText(k, "body", "labels", k); fe != nil {
+			fe.Msg = "key: " + fe.Msg
+			errs = append(errs, *fe)
+		} else if fe := checkText(labels[k], "body", "labels", k); fe != nil {
 			errs = append(errs, *fe)
 		}
 	}

@@ -37,8 +37,10 @@ type Instance struct {
 	LastSeen          time.Time
 	Tools             []json.RawMessage // as posted; nil before the first post since the registration
 	HeartbeatInterval time.Duration
-	System            json.RawMessage // the last heartbeat's system object, or nil
-	Owner             string          // the identity that first registered the id, if any
+	System            json.RawMessage   // the last heartbeat's system object, or nil
+	Labels            map[string]string // the agent's labels, or nil
+	Owner             string            // the identity that first registered the id, if any
+	InactiveSince     time.Time         // when it went inactive; zero while active
 }
 
 // instanceJSON is the wire form of an Instance.
@@ -52,14 +54,21 @@ type instanceJSON struct {
 	Tools             []json.RawMessage `json:"tools"`
 	HeartbeatInterval float64           `json:"heartbeat_interval"`
 	System            json.RawMessage   `json:"system,omitempty"`
+	Labels            map[string]string `json:"labels,omitempty"`
 	Owner             string            `json:"owner,omitempty"`
+	InactiveSince     *float64          `json:"inactive_since,omitempty"`
 }
 
-// MarshalJSON writes the protocol's form of the record.
+// MarshalJSON writes the record as GET /instances/{id}?detail=true shows it.
 func (in Instance) MarshalJSON() ([]byte, error) {
 	tools := in.Tools
 	if tools == nil {
 		tools = []json.RawMessage{} // the wire shows "tools":[] before a post
+	}
+	var since *float64
+	if !in.InactiveSince.IsZero() {
+		s := float64(in.InactiveSince.UnixMicro()) / 1e6
+		since = &s
 	}
 	return marshal(instanceJSON{
 		ID: in.ID, Name: in.Name, Version: in.Version, Host: in.Host, Active: in.Active,
@@ -67,7 +76,9 @@ func (in Instance) MarshalJSON() ([]byte, error) {
 		Tools:             tools,
 		HeartbeatInterval: float64(in.HeartbeatInterval.Microseconds()) / 1e6,
 		System:            in.System,
+		Labels:            in.Labels,
 		Owner:             in.Owner,
+		InactiveSince:     since,
 	})
 }
 
@@ -83,7 +94,11 @@ func (in *Instance) UnmarshalJSON(b []byte) error {
 		Tools:             w.Tools,
 		HeartbeatInterval: time.Duration(math.Round(w.HeartbeatInterval*1e6)) * time.Microsecond,
 		System:            w.System,
+		Labels:            w.Labels,
 		Owner:             w.Owner,
+	}
+	if w.InactiveSince != nil {
+		in.InactiveSince = fromSeconds(*w.InactiveSince)
 	}
 	return nil
 }
@@ -120,29 +135,31 @@ type ToolHost struct {
 
 	Active   bool
 	LastSeen time.Time
-	Owner    string // the identity that owns the instance, if any
+	Labels   map[string]string // the instance's labels, or nil
+	Owner    string            // the identity that owns the instance, if any
 }
 
 // toolHostJSON is the wire form of a ToolHost with ?detail=true; without
 // it, the protocol's entry has only host and the execution fields.
 type toolHostJSON struct {
-	Host         string    `json:"host"`
-	Command      ExecField `json:"x-command,omitzero"`
-	RunAs        ExecField `json:"x-run-as,omitzero"`
-	BecomeMethod ExecField `json:"x-become-method,omitzero"`
-	BecomeFlags  ExecField `json:"x-become-flags,omitzero"`
-	InstanceID   string    `json:"instance_id,omitempty"`
-	Name         string    `json:"name,omitempty"`
-	Active       *bool     `json:"active,omitempty"`
-	LastSeen     *float64  `json:"last_seen,omitempty"`
-	Owner        string    `json:"owner,omitempty"`
+	Host         string            `json:"host"`
+	Command      ExecField         `json:"x-command,omitzero"`
+	RunAs        ExecField         `json:"x-run-as,omitzero"`
+	BecomeMethod ExecField         `json:"x-become-method,omitzero"`
+	BecomeFlags  ExecField         `json:"x-become-flags,omitzero"`
+	InstanceID   string            `json:"instance_id,omitempty"`
+	Name         string            `json:"name,omitempty"`
+	Active       *bool             `json:"active,omitempty"`
+	LastSeen     *float64          `json:"last_seen,omitempty"`
+	Owner        string            `json:"owner,omitempty"`
+	Labels       map[string]string `json:"labels,omitempty"`
 }
 
 // MarshalJSON writes the entry as GET /tools?detail=true shows it.
 func (h ToolHost) MarshalJSON() ([]byte, error) {
 	seen := float64(h.LastSeen.UnixMicro()) / 1e6
 	return marshal(toolHostJSON{Host: h.Host, Command: h.Command, RunAs: h.RunAs, BecomeMethod: h.BecomeMethod,
-		BecomeFlags: h.BecomeFlags, InstanceID: h.InstanceID, Name: h.Name, Active: &h.Active, LastSeen: &seen, Owner: h.Owner})
+		BecomeFlags: h.BecomeFlags, InstanceID: h.InstanceID, Name: h.Name, Active: &h.Active, LastSeen: &seen, Owner: h.Owner, Labels: h.Labels})
 }
 
 // UnmarshalJSON reads an entry, with or without the detail fields.
@@ -152,7 +169,7 @@ func (h *ToolHost) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*h = ToolHost{Host: w.Host, Command: w.Command, RunAs: w.RunAs, BecomeMethod: w.BecomeMethod,
-		BecomeFlags: w.BecomeFlags, InstanceID: w.InstanceID, Name: w.Name, Owner: w.Owner}
+		BecomeFlags: w.BecomeFlags, InstanceID: w.InstanceID, Name: w.Name, Owner: w.Owner, Labels: w.Labels}
 	if w.Active != nil {
 		h.Active = *w.Active
 	}
@@ -226,27 +243,29 @@ type Host struct {
 	ToolCount  int
 	Active     bool
 	LastSeen   time.Time
+	Labels     map[string]string
 	Owner      string
 }
 
 // hostJSON is the wire form of a Host with ?detail=true; without it the
 // protocol's entry stops at tool_count.
 type hostJSON struct {
-	Host       string   `json:"host"`
-	Name       string   `json:"name"`
-	InstanceID string   `json:"instance_id"`
-	Version    string   `json:"version"`
-	ToolCount  int      `json:"tool_count"`
-	Active     *bool    `json:"active,omitempty"`
-	LastSeen   *float64 `json:"last_seen,omitempty"`
-	Owner      string   `json:"owner,omitempty"`
+	Host       string            `json:"host"`
+	Name       string            `json:"name"`
+	InstanceID string            `json:"instance_id"`
+	Version    string            `json:"version"`
+	ToolCount  int               `json:"tool_count"`
+	Active     *bool             `json:"active,omitempty"`
+	LastSeen   *float64          `json:"last_seen,omitempty"`
+	Owner      string            `json:"owner,omitempty"`
+	Labels     map[string]string `json:"labels,omitempty"`
 }
 
 // MarshalJSON writes the entry as GET /hosts?detail=true shows it.
 func (h Host) MarshalJSON() ([]byte, error) {
 	seen := float64(h.LastSeen.UnixMicro()) / 1e6
 	return marshal(hostJSON{Host: h.Host, Name: h.Name, InstanceID: h.InstanceID, Version: h.Version,
-		ToolCount: h.ToolCount, Active: &h.Active, LastSeen: &seen, Owner: h.Owner})
+		ToolCount: h.ToolCount, Active: &h.Active, LastSeen: &seen, Owner: h.Owner, Labels: h.Labels})
 }
 
 // UnmarshalJSON reads an entry, with or without the detail fields.
@@ -255,7 +274,8 @@ func (h *Host) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &w); err != nil {
 		return err
 	}
-	*h = Host{Host: w.Host, Name: w.Name, InstanceID: w.InstanceID, Version: w.Version, ToolCount: w.ToolCount, Owner: w.Owner}
+	*h = Host{Host: w.Host, Name: w.Name, InstanceID: w.InstanceID, Version: w.Version, ToolCount: w.ToolCount,
+		Owner: w.Owner, Labels: w.Labels}
 	if w.Active != nil {
 		h.Active = *w.Active
 	}

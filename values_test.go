@@ -127,7 +127,7 @@ func TestValuesMatchHTTP(t *testing.T) {
 	check("Tool", wantTool, gotTool)
 
 	var wantInsts []registry.Instance
-	decode("/instances", &wantInsts)
+	decode("/instances?detail=true", &wantInsts)
 	gotInsts, _, err := h.reg.Instances(ctx, registry.Filter{})
 	if err != nil {
 		t.Fatal(err)

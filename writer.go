@@ -51,6 +51,9 @@ type Registration struct {
 	// HeartbeatInterval is the agent's heartbeat period. If zero, the
 	// registry's Options.HeartbeatInterval applies.
 	HeartbeatInterval time.Duration
+	// Labels are the agent's labels for choosing hosts (an addition to v1):
+	// at most MaxLabels, keys and values under the rules of a host name.
+	Labels map[string]string
 }
 
 // HeartbeatStatus is the answer to a heartbeat.

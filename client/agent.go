@@ -49,6 +49,11 @@ type AgentConfig struct {
 	// list is posted.
 	Tools []json.RawMessage
 
+	// Labels are sent with the registration, for choosing hosts
+	// (?label=k=v); a registry that predates labels ignores them. At most
+	// registry.MaxLabels, keys and values under the rules of a host name.
+	Labels map[string]string
+
 	// HeartbeatInterval is the period of heartbeats. It is sent to the
 	// registry, which marks the instance inactive after three missed ones.
 	// Each wait is jittered by ±10%. If zero, defaults to 30s.
@@ -164,7 +169,7 @@ func NewAgent(c *Client, cfg AgentConfig) (*Agent, error) {
 	}
 	// The registry's own rules, so that NewAgent refuses what it would.
 	reg := registry.Registration{ID: cfg.InstanceID, Name: cfg.Name, Version: cfg.Version, Host: cfg.Host,
-		HeartbeatInterval: cfg.HeartbeatInterval}
+		HeartbeatInterval: cfg.HeartbeatInterval, Labels: cfg.Labels}
 	if err := reg.Validate(); err != nil {
 		return nil, fmt.Errorf("client: NewAgent: %w", err)
 	}
@@ -298,7 +303,7 @@ func (a *Agent) Close() error {
 // attempted (so that Run deregisters).
 func (a *Agent) loop(ctx context.Context) (attempted bool) {
 	reg := registry.Registration{ID: a.cfg.InstanceID, Name: a.cfg.Name, Version: a.cfg.Version,
-		Host: a.cfg.Host, HeartbeatInterval: a.cfg.HeartbeatInterval}
+		Host: a.cfg.Host, HeartbeatInterval: a.cfg.HeartbeatInterval, Labels: a.cfg.Labels}
 	var (
 		registered, posted bool
 		fails              int // consecutive failed requests, for back-off

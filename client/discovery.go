@@ -7,8 +7,10 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/url"
+	"slices"
 
 	"github.com/runspec/registry"
 )
@@ -23,6 +25,8 @@ type Filter struct {
 	Host string
 	// Name keeps only the instances with this agent name (Instances, Hosts).
 	Name string
+	// Labels keeps only the instances that carry all these labels.
+	Labels map[string]string
 }
 
 // values encodes f. The active filter is always sent, because the wire
@@ -38,6 +42,9 @@ func (f Filter) values() url.Values {
 	}
 	if f.Name != "" {
 		v.Set("name", f.Name)
+	}
+	for _, k := range slices.Sorted(maps.Keys(f.Labels)) {
+		v.Add("label", k+"="+f.Labels[k])
 	}
 	return v
 }

@@ -23,9 +23,10 @@ func (c *Client) Register(ctx context.Context, reg registry.Registration) error 
 		ID       string   `json:"instance_id"`
 		Name     string   `json:"name"`
 		Version  string   `json:"version"`
-		Host     string   `json:"host"`
-		Interval *float64 `json:"heartbeat_interval,omitempty"`
-	}{ID: reg.ID, Name: reg.Name, Version: reg.Version, Host: reg.Host}
+		Host     string            `json:"host"`
+		Interval *float64          `json:"heartbeat_interval,omitempty"`
+		Labels   map[string]string `json:"labels,omitempty"`
+	}{ID: reg.ID, Name: reg.Name, Version: reg.Version, Host: reg.Host, Labels: reg.Labels}
 	if reg.HeartbeatInterval > 0 {
 		secs := reg.HeartbeatInterval.Seconds()
 		body.Interval = &secs
