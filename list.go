@@ -187,8 +187,8 @@ func (v *view) groupsOf(host string) []*hostGroup {
 
 // toolIndex lists grouped tools by name.
 type toolIndex struct {
-	r          *Registry
-	names      []string
+	r       *Registry
+	names   []string
 	members func(name string) []member
 	f       Filter
 	detail  bool

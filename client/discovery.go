@@ -73,7 +73,7 @@ func (c *Client) Instances(ctx context.Context, f Filter) ([]registry.Instance, 
 // error matching ErrNotFound.
 func (c *Client) Instance(ctx context.Context, id string) (registry.Instance, error) {
 	var out registry.Instance
-	return out, c.get(ctx, "/instances/"+url.PathEscape(id), nil, &out)
+	return out, c.get(ctx, "/instances/"+url.PathEscape(id), url.Values{"detail": {"true"}}, &out)
 }
 
 // Tools returns the tools offered by the instances that f selects, grouped

@@ -20,9 +20,9 @@ import (
 // period.
 func (c *Client) Register(ctx context.Context, reg registry.Registration) error {
 	body := struct {
-		ID       string   `json:"instance_id"`
-		Name     string   `json:"name"`
-		Version  string   `json:"version"`
+		ID       string            `json:"instance_id"`
+		Name     string            `json:"name"`
+		Version  string            `json:"version"`
 		Host     string            `json:"host"`
 		Interval *float64          `json:"heartbeat_interval,omitempty"`
 		Labels   map[string]string `json:"labels,omitempty"`
