@@ -3,12 +3,13 @@
 // registry's handler.
 //
 // main.go holds the command tree (kong), main and the version; each command
-// lives in the file named for it (serve.go, backup.go), and the store choice
-// in store.go.
+// lives in the file named for it (serve.go, backup.go), the store choice in
+// store.go, and the help in help.go.
 package main
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"runtime/debug"
@@ -24,9 +25,11 @@ var version = ""
 // cli is the command tree. serve is the default: flags without a command
 // are serve's.
 type cli struct {
-	Serve   serveCmd         `cmd:"" default:"withargs" help:"Serve the registry (the default command)."`
-	Backup  backupCmd        `cmd:"" help:"Write a consistent copy of the data file, also while the registry runs."`
-	Version kong.VersionFlag `help:"Print the version and exit."`
+	Serve   serveCmd   `cmd:"" default:"withargs" help:"Serve the registry (the default command)."`
+	Backup  backupCmd  `cmd:"" help:"Write a consistent copy of the data file, also while the registry runs."`
+	Version versionCmd `cmd:"" help:"Print the version."`
+
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }
 
 func main() {
@@ -38,13 +41,24 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 	var c cli
-	kctx := kong.Parse(&c,
+	parser, err := newParser(&c, kong.BindTo(signalContext(), (*context.Context)(nil)))
+	if err != nil {
+		panic(err) // a mistake in the command tree
+	}
+	kctx, err := parser.Parse(os.Args[1:])
+	parser.FatalIfErrorf(err)
+	kctx.FatalIfErrorf(kctx.Run())
+}
+
+// newParser builds the command-line parser of c; tests add kong.Exit and
+// kong.Writers.
+func newParser(c *cli, opts ...kong.Option) (*kong.Kong, error) {
+	return kong.New(c, append([]kong.Option{
 		kong.Name("runspec-registry"),
 		kong.Description("A registry for fleets of runspec agents: which tools exist on which hosts, and how to run them."),
 		kong.Vars{"version": buildVersion()},
-		kong.BindTo(signalContext(), (*context.Context)(nil)),
-	)
-	kctx.FatalIfErrorf(kctx.Run())
+		kong.Help(helpPrinter),
+	}, opts...)...)
 }
 
 func signalContext() context.Context {
@@ -60,4 +74,13 @@ func buildVersion() string {
 		return bi.Main.Version
 	}
 	return "dev"
+}
+
+// versionCmd prints the version, as --version does.
+type versionCmd struct{}
+
+// Run prints the version that --version prints.
+func (versionCmd) Run(kctx *kong.Context, vars kong.Vars) error {
+	_, err := fmt.Fprintln(kctx.Stdout, vars["version"])
+	return err
 }

@@ -42,8 +42,7 @@ func parse(t *testing.T, env map[string]string, args ...string) (*cli, error) {
 	}
 	var c cli
 	var out bytes.Buffer
-	p, err := kong.New(&c, kong.Name("runspec-registry"), kong.Exit(func(int) {}), kong.Writers(&out, &out),
-		kong.Vars{"version": "test"})
+	p, err := newParser(&c, kong.Exit(func(int) {}), kong.Writers(&out, &out), kong.Vars{"version": "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
