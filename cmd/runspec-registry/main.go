@@ -4,7 +4,8 @@
 //
 // main.go holds the command tree (kong), main and the version; each command
 // lives in the file named for it (serve.go, backup.go), the store choice in
-// store.go, and the help in help.go.
+// store.go, the help in help.go and the command's own flag kinds in
+// flags.go.
 package main
 
 import (
@@ -57,6 +58,7 @@ func newParser(c *cli, opts ...kong.Option) (*kong.Kong, error) {
 		kong.Name("runspec-registry"),
 		kong.Description("A registry for fleets of runspec agents: which tools exist on which hosts, and how to run them."),
 		kong.Vars{"version": buildVersion()},
+		kong.NamedMapper("interval", intervalMapper{}),
 		kong.Help(helpPrinter),
 	}, opts...)...)
 }

@@ -57,7 +57,7 @@ func TestFlags(t *testing.T) {
 	}
 	s := c.Serve
 	got := []any{s.Host, s.Port, s.PurgeInterval, s.HeartbeatInterval, s.RetainInactive, s.RateLimitWrite, s.RateLimitHeartbeat, s.MaxBodyBytes, s.MaxTools, s.APIKey == nil}
-	want := []any{"0.0.0.0", 8765, 60, 30 * time.Second, 72 * time.Hour, 60, 120, int64(1 << 20), 10000, true}
+	want := []any{"0.0.0.0", 8765, 60 * time.Second, 30 * time.Second, 72 * time.Hour, 60, 120, int64(1 << 20), 10000, true}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults mismatch (-want +got):\n%s", diff)
 	}

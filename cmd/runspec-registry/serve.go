@@ -29,9 +29,9 @@ type serveCmd struct {
 	APIKeyFile         string        `name:"api-key-file" env:"RUNSPEC_REGISTRY_API_KEY_FILE" type:"path" help:"File holding the API key (surrounding white space is ignored)."`
 	SSLKeyfile         string        `name:"ssl-keyfile" env:"RUNSPEC_REGISTRY_SSL_KEYFILE" type:"path" help:"TLS private key (PEM); with --ssl-certfile serves HTTPS."`
 	SSLCertfile        string        `name:"ssl-certfile" env:"RUNSPEC_REGISTRY_SSL_CERTFILE" type:"path" help:"TLS certificate chain (PEM)."`
-	PurgeInterval      int           `default:"60" env:"RUNSPEC_REGISTRY_PURGE_INTERVAL" help:"Seconds between backstop sweeps; expiry itself happens at each deadline."`
-	HeartbeatInterval  time.Duration `default:"30s" env:"RUNSPEC_REGISTRY_HEARTBEAT_INTERVAL" help:"Heartbeat interval assumed for agents that do not send one; inactive after 3 missed."`
-	RetainInactive     time.Duration `default:"72h" env:"RUNSPEC_REGISTRY_RETAIN_INACTIVE" help:"How long inactive records are kept (0: forever)."`
+	PurgeInterval      time.Duration `default:"60" type:"interval" env:"RUNSPEC_REGISTRY_PURGE_INTERVAL" help:"Interval between backstop sweeps (seconds, or a duration such as 90s); expiry itself happens at each deadline."`
+	HeartbeatInterval  time.Duration `default:"30s" type:"interval" env:"RUNSPEC_REGISTRY_HEARTBEAT_INTERVAL" help:"Heartbeat interval assumed for agents that do not send one; inactive after 3 missed."`
+	RetainInactive     time.Duration `default:"72h" type:"interval" env:"RUNSPEC_REGISTRY_RETAIN_INACTIVE" help:"How long inactive records are kept (0: forever)."`
 	MaxBodyBytes       int64         `default:"1048576" env:"RUNSPEC_REGISTRY_MAX_BODY_BYTES" help:"Largest request body; larger ones get 413."`
 	MaxTools           int           `default:"10000" env:"RUNSPEC_REGISTRY_MAX_TOOLS" help:"Most tools one instance may post."`
 	RateLimitWrite     int           `default:"60" env:"RUNSPEC_REGISTRY_RATE_LIMIT_WRITE" help:"Register, tools and delete requests per minute per client address and route (0: off)."`
@@ -39,8 +39,8 @@ type serveCmd struct {
 	TrustedProxies     []string      `env:"RUNSPEC_REGISTRY_TRUSTED_PROXIES" help:"CIDRs (or addresses) of proxies whose X-Forwarded-For names the client."`
 	LogFormat          string        `default:"text" enum:"text,json" env:"RUNSPEC_REGISTRY_LOG_FORMAT" help:"Log format: text or json."`
 	LogLevel           string        `default:"info" enum:"debug,info,warn,error" env:"RUNSPEC_REGISTRY_LOG_LEVEL" help:"Log level: debug shows every read and heartbeat."`
-	CheckpointInterval time.Duration `default:"5s" env:"RUNSPEC_REGISTRY_CHECKPOINT_INTERVAL" help:"How often heartbeat times go to the store: a crash of a file store may lose that much last_seen; with etcd, other replicas show last_seen that much late."`
-	ShutdownTimeout    time.Duration `default:"10s" env:"RUNSPEC_REGISTRY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown waits for requests in flight."`
+	CheckpointInterval time.Duration `default:"5s" type:"interval" env:"RUNSPEC_REGISTRY_CHECKPOINT_INTERVAL" help:"How often heartbeat times go to the store: a crash of a file store may lose that much last_seen; with etcd, other replicas show last_seen that much late."`
+	ShutdownTimeout    time.Duration `default:"10s" type:"interval" env:"RUNSPEC_REGISTRY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown waits for requests in flight."`
 	Reload             bool          `hidden:"" help:"Accepted for compatibility with the reference (a development option); ignored."`
 	storeFlags         `embed:""`
 }
@@ -133,7 +133,7 @@ func (s *serveCmd) options(log *slog.Logger) (registry.Options, error) {
 		return registry.Options{}, err
 	}
 	if s.PurgeInterval <= 0 {
-		return registry.Options{}, fmt.Errorf("--purge-interval must be a positive number of seconds, not %d", s.PurgeInterval)
+		return registry.Options{}, fmt.Errorf("--purge-interval must be positive, not %v", s.PurgeInterval)
 	}
 	retain := s.RetainInactive
 	if retain == 0 {
@@ -151,7 +151,7 @@ func (s *serveCmd) options(log *slog.Logger) (registry.Options, error) {
 		HeartbeatInterval:  s.HeartbeatInterval,
 		CheckpointInterval: s.CheckpointInterval,
 		RetainInactive:     retain,
-		PurgeInterval:      time.Duration(s.PurgeInterval) * time.Second,
+		PurgeInterval:      s.PurgeInterval,
 		MaxTools:           s.MaxTools,
 		MaxBodyBytes:       s.MaxBodyBytes,
 		APIKey:             key,
