@@ -1,11 +1,13 @@
 // flags.go holds the command's own kinds of flag: intervals that take both
-// "60" (seconds, as the reference server) and "60s".
+// "60" (seconds, as the reference server) and "60s", and the record of which
+// flags the command line or the environment set, as opposed to defaults.
 
 package main
 
 import (
 	"fmt"
 	"math"
+	"os"
 	"reflect"
 	"strconv"
 	"strings"
@@ -61,4 +63,43 @@ func parseInterval(s string) (time.Duration, error) {
 		return 0, fmt.Errorf("expected seconds (60) or a duration (60s, 1m30s, 250ms) but got %q", s)
 	}
 	return d, nil
+}
+
+// setFlags records, for each flag that the command line or the environment
+// set, where its value came from ("--data-dir" or
+// "RUNSPEC_REGISTRY_DATA_DIR"); flags left at their defaults are absent.
+// A flag given both ways is named as on the command line, which wins.
+type setFlags map[string]string
+
+// explicitFlags finds the flags of the selected command that were set.
+func explicitFlags(kctx *kong.Context) setFlags {
+	set := setFlags{}
+	if node := kctx.Selected(); node != nil {
+		for _, group := range node.AllFlags(false) {
+			for _, f := range group {
+				for _, env := range f.Envs {
+					if _, ok := os.LookupEnv(env); ok { // as kong: an empty variable is a value
+						set[f.Name] = env
+						break
+					}
+				}
+			}
+		}
+	}
+	for _, p := range kctx.Path {
+		if p.Flag != nil {
+			set[p.Flag.Name] = "--" + p.Flag.Name
+		}
+	}
+	return set
+}
+
+// describe names flag as it was set: "--etcd-prefix", or
+// "RUNSPEC_REGISTRY_ETCD_PREFIX (--etcd-prefix)" from the environment.
+func (s setFlags) describe(flag string) string {
+	src := s[flag]
+	if src == "" || strings.HasPrefix(src, "--") {
+		return "--" + flag
+	}
+	return src + " (--" + flag + ")"
 }

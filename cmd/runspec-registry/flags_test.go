@@ -1,4 +1,5 @@
-// flags_test.go tests the interval flags (seconds or Go durations).
+// flags_test.go tests the interval flags (seconds or Go durations) and the
+// record of which flags were set.
 
 package main
 
@@ -97,5 +98,43 @@ func TestIntervalMapperNeedsDuration(t *testing.T) {
 	}
 	if _, err := p.Parse([]string{"--n", "5"}); err == nil || !strings.Contains(err.Error(), "must be applied to a time.Duration") {
 		t.Errorf("error %v, want one about time.Duration", err)
+	}
+}
+
+func TestExplicitFlags(t *testing.T) {
+	tests := []struct {
+		name string
+		args []string
+		env  map[string]string
+		want setFlags
+	}{
+		{"defaults only", nil, nil, setFlags{}},
+		{"command line", []string{"--port", "1", "--etcd-prefix=/p/"}, nil, setFlags{"port": "--port", "etcd-prefix": "--etcd-prefix"}},
+		{"environment", nil, map[string]string{"RUNSPEC_REGISTRY_DATA_DIR": "/d", "RUNSPEC_REGISTRY_STORE": ""},
+			setFlags{"data-dir": "RUNSPEC_REGISTRY_DATA_DIR", "store": "RUNSPEC_REGISTRY_STORE"}},
+		{"both: the command line wins", []string{"--data-dir", "/e"}, map[string]string{"RUNSPEC_REGISTRY_DATA_DIR": "/d"},
+			setFlags{"data-dir": "--data-dir"}},
+		{"explicit command", []string{"serve", "--in-memory"}, nil, setFlags{"in-memory": "--in-memory"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			for k, v := range tt.env {
+				t.Setenv(k, v)
+			}
+			var c cli
+			var got setFlags
+			p, err := newParser(&c, kong.Exit(func(int) {}), kong.Writers(&bytes.Buffer{}, &bytes.Buffer{}))
+			if err != nil {
+				t.Fatal(err)
+			}
+			kctx, err := kong.Trace(p, tt.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = explicitFlags(kctx)
+			if diff := cmp.Diff(tt.want, got); diff != "" {
+				t.Errorf("mismatch (-want +got):\n%s", diff)
+			}
+		})
 	}
 }

@@ -4,8 +4,8 @@
 //
 // main.go holds the command tree (kong), main and the version; each command
 // lives in the file named for it (serve.go, backup.go), the store choice in
-// store.go, the help in help.go and the command's own flag kinds in
-// flags.go.
+// store.go, the flags that exclude each other in conflicts.go, the help in
+// help.go and the command's own flag kinds in flags.go.
 package main
 
 import (

@@ -162,7 +162,7 @@ var listeningRE = regexp.MustCompile(`msg=listening url=(\S+)`)
 // start runs bin with args and waits for its "listening" log line.
 func start(t *testing.T, bin string, env []string, args ...string) *server {
 	t.Helper()
-	if !slices.Contains(args, "--in-memory") && !slices.Contains(args, "--data-dir") {
+	if !slices.Contains(args, "--in-memory") && !slices.Contains(args, "--data-dir") && !slices.Contains(args, "etcd") {
 		args = append(args, "--data-dir", t.TempDir()) // never the real state directory
 	}
 	cmd := exec.Command(bin, append([]string{"--host", "127.0.0.1", "--port", "0"}, args...)...)
