@@ -55,21 +55,21 @@ func TestHelp(t *testing.T) {
 				"--log-format=", "--store=", "--in-memory", "--data-dir=", "--etcd-endpoints=", "--etcd-key=",
 				`Run "runspec-registry <command> --help"`,
 			},
-			notWant: []string{"--reload", "--etcd-keepalive-window", "<file>    Where"},
+			notWant: []string{"--reload", "--etcd-keepalive-window", "--force"},
 		},
 		{
 			args:    []string{"-h"},
 			want:    []string{"Usage: runspec-registry [serve] [flags]", "--port=8765"},
-			notWant: []string{"<file>    Where"},
+			notWant: []string{"--force"},
 		},
 		{
 			args:    []string{"serve", "--help"},
 			want:    []string{"Usage: runspec-registry serve [flags]", "--port=8765", "--store="},
-			notWant: []string{"Commands:", "<file>    Where"},
+			notWant: []string{"Commands:", "--force"},
 		},
 		{
 			args:    []string{"backup", "--help"},
-			want:    []string{"Usage: runspec-registry backup <file> [flags]", "<file>    Where", "--data-dir="},
+			want:    []string{"Usage: runspec-registry backup <file> [flags]", "--data-dir=", "--force"},
 			notWant: []string{"--port"},
 		},
 	}
