@@ -63,6 +63,7 @@ func newParser(c *cli, opts ...kong.Option) (*kong.Kong, error) {
 	}, opts...)...)
 }
 
+// signalContext ends at SIGINT or SIGTERM. SIGHUP is serve's (a reload).
 func signalContext() context.Context {
 	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	return ctx

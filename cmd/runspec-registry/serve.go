@@ -1,5 +1,6 @@
 // serve.go holds the serve command: its flags, copying them into
-// registry.Options, listening, and serving until a signal.
+// registry.Options, listening, and its life under signals (SIGINT and
+// SIGTERM shut down gracefully, SIGHUP reloads and keeps serving).
 
 package main
 
@@ -14,8 +15,10 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
+	"os/signal"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/runspec/registry"
@@ -45,8 +48,14 @@ type serveCmd struct {
 	storeFlags         `embed:""`
 }
 
-// Run serves until ctx ends (SIGINT, SIGTERM), then shuts down gracefully.
+// Run serves until ctx ends (SIGINT, SIGTERM), then shuts down gracefully
+// and writes the last checkpoint. SIGHUP calls reload and goes on serving.
 func (s *serveCmd) Run(ctx context.Context) error {
+	// First, so that a SIGHUP while the store opens does not kill us.
+	hangups := make(chan os.Signal, 1)
+	signal.Notify(hangups, syscall.SIGHUP)
+	defer signal.Stop(hangups)
+
 	log, err := s.logger(os.Stderr)
 	if err != nil {
 		return err
@@ -92,13 +101,22 @@ func (s *serveCmd) Run(ctx context.Context) error {
 		}
 	}()
 
-	select {
-	case err = <-serveDone:
-	case <-ctx.Done():
-		log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
-		err = srv.Shutdown(sctx)
-		cancel()
+serving:
+	for {
+		select {
+		case err = <-serveDone:
+			break serving
+		case <-hangups:
+			if rerr := s.reload(ctx, log); rerr != nil {
+				log.Error("reload failed; serving on with what was loaded before", "err", rerr)
+			}
+		case <-ctx.Done():
+			log.Info("shutting down")
+			sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
+			err = srv.Shutdown(sctx)
+			cancel()
+			break serving
+		}
 	}
 	stopRun()
 	if rerr := <-runDone; rerr != nil {
@@ -108,6 +126,14 @@ func (s *serveCmd) Run(ctx context.Context) error {
 		err = nil
 	}
 	return err
+}
+
+// reload is the reload hook, called on each SIGHUP while serving. There is
+// nothing to reload yet; reloading the API key and the TLS certificate
+// belongs here. An error is logged and serving goes on.
+func (s *serveCmd) reload(ctx context.Context, log *slog.Logger) error {
+	log.Info("reload requested (SIGHUP): nothing to reload yet; still serving")
+	return nil
 }
 
 func (s *serveCmd) logger(w io.Writer) (*slog.Logger, error) {
