@@ -4,12 +4,14 @@
 //
 // main.go holds the command tree (kong), main and the version; each command
 // lives in the file named for it (serve.go, backup.go), the store choice in
-// store.go, the flags that exclude each other in conflicts.go, the help in
-// help.go and the command's own flag kinds in flags.go.
+// store.go, the flags that exclude each other in conflicts.go, logging in
+// logging.go, the help in help.go and the command's own flag kinds in
+// flags.go.
 package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"os/signal"
@@ -48,7 +50,11 @@ func main() {
 	}
 	kctx, err := parser.Parse(os.Args[1:])
 	parser.FatalIfErrorf(err)
-	kctx.FatalIfErrorf(kctx.Run())
+	err = kctx.Run()
+	if errors.As(err, new(loggedError)) {
+		os.Exit(1)
+	}
+	kctx.FatalIfErrorf(err)
 }
 
 // newParser builds the command-line parser of c; tests add kong.Exit and

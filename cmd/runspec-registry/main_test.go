@@ -157,7 +157,8 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-var listeningRE = regexp.MustCompile(`msg=listening url=(\S+)`)
+// listeningRE finds the address in the "listening" line, text or JSON.
+var listeningRE = regexp.MustCompile(`msg=listening url=(\S+)|"msg":"listening","url":"([^"]+)"`)
 
 // start runs bin with args and waits for its "listening" log line.
 func start(t *testing.T, bin string, env []string, args ...string) *server {
@@ -181,7 +182,7 @@ func start(t *testing.T, bin string, env []string, args ...string) *server {
 		for sc.Scan() {
 			s.logs.add(sc.Text())
 			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				urls <- m[1]
+				urls <- m[1] + m[2]
 			}
 		}
 		s.done <- cmd.Wait()

@@ -9,7 +9,6 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -50,16 +49,38 @@ type serveCmd struct {
 
 // Run serves until ctx ends (SIGINT, SIGTERM), then shuts down gracefully
 // and writes the last checkpoint. SIGHUP calls reload and goes on serving.
+// Once the logger exists, the error that ends serve is logged too, so that
+// a JSON log says why the registry stopped.
 func (s *serveCmd) Run(ctx context.Context) error {
 	// First, so that a SIGHUP while the store opens does not kill us.
 	hangups := make(chan os.Signal, 1)
 	signal.Notify(hangups, syscall.SIGHUP)
 	defer signal.Stop(hangups)
 
-	log, err := s.logger(os.Stderr)
+	log, err := newLogger(os.Stderr, s.LogFormat, s.LogLevel)
 	if err != nil {
 		return err
 	}
+	routeLibraryLogs(log)
+	if err := s.serve(ctx, log, hangups); err != nil {
+		log.Error("exiting", "err", err)
+		return loggedError{err}
+	}
+	return nil
+}
+
+// loggedError is an error that serve has logged already: main exits with
+// it without printing it again.
+type loggedError struct{ err error }
+
+// Error is the error's own text.
+func (e loggedError) Error() string { return e.err.Error() }
+
+// Unwrap returns the error that was logged.
+func (e loggedError) Unwrap() error { return e.err }
+
+// serve is Run once the logger is set up.
+func (s *serveCmd) serve(ctx context.Context, log *slog.Logger, hangups <-chan os.Signal) error {
 	if s.Reload {
 		log.Warn("--reload is a development option of the reference server; ignored")
 	}
@@ -77,7 +98,7 @@ func (s *serveCmd) Run(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	srv, ln, err := s.listen(reg)
+	srv, ln, err := s.listen(reg, log)
 	if err != nil {
 		return err
 	}
@@ -134,18 +155,6 @@ serving:
 func (s *serveCmd) reload(ctx context.Context, log *slog.Logger) error {
 	log.Info("reload requested (SIGHUP): nothing to reload yet; still serving")
 	return nil
-}
-
-func (s *serveCmd) logger(w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
-		return nil, err
-	}
-	hopts := &slog.HandlerOptions{Level: level}
-	if s.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, hopts)), nil
 }
 
 // options copies the flags into registry.Options; New validates them.
@@ -238,12 +247,14 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 // listen opens the listening socket and prepares the server, with timeouts
 // that stop slow clients from holding connections without cutting long
 // answers (no write timeout: listings stream and later requests may wait).
-func (s *serveCmd) listen(h http.Handler) (*http.Server, net.Listener, error) {
+// The server's own complaints (TLS handshakes, …) go to log.
+func (s *serveCmd) listen(h http.Handler, log *slog.Logger) (*http.Server, net.Listener, error) {
 	srv := &http.Server{
 		Handler:           h,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          serverErrorLog(log),
 	}
 	if s.SSLCertfile != "" { // checkFlags made sure the key goes with it
 		cert, err := tls.LoadX509KeyPair(s.SSLCertfile, s.SSLKeyfile)

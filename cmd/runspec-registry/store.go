@@ -181,7 +181,7 @@ func (ds *durableStore) serveBackups(log *slog.Logger) error {
 			log.Info("backup written", "bytes", n)
 		}
 	})
-	ds.socket = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	ds.socket = &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second, ErrorLog: serverErrorLog(log)}
 	go ds.socket.Serve(ln)
 	return nil
 }
