@@ -5,8 +5,8 @@
 // main.go holds the command tree (kong), main and the version; each command
 // lives in the file named for it (serve.go, backup.go), the store choice in
 // store.go, the flags that exclude each other in conflicts.go, logging in
-// logging.go, the help in help.go and the command's own flag kinds in
-// flags.go.
+// logging.go, the help in help.go, the command's own flag kinds in flags.go
+// and the flags shared by client commands in client.go.
 package main
 
 import (
@@ -31,6 +31,15 @@ type cli struct {
 	Serve   serveCmd   `cmd:"" default:"withargs" help:"Serve the registry (the default command)."`
 	Backup  backupCmd  `cmd:"" help:"Write a consistent copy of the data file, also while the registry runs."`
 	Version versionCmd `cmd:"" help:"Print the version."`
+
+	// Client commands, which talk to a running registry (run, which, mcp,
+	// tools, hosts, instances, watch, deregister, export), go here, each
+	// in its own file and each embedding the shared flags:
+	//
+	//	type toolsCmd struct {
+	//		clientFlags `embed:""`
+	//		...
+	//	}
 
 	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }
