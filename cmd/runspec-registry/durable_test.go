@@ -228,8 +228,9 @@ func TestBackupWhileRunning(t *testing.T) {
 	}
 	s.stop(t)
 
-	// Stopped registry: the backup reads the file itself.
-	if out, err := exec.Command(bin, "backup", "--data-dir", restored, copyPath).CombinedOutput(); err != nil {
+	// Stopped registry: the backup reads the file itself (--force: it
+	// replaces the first copy).
+	if out, err := exec.Command(bin, "backup", "--data-dir", restored, "--force", copyPath).CombinedOutput(); err != nil {
 		t.Fatalf("backup of a stopped registry: %v\n%s", err, out)
 	}
 }

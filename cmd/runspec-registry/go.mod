@@ -5,8 +5,9 @@ go 1.26.0
 require (
 	github.com/alecthomas/kong v1.17.0
 	github.com/google/go-cmp v0.7.0
-	github.com/runspec/registry v0.0.0
-	github.com/runspec/registry/store/etcd v0.0.0-00010101000000-000000000000
+	github.com/runspec/registry v0.2.0
+	github.com/runspec/registry/store/etcd v0.2.0
+	google.golang.org/grpc v1.83.2
 )
 
 require (
@@ -63,14 +64,8 @@ require (
 	golang.org/x/time v0.16.0 // indirect
 	google.golang.org/genproto/googleapis/api v0.0.0-20260803160001-6ac0973c030d // indirect
 	google.golang.org/genproto/googleapis/rpc v0.0.0-20260803160001-6ac0973c030d // indirect
-	google.golang.org/grpc v1.83.2 // indirect
 	google.golang.org/protobuf v1.36.11 // indirect
 	gopkg.in/natefinch/lumberjack.v2 v2.2.1 // indirect
 	k8s.io/utils v0.0.0-20260108192941-914a6e750570 // indirect
 	sigs.k8s.io/yaml v1.6.0 // indirect
-)
-
-replace (
-	github.com/runspec/registry => ../..
-	github.com/runspec/registry/store/etcd => ../../store/etcd
 )

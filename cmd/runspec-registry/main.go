@@ -1,61 +1,47 @@
 // Command runspec-registry serves a runspec registry over HTTP(S): the thin
 // wrapper that copies its flags into registry.Options and mounts the
 // registry's handler.
+//
+// main.go holds the command tree (kong), main and the version; each command
+// lives in the file named for it (serve.go, backup.go), the store choice in
+// store.go, the flags that exclude each other in conflicts.go, logging in
+// logging.go, the help in help.go, the command's own flag kinds in flags.go
+// and the flags shared by client commands in client.go.
 package main
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"fmt"
-	"io"
-	"log/slog"
-	"net"
-	"net/http"
-	"net/netip"
 	"os"
 	"os/signal"
 	"runtime/debug"
-	"strconv"
-	"strings"
 	"syscall"
-	"time"
 
 	"github.com/alecthomas/kong"
-	"github.com/runspec/registry"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
 // the module version from the build information is shown.
 var version = ""
 
+// cli is the command tree. serve is the default: flags without a command
+// are serve's.
 type cli struct {
-	Serve   serveCmd         `cmd:"" default:"withargs" help:"Serve the registry (the default command)."`
-	Backup  backupCmd        `cmd:"" help:"Write a consistent copy of the data file, also while the registry runs."`
-	Version kong.VersionFlag `help:"Print the version and exit."`
-}
+	Serve   serveCmd   `cmd:"" default:"withargs" help:"Serve the registry (the default command)."`
+	Backup  backupCmd  `cmd:"" help:"Write a consistent copy of the data file, also while the registry runs."`
+	Version versionCmd `cmd:"" help:"Print the version."`
 
-type serveCmd struct {
-	Host               string        `default:"0.0.0.0" env:"RUNSPEC_REGISTRY_HOST" help:"Address to listen on."`
-	Port               int           `default:"8765" env:"RUNSPEC_REGISTRY_PORT" help:"Port to listen on (0: any free port, logged at start)."`
-	APIKey             *string       `name:"api-key" env:"RUNSPEC_REGISTRY_API_KEY" help:"API key required on write requests (X-API-Key). Prefer the environment or --api-key-file: a flag shows in ps."`
-	APIKeyFile         string        `name:"api-key-file" env:"RUNSPEC_REGISTRY_API_KEY_FILE" type:"path" help:"File holding the API key (surrounding white space is ignored)."`
-	SSLKeyfile         string        `name:"ssl-keyfile" env:"RUNSPEC_REGISTRY_SSL_KEYFILE" type:"path" help:"TLS private key (PEM); with --ssl-certfile serves HTTPS."`
-	SSLCertfile        string        `name:"ssl-certfile" env:"RUNSPEC_REGISTRY_SSL_CERTFILE" type:"path" help:"TLS certificate chain (PEM)."`
-	PurgeInterval      int           `default:"60" env:"RUNSPEC_REGISTRY_PURGE_INTERVAL" help:"Seconds between backstop sweeps; expiry itself happens at each deadline."`
-	HeartbeatInterval  time.Duration `default:"30s" env:"RUNSPEC_REGISTRY_HEARTBEAT_INTERVAL" help:"Heartbeat interval assumed for agents that do not send one; inactive after 3 missed."`
-	RetainInactive     time.Duration `default:"72h" env:"RUNSPEC_REGISTRY_RETAIN_INACTIVE" help:"How long inactive records are kept (0: forever)."`
-	MaxBodyBytes       int64         `default:"1048576" env:"RUNSPEC_REGISTRY_MAX_BODY_BYTES" help:"Largest request body; larger ones get 413."`
-	MaxTools           int           `default:"10000" env:"RUNSPEC_REGISTRY_MAX_TOOLS" help:"Most tools one instance may post."`
-	RateLimitWrite     int           `default:"60" env:"RUNSPEC_REGISTRY_RATE_LIMIT_WRITE" help:"Register, tools and delete requests per minute per client address and route (0: off)."`
-	RateLimitHeartbeat int           `default:"120" env:"RUNSPEC_REGISTRY_RATE_LIMIT_HEARTBEAT" help:"Heartbeats per minute per client address (0: off)."`
-	TrustedProxies     []string      `env:"RUNSPEC_REGISTRY_TRUSTED_PROXIES" help:"CIDRs (or addresses) of proxies whose X-Forwarded-For names the client."`
-	LogFormat          string        `default:"text" enum:"text,json" env:"RUNSPEC_REGISTRY_LOG_FORMAT" help:"Log format: text or json."`
-	LogLevel           string        `default:"info" enum:"debug,info,warn,error" env:"RUNSPEC_REGISTRY_LOG_LEVEL" help:"Log level: debug shows every read and heartbeat."`
-	CheckpointInterval time.Duration `default:"5s" env:"RUNSPEC_REGISTRY_CHECKPOINT_INTERVAL" help:"How often heartbeat times go to the store: a crash of a file store may lose that much last_seen; with etcd, other replicas show last_seen that much late."`
-	ShutdownTimeout    time.Duration `default:"10s" env:"RUNSPEC_REGISTRY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown waits for requests in flight."`
-	Reload             bool          `hidden:"" help:"Accepted for compatibility with the reference (a development option); ignored."`
-	storeFlags         `embed:""`
+	// Client commands, which talk to a running registry (run, which, mcp,
+	// tools, hosts, instances, watch, deregister, export), go here, each
+	// in its own file and each embedding the shared flags:
+	//
+	//	type toolsCmd struct {
+	//		clientFlags `embed:""`
+	//		...
+	//	}
+
+	VersionFlag kong.VersionFlag `name:"version" help:"Print the version and exit."`
 }
 
 func main() {
@@ -67,15 +53,32 @@ func main() {
 		debug.SetGCPercent(50)
 	}
 	var c cli
-	kctx := kong.Parse(&c,
+	parser, err := newParser(&c, kong.BindTo(signalContext(), (*context.Context)(nil)))
+	if err != nil {
+		panic(err) // a mistake in the command tree
+	}
+	kctx, err := parser.Parse(os.Args[1:])
+	parser.FatalIfErrorf(err)
+	err = kctx.Run()
+	if errors.As(err, new(loggedError)) {
+		os.Exit(1)
+	}
+	kctx.FatalIfErrorf(err)
+}
+
+// newParser builds the command-line parser of c; tests add kong.Exit and
+// kong.Writers.
+func newParser(c *cli, opts ...kong.Option) (*kong.Kong, error) {
+	return kong.New(c, append([]kong.Option{
 		kong.Name("runspec-registry"),
 		kong.Description("A registry for fleets of runspec agents: which tools exist on which hosts, and how to run them."),
 		kong.Vars{"version": buildVersion()},
-		kong.BindTo(signalContext(), (*context.Context)(nil)),
-	)
-	kctx.FatalIfErrorf(kctx.Run())
+		kong.NamedMapper("interval", intervalMapper{}),
+		kong.Help(helpPrinter),
+	}, opts...)...)
 }
 
+// signalContext ends at SIGINT or SIGTERM. SIGHUP is serve's (a reload).
 func signalContext() context.Context {
 	ctx, _ := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	return ctx
@@ -91,192 +94,11 @@ func buildVersion() string {
 	return "dev"
 }
 
-// Run serves until ctx ends (SIGINT, SIGTERM), then shuts down gracefully.
-func (s *serveCmd) Run(ctx context.Context) error {
-	log, err := s.logger(os.Stderr)
-	if err != nil {
-		return err
-	}
-	if s.Reload {
-		log.Warn("--reload is a development option of the reference server; ignored")
-	}
-	opts, err := s.options(log)
-	if err != nil {
-		return err
-	}
-	closeStore, err := s.open(ctx, log, &opts)
-	if err != nil {
-		return err
-	}
-	defer closeStore() // after Run's last checkpoint
-	reg, err := registry.New(opts)
-	if err != nil {
-		return err
-	}
-	srv, ln, err := s.listen(reg)
-	if err != nil {
-		return err
-	}
-	srv.RegisterOnShutdown(reg.ReleaseWaiters) // blocking queries answer at once
-	scheme := "http"
-	if srv.TLSConfig != nil {
-		scheme = "https"
-	}
-	log.Info("listening", "url", scheme+"://"+ln.Addr().String(), "version", buildVersion(),
-		"api_key", opts.APIKey != "", "rate_limit_write", opts.RateLimitWrite, "rate_limit_heartbeat", opts.RateLimitHeartbeat)
+// versionCmd prints the version, as --version does.
+type versionCmd struct{}
 
-	runCtx, stopRun := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	go func() { runDone <- reg.Run(runCtx) }()
-	serveDone := make(chan error, 1)
-	go func() {
-		if srv.TLSConfig != nil {
-			serveDone <- srv.ServeTLS(ln, "", "")
-		} else {
-			serveDone <- srv.Serve(ln)
-		}
-	}()
-
-	select {
-	case err = <-serveDone:
-	case <-ctx.Done():
-		log.Info("shutting down")
-		sctx, cancel := context.WithTimeout(context.Background(), s.ShutdownTimeout)
-		err = srv.Shutdown(sctx)
-		cancel()
-	}
-	stopRun()
-	if rerr := <-runDone; rerr != nil {
-		log.Error("final checkpoint failed", "err", rerr)
-	}
-	if errors.Is(err, http.ErrServerClosed) {
-		err = nil
-	}
+// Run prints the version that --version prints.
+func (versionCmd) Run(kctx *kong.Context, vars kong.Vars) error {
+	_, err := fmt.Fprintln(kctx.Stdout, vars["version"])
 	return err
-}
-
-func (s *serveCmd) logger(w io.Writer) (*slog.Logger, error) {
-	var level slog.Level
-	if err := level.UnmarshalText([]byte(s.LogLevel)); err != nil {
-		return nil, err
-	}
-	hopts := &slog.HandlerOptions{Level: level}
-	if s.LogFormat == "json" {
-		return slog.New(slog.NewJSONHandler(w, hopts)), nil
-	}
-	return slog.New(slog.NewTextHandler(w, hopts)), nil
-}
-
-// options copies the flags into registry.Options; New validates them.
-func (s *serveCmd) options(log *slog.Logger) (registry.Options, error) {
-	key, err := s.apiKey()
-	if err != nil {
-		return registry.Options{}, err
-	}
-	proxies, err := parsePrefixes(s.TrustedProxies)
-	if err != nil {
-		return registry.Options{}, err
-	}
-	if s.PurgeInterval <= 0 {
-		return registry.Options{}, fmt.Errorf("--purge-interval must be a positive number of seconds, not %d", s.PurgeInterval)
-	}
-	retain := s.RetainInactive
-	if retain == 0 {
-		retain = -1 // the library's "forever"
-	} else if retain < 0 {
-		return registry.Options{}, errors.New("--retain-inactive must not be negative")
-	}
-	if s.CheckpointInterval <= 0 {
-		return registry.Options{}, errors.New("--checkpoint-interval must be positive")
-	}
-	if s.MaxBodyBytes <= 0 || s.MaxTools <= 0 {
-		return registry.Options{}, errors.New("--max-body-bytes and --max-tools must be positive")
-	}
-	return registry.Options{
-		HeartbeatInterval:  s.HeartbeatInterval,
-		CheckpointInterval: s.CheckpointInterval,
-		RetainInactive:     retain,
-		PurgeInterval:      time.Duration(s.PurgeInterval) * time.Second,
-		MaxTools:           s.MaxTools,
-		MaxBodyBytes:       s.MaxBodyBytes,
-		APIKey:             key,
-		RateLimitWrite:     s.RateLimitWrite,
-		RateLimitHeartbeat: s.RateLimitHeartbeat,
-		TrustedProxies:     proxies,
-		Logger:             log,
-	}, nil
-}
-
-// apiKey returns the key from --api-key (or its environment variable) or
-// --api-key-file. A key that is given but empty is an error: it would either
-// open or lock the registry, and neither is what the operator meant.
-func (s *serveCmd) apiKey() (string, error) {
-	if s.APIKey != nil && s.APIKeyFile != "" {
-		return "", errors.New("give the API key once: --api-key (or RUNSPEC_REGISTRY_API_KEY) or --api-key-file")
-	}
-	if s.APIKey != nil {
-		if *s.APIKey == "" {
-			return "", errors.New("the API key is empty: give a non-empty --api-key (or RUNSPEC_REGISTRY_API_KEY), or none to leave writes open")
-		}
-		return *s.APIKey, nil
-	}
-	if s.APIKeyFile != "" {
-		b, err := os.ReadFile(s.APIKeyFile)
-		if err != nil {
-			return "", fmt.Errorf("reading --api-key-file: %w", err)
-		}
-		key := strings.TrimSpace(string(b))
-		if key == "" {
-			return "", fmt.Errorf("--api-key-file %s is empty", s.APIKeyFile)
-		}
-		return key, nil
-	}
-	return "", nil
-}
-
-func parsePrefixes(list []string) ([]netip.Prefix, error) {
-	var out []netip.Prefix
-	for _, s := range list {
-		s = strings.TrimSpace(s)
-		if s == "" {
-			continue
-		}
-		if p, err := netip.ParsePrefix(s); err == nil {
-			out = append(out, p.Masked())
-			continue
-		}
-		a, err := netip.ParseAddr(s)
-		if err != nil {
-			return nil, fmt.Errorf("--trusted-proxies: %q is neither a CIDR nor an address", s)
-		}
-		out = append(out, netip.PrefixFrom(a, a.BitLen()))
-	}
-	return out, nil
-}
-
-// listen opens the listening socket and prepares the server, with timeouts
-// that stop slow clients from holding connections without cutting long
-// answers (no write timeout: listings stream and later requests may wait).
-func (s *serveCmd) listen(h http.Handler) (*http.Server, net.Listener, error) {
-	srv := &http.Server{
-		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
-		MaxHeaderBytes:    64 << 10,
-	}
-	if (s.SSLCertfile == "") != (s.SSLKeyfile == "") {
-		return nil, nil, errors.New("HTTPS needs both --ssl-certfile and --ssl-keyfile")
-	}
-	if s.SSLCertfile != "" {
-		cert, err := tls.LoadX509KeyPair(s.SSLCertfile, s.SSLKeyfile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("loading the TLS certificate: %w", err)
-		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
-	}
-	ln, err := net.Listen("tcp", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
-	if err != nil {
-		return nil, nil, err
-	}
-	return srv, ln, nil
 }

@@ -42,8 +42,7 @@ func parse(t *testing.T, env map[string]string, args ...string) (*cli, error) {
 	}
 	var c cli
 	var out bytes.Buffer
-	p, err := kong.New(&c, kong.Name("runspec-registry"), kong.Exit(func(int) {}), kong.Writers(&out, &out),
-		kong.Vars{"version": "test"})
+	p, err := newParser(&c, kong.Exit(func(int) {}), kong.Writers(&out, &out), kong.Vars{"version": "test"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +57,7 @@ func TestFlags(t *testing.T) {
 	}
 	s := c.Serve
 	got := []any{s.Host, s.Port, s.PurgeInterval, s.HeartbeatInterval, s.RetainInactive, s.RateLimitWrite, s.RateLimitHeartbeat, s.MaxBodyBytes, s.MaxTools, s.APIKey == nil}
-	want := []any{"0.0.0.0", 8765, 60, 30 * time.Second, 72 * time.Hour, 60, 120, int64(1 << 20), 10000, true}
+	want := []any{"0.0.0.0", 8765, 60 * time.Second, 30 * time.Second, 72 * time.Hour, 60, 120, int64(1 << 20), 10000, true}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("defaults mismatch (-want +got):\n%s", diff)
 	}
@@ -158,12 +157,13 @@ func (b *logBuffer) String() string {
 	return b.buf.String()
 }
 
-var listeningRE = regexp.MustCompile(`msg=listening url=(\S+)`)
+// listeningRE finds the address in the "listening" line, text or JSON.
+var listeningRE = regexp.MustCompile(`msg=listening url=(\S+)|"msg":"listening","url":"([^"]+)"`)
 
 // start runs bin with args and waits for its "listening" log line.
 func start(t *testing.T, bin string, env []string, args ...string) *server {
 	t.Helper()
-	if !slices.Contains(args, "--in-memory") && !slices.Contains(args, "--data-dir") {
+	if !slices.Contains(args, "--in-memory") && !slices.Contains(args, "--data-dir") && !slices.Contains(args, "etcd") {
 		args = append(args, "--data-dir", t.TempDir()) // never the real state directory
 	}
 	cmd := exec.Command(bin, append([]string{"--host", "127.0.0.1", "--port", "0"}, args...)...)
@@ -182,7 +182,7 @@ func start(t *testing.T, bin string, env []string, args ...string) *server {
 		for sc.Scan() {
 			s.logs.add(sc.Text())
 			if m := listeningRE.FindStringSubmatch(sc.Text()); m != nil {
-				urls <- m[1]
+				urls <- m[1] + m[2]
 			}
 		}
 		s.done <- cmd.Wait()

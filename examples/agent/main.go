@@ -1,9 +1,12 @@
 // Command agent is an example runspec agent: it registers one tool (hello
 // by default) under this host's name with a registry, heartbeats, survives
-// registry restarts and outages, and deregisters when interrupted.
+// registry restarts and outages, and deregisters when interrupted. It needs
+// a registry to talk to, and retries until one answers:
 //
+//	go run ./cmd/runspec-registry --in-memory &     # a registry on :8765
 //	go run ./examples/agent                         # registry at http://127.0.0.1:8765
 //	go run ./examples/agent -url https://registry:8765 -cafile ca.pem -tool deploy
+//	go run ./examples/agent -url http://127.0.0.1:8080/registry   # the one examples/embed serves
 //
 // The API key comes from -key or, better (flags show in ps), from
 // RUNSPEC_REGISTRY_API_KEY.
@@ -82,6 +85,11 @@ func run(ctx context.Context, args []string, stderr io.Writer) error {
 	})
 	if err != nil {
 		return err
+	}
+	// Run retries an absent registry for ever; say once what it waits for.
+	if err := c.Health(ctx); err != nil {
+		log.Warn("no registry answers: start one (go run ./cmd/runspec-registry --in-memory) or give -url; retrying",
+			"registry", *url, "err", err)
 	}
 	cfg := a.Config()
 	log.Info("agent starting", "registry", *url, "instance_id", a.ID(), "name", cfg.Name, "host", cfg.Host, "tool", *tool)

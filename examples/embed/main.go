@@ -4,7 +4,12 @@
 //	go run ./examples/embed -addr 127.0.0.1:8080
 //	curl -X POST localhost:8080/registry/instances -d '{"instance_id":"a1","name":"ops","version":"1","host":"web-1"}'
 //	curl localhost:8080/registry/hosts
-//	curl localhost:8080/where?tool=deploy
+//	curl 'localhost:8080/where?tool=deploy'
+//
+// The other examples talk to it with -url:
+//
+//	go run ./examples/agent -url http://127.0.0.1:8080/registry
+//	curl 'localhost:8080/where?tool=hello'
 package main
 
 import (
@@ -58,6 +63,6 @@ func main() {
 	}()
 	log.Printf("serving the registry at http://%s/registry/", *addr)
 	if err := srv.ListenAndServe(); !errors.Is(err, http.ErrServerClosed) {
-		log.Fatal(err)
+		log.Fatalf("%v (another address: -addr 127.0.0.1:PORT)", err)
 	}
 }

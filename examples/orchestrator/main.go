@@ -1,9 +1,13 @@
 // Command orchestrator is an example discovery client: it watches a tool
 // (hello by default) in a registry and prints which hosts can run it,
-// updating live as agents start and stop.
+// updating live as agents start and stop. It needs a registry to watch, and
+// retries until one answers:
 //
+//	go run ./cmd/runspec-registry --in-memory &     # a registry on :8765
+//	go run ./examples/agent &                       # an agent offering hello
 //	go run ./examples/orchestrator                  # registry at http://127.0.0.1:8765
 //	go run ./examples/orchestrator -url https://registry:8765 -cafile ca.pem -tool deploy
+//	go run ./examples/orchestrator -url http://127.0.0.1:8080/registry   # the one examples/embed serves
 //
 // The API key (needed only when reads are protected) comes from -key or
 // RUNSPEC_REGISTRY_API_KEY.
@@ -54,6 +58,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	defer c.CloseIdleConnections()
 
 	fmt.Fprintf(stdout, "watching tool %q at %s\n", *tool, *url)
+	if err := c.Health(ctx); err != nil { // the watch retries for ever: say once what it waits for
+		fmt.Fprintf(stderr, "orchestrator: no registry answers at %s (%v): start one (go run ./cmd/runspec-registry --in-memory) or give -url\n", *url, err)
+	}
 	last := ""
 	for u, err := range c.WatchTool(ctx, *tool) {
 		var line string

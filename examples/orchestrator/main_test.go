@@ -101,3 +101,20 @@ func TestOrchestratorFlags(t *testing.T) {
 		t.Error("run accepted an unknown flag")
 	}
 }
+
+// Without a registry the watch retries for ever; the orchestrator says once
+// what it waits for.
+func TestOrchestratorWithoutRegistry(t *testing.T) {
+	srv := httptest.NewServer(nil)
+	url := srv.URL
+	srv.Close() // nothing listens there now
+	ctx, cancel := context.WithCancel(t.Context())
+	var out syncBuffer
+	errc := make(chan error, 1)
+	go func() { errc <- run(ctx, []string{"-url", url}, &out, &out) }()
+	waitOutput(t, &out, "no registry answers at "+url, 5*time.Second)
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatalf("run = %v", err)
+	}
+}

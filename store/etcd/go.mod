@@ -2,13 +2,9 @@ module github.com/runspec/registry/store/etcd
 
 go 1.26.0
 
-// The library lives in the same repository; go.work ties them for
-// development, and this line for builds outside the workspace.
-replace github.com/runspec/registry => ../..
-
 require (
 	github.com/google/go-cmp v0.7.0
-	github.com/runspec/registry v0.0.0-00010101000000-000000000000
+	github.com/runspec/registry v0.2.0
 	go.etcd.io/etcd/api/v3 v3.7.3
 	go.etcd.io/etcd/client/pkg/v3 v3.7.3
 	go.etcd.io/etcd/client/v3 v3.7.3
