@@ -5,6 +5,7 @@
 package main
 
 import (
+	"crypto/tls"
 	"fmt"
 	"maps"
 	"slices"
@@ -43,6 +44,19 @@ func (s *serveCmd) checkFlags(set setFlags) error {
 				return fmt.Errorf("%s applies to --store etcd only, not to %s", set.describe(name), chosenBy)
 			}
 		}
+	}
+	if auth, err := certReqs(s.SSLCertReqs); err != nil {
+		return err
+	} else if auth != tls.NoClientCert && s.SSLCertfile == "" {
+		return fmt.Errorf("%s needs HTTPS (--ssl-certfile and --ssl-keyfile): client certificates come with TLS", set.describe("ssl-cert-reqs"))
+	} else if auth != tls.NoClientCert && s.SSLCACerts == "" {
+		return errNoCAs
+	}
+	if _, ok := set["ssl-ca-certs"]; ok && s.SSLCertfile == "" {
+		return fmt.Errorf("%s needs HTTPS (--ssl-certfile and --ssl-keyfile)", set.describe("ssl-ca-certs"))
+	}
+	if _, ok := set["bind-cert-to-host"]; ok && s.SSLCertReqs == "none" {
+		return fmt.Errorf("%s needs client certificates (--ssl-cert-reqs optional or required)", set.describe("bind-cert-to-host"))
 	}
 	if (s.SSLCertfile == "") != (s.SSLKeyfile == "") {
 		given, missing := "ssl-certfile", "ssl-keyfile"

@@ -31,13 +31,26 @@ type serveCmd struct {
 	APIKeyFile         string        `name:"api-key-file" env:"RUNSPEC_REGISTRY_API_KEY_FILE" type:"path" help:"File holding the API key (surrounding white space is ignored)."`
 	SSLKeyfile         string        `name:"ssl-keyfile" env:"RUNSPEC_REGISTRY_SSL_KEYFILE" type:"path" help:"TLS private key (PEM); with --ssl-certfile serves HTTPS."`
 	SSLCertfile        string        `name:"ssl-certfile" env:"RUNSPEC_REGISTRY_SSL_CERTFILE" type:"path" help:"TLS certificate chain (PEM)."`
+	SSLCACerts         string        `name:"ssl-ca-certs" env:"RUNSPEC_REGISTRY_SSL_CA_CERTS" type:"path" help:"CAs (PEM) that sign agents' client certificates; a verified certificate is an identity with the roles agent and read."`
+	SSLCertReqs        string        `name:"ssl-cert-reqs" default:"none" env:"RUNSPEC_REGISTRY_SSL_CERT_REQS" help:"Client certificates: none, optional or required (also 0, 1, 2). Keep optional while agents use keys."`
+	BindCertToHost     bool          `name:"bind-cert-to-host" env:"RUNSPEC_REGISTRY_BIND_CERT_TO_HOST" help:"A client certificate registers only instances whose host is one of its DNS names (or the first label of one)."`
+	KeysFile           string        `name:"keys-file" env:"RUNSPEC_REGISTRY_KEYS_FILE" type:"path" help:"Keys with names and roles, one a line: NAME ROLES SECRET [hosts=PATTERNS] (SECRET or sha256:HEX). Reloaded on SIGHUP."`
+	ReadAuth           bool          `name:"read-auth" env:"RUNSPEC_REGISTRY_READ_AUTH" help:"Reads (listings, lookups, exports, events) need a key or certificate with the role read, agent or admin. /health stays open."`
+	AuthFailures       int           `name:"auth-failures" default:"30" env:"RUNSPEC_REGISTRY_AUTH_FAILURES" help:"Requests with a wrong or missing key one client address may make per minute before 429 (0: no limit); a good key is never held back."`
 	PurgeInterval      time.Duration `default:"60" type:"interval" env:"RUNSPEC_REGISTRY_PURGE_INTERVAL" help:"Interval between backstop sweeps (seconds, or a duration such as 90s); expiry itself happens at each deadline."`
 	HeartbeatInterval  time.Duration `default:"30s" type:"interval" env:"RUNSPEC_REGISTRY_HEARTBEAT_INTERVAL" help:"Heartbeat interval assumed for agents that do not send one; inactive after 3 missed."`
 	RetainInactive     time.Duration `default:"72h" type:"interval" env:"RUNSPEC_REGISTRY_RETAIN_INACTIVE" help:"How long inactive records are kept (0: forever)."`
 	MaxBodyBytes       int64         `default:"1048576" env:"RUNSPEC_REGISTRY_MAX_BODY_BYTES" help:"Largest request body; larger ones get 413."`
 	MaxTools           int           `default:"10000" env:"RUNSPEC_REGISTRY_MAX_TOOLS" help:"Most tools one instance may post."`
+	MaxInstances       int           `default:"1000000" env:"RUNSPEC_REGISTRY_MAX_INSTANCES" help:"Most records kept; at the limit a new id deletes the oldest inactive record, and when all are active registering a new id answers 507."`
+	HeaderTimeout      time.Duration `default:"10s" type:"interval" env:"RUNSPEC_REGISTRY_HEADER_TIMEOUT" help:"How long a client may take to send a request's headers."`
+	BodyTimeout        time.Duration `default:"10s" type:"interval" env:"RUNSPEC_REGISTRY_BODY_TIMEOUT" help:"How long a client may take to send a write's body (then 408)."`
+	WriteTimeout       time.Duration `default:"10s" type:"interval" env:"RUNSPEC_REGISTRY_WRITE_TIMEOUT" help:"How long each write of an answer may take: a client that stops reading is dropped (the deadline moves with every chunk, so long listings, blocking queries and event streams are not cut)."`
+	IdleTimeout        time.Duration `default:"120s" type:"interval" env:"RUNSPEC_REGISTRY_IDLE_TIMEOUT" help:"How long an idle keep-alive connection is kept."`
+	NotifyInterval     time.Duration `default:"20ms" type:"interval" env:"RUNSPEC_REGISTRY_NOTIFY_INTERVAL" help:"Shortest time between two wake-ups of watchers (blocking queries, event streams): changes closer together are told together."`
 	RateLimitWrite     int           `default:"60" env:"RUNSPEC_REGISTRY_RATE_LIMIT_WRITE" help:"Register, tools and delete requests per minute per client address and route (0: off)."`
 	RateLimitHeartbeat int           `default:"120" env:"RUNSPEC_REGISTRY_RATE_LIMIT_HEARTBEAT" help:"Heartbeats per minute per client address (0: off)."`
+	RatePrefixFactor   int           `name:"rate-limit-prefix-factor" default:"100" env:"RUNSPEC_REGISTRY_RATE_LIMIT_PREFIX_FACTOR" help:"All addresses of one IPv6 /64 together get this many times the per-address limits (0: no such limit)."`
 	TrustedProxies     []string      `env:"RUNSPEC_REGISTRY_TRUSTED_PROXIES" help:"CIDRs (or addresses) of proxies whose X-Forwarded-For names the client."`
 	LogFormat          string        `default:"text" enum:"text,json" env:"RUNSPEC_REGISTRY_LOG_FORMAT" help:"Log format: text or json."`
 	LogLevel           string        `default:"info" enum:"debug,info,warn,error" env:"RUNSPEC_REGISTRY_LOG_LEVEL" help:"Log level: debug shows every read and heartbeat."`
@@ -45,6 +58,9 @@ type serveCmd struct {
 	ShutdownTimeout    time.Duration `default:"10s" type:"interval" env:"RUNSPEC_REGISTRY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown waits for requests in flight."`
 	Reload             bool          `hidden:"" help:"Accepted for compatibility with the reference (a development option); ignored."`
 	storeFlags         `embed:""`
+
+	tls *liveTLS           // the TLS configuration, reloaded on SIGHUP
+	reg *registry.Registry // the registry served, for reloads
 }
 
 // Run serves until ctx ends (SIGINT, SIGTERM), then shuts down gracefully
@@ -97,6 +113,10 @@ func (s *serveCmd) serve(ctx context.Context, log *slog.Logger, hangups <-chan o
 	if err != nil {
 		return err
 	}
+	s.reg = reg
+	st := reg.Stats()
+	log.Info("records loaded", "from", s.storeName(), "records", st.Instances, "active", st.Active)
+	warnIfOpen(log, s.Host, opts)
 	srv, ln, err := s.listen(reg, log)
 	if err != nil {
 		return err
@@ -107,7 +127,8 @@ func (s *serveCmd) serve(ctx context.Context, log *slog.Logger, hangups <-chan o
 		scheme = "https"
 	}
 	log.Info("listening", "url", scheme+"://"+ln.Addr().String(), "version", buildVersion(),
-		"api_key", opts.APIKey != "", "rate_limit_write", opts.RateLimitWrite, "rate_limit_heartbeat", opts.RateLimitHeartbeat)
+		"api_key", opts.APIKey != "", "keys", len(opts.Keys), "client_certificates", s.SSLCertReqs,
+		"read_auth", opts.ReadAuth, "rate_limit_write", opts.RateLimitWrite, "rate_limit_heartbeat", opts.RateLimitHeartbeat)
 
 	runCtx, stopRun := context.WithCancel(context.Background())
 	runDone := make(chan error, 1)
@@ -148,11 +169,30 @@ serving:
 	return err
 }
 
-// reload is the reload hook, called on each SIGHUP while serving. There is
-// nothing to reload yet; reloading the API key and the TLS certificate
-// belongs here. An error is logged and serving goes on.
+// reload is the reload hook, called on each SIGHUP while serving: the keys
+// file and the TLS certificate, key and CAs are read again and take effect
+// for the requests and connections that come next; those in flight finish
+// with what they started with. If anything fails to load, what was loaded
+// before stays, and the error is logged; serving goes on.
 func (s *serveCmd) reload(ctx context.Context, log *slog.Logger) error {
-	log.Info("reload requested (SIGHUP): nothing to reload yet; still serving")
+	var keys []registry.Key
+	if s.KeysFile != "" {
+		var err error
+		if keys, err = loadKeys(s.KeysFile, log); err != nil {
+			return err
+		}
+	}
+	if s.tls != nil {
+		if err := s.tls.reload(); err != nil {
+			return err
+		}
+	}
+	if s.KeysFile != "" {
+		if err := s.reg.SetKeys(keys); err != nil {
+			return err
+		}
+	}
+	log.Info("reloaded (SIGHUP)", "keys", len(keys), "tls", s.tls != nil)
 	return nil
 }
 
@@ -178,22 +218,54 @@ func (s *serveCmd) options(log *slog.Logger) (registry.Options, error) {
 	if s.CheckpointInterval <= 0 {
 		return registry.Options{}, errors.New("--checkpoint-interval must be positive")
 	}
-	if s.MaxBodyBytes <= 0 || s.MaxTools <= 0 {
-		return registry.Options{}, errors.New("--max-body-bytes and --max-tools must be positive")
+	if s.MaxBodyBytes <= 0 || s.MaxTools <= 0 || s.MaxInstances <= 0 {
+		return registry.Options{}, errors.New("--max-body-bytes, --max-tools and --max-instances must be positive")
+	}
+	if s.HeaderTimeout <= 0 || s.BodyTimeout <= 0 || s.WriteTimeout <= 0 || s.IdleTimeout <= 0 || s.NotifyInterval <= 0 {
+		return registry.Options{}, errors.New("--header-timeout, --body-timeout, --write-timeout, --idle-timeout and --notify-interval must be positive")
+	}
+	if s.AuthFailures < 0 || s.RatePrefixFactor < 0 {
+		return registry.Options{}, errors.New("--auth-failures and --rate-limit-prefix-factor must not be negative")
+	}
+	auth, err := certReqs(s.SSLCertReqs)
+	if err != nil {
+		return registry.Options{}, err
+	}
+	keys, err := loadKeys(s.KeysFile, log)
+	if err != nil {
+		return registry.Options{}, err
 	}
 	return registry.Options{
-		HeartbeatInterval:  s.HeartbeatInterval,
-		CheckpointInterval: s.CheckpointInterval,
-		RetainInactive:     retain,
-		PurgeInterval:      s.PurgeInterval,
-		MaxTools:           s.MaxTools,
-		MaxBodyBytes:       s.MaxBodyBytes,
-		APIKey:             key,
-		RateLimitWrite:     s.RateLimitWrite,
-		RateLimitHeartbeat: s.RateLimitHeartbeat,
-		TrustedProxies:     proxies,
-		Logger:             log,
+		Keys:                  keys,
+		ClientCertificates:    auth != tls.NoClientCert,
+		BindCertToHost:        s.BindCertToHost,
+		ReadAuth:              s.ReadAuth,
+		AuthFailures:          orNone(s.AuthFailures),
+		MaxInstances:          s.MaxInstances,
+		BodyTimeout:           s.BodyTimeout,
+		WriteTimeout:          s.WriteTimeout,
+		NotifyInterval:        s.NotifyInterval,
+		RateLimitPrefixFactor: orNone(s.RatePrefixFactor),
+		HeartbeatInterval:     s.HeartbeatInterval,
+		CheckpointInterval:    s.CheckpointInterval,
+		RetainInactive:        retain,
+		PurgeInterval:         s.PurgeInterval,
+		MaxTools:              s.MaxTools,
+		MaxBodyBytes:          s.MaxBodyBytes,
+		APIKey:                key,
+		RateLimitWrite:        s.RateLimitWrite,
+		RateLimitHeartbeat:    s.RateLimitHeartbeat,
+		TrustedProxies:        proxies,
+		Logger:                log,
 	}, nil
+}
+
+// orNone turns a flag's 0 (off) into the library's negative (none).
+func orNone(n int) int {
+	if n == 0 {
+		return -1
+	}
+	return n
 }
 
 // apiKey returns the key from --api-key (or its environment variable) or
@@ -250,17 +322,21 @@ func parsePrefixes(list []string) ([]netip.Prefix, error) {
 func (s *serveCmd) listen(h http.Handler, log *slog.Logger) (*http.Server, net.Listener, error) {
 	srv := &http.Server{
 		Handler:           h,
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       120 * time.Second,
+		ReadHeaderTimeout: s.HeaderTimeout,
+		IdleTimeout:       s.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
 		ErrorLog:          serverErrorLog(log),
 	}
 	if s.SSLCertfile != "" { // checkFlags made sure the key goes with it
-		cert, err := tls.LoadX509KeyPair(s.SSLCertfile, s.SSLKeyfile)
+		auth, err := certReqs(s.SSLCertReqs)
 		if err != nil {
-			return nil, nil, fmt.Errorf("loading the TLS certificate: %w", err)
+			return nil, nil, err
 		}
-		srv.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12, Certificates: []tls.Certificate{cert}}
+		s.tls, err = newLiveTLS(tlsFiles{cert: s.SSLCertfile, key: s.SSLKeyfile, cas: s.SSLCACerts, auth: auth})
+		if err != nil {
+			return nil, nil, err
+		}
+		srv.TLSConfig = s.tls.config()
 	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(s.Host, strconv.Itoa(s.Port)))
 	if err != nil {

@@ -14,7 +14,7 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-const reloadLine = "reload requested (SIGHUP)"
+const reloadLine = "reloaded (SIGHUP)"
 
 // hangup sends SIGHUP and waits until the server logs the reload.
 func (s *server) hangup(t *testing.T) {

@@ -193,3 +193,18 @@ func (ds *durableStore) Close() error {
 	os.Remove(filepath.Join(ds.dir, backupSock))
 	return ds.Store.Close()
 }
+
+// storeName says where records are kept, for the start-up log.
+func (f storeFlags) storeName() string {
+	switch {
+	case f.InMemory || f.Store == "memory":
+		return "memory (nothing loaded)"
+	case f.Store == "etcd":
+		return "etcd " + strings.Join(f.EtcdEndpoints, ",") + " prefix " + f.EtcdPrefix
+	}
+	dir, err := f.dataDir()
+	if err != nil {
+		return "the data file"
+	}
+	return filepath.Join(dir, dataFile)
+}
