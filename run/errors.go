@@ -90,6 +90,7 @@ type FieldError struct {
 	Err        error  // the sentinel
 }
 
+// Error says which field of which instance is refused, and why.
 func (e *FieldError) Error() string {
 	s := fmt.Sprintf("run: refused: %s %q", e.Field, e.Value)
 	if e.InstanceID != "" {
@@ -118,6 +119,7 @@ type ArgsError struct {
 	Problems []Problem // sorted by field
 }
 
+// Error lists every problem, field by field.
 func (e *ArgsError) Error() string {
 	var b strings.Builder
 	b.WriteString("run: invalid arguments")
@@ -156,6 +158,7 @@ type HostError struct {
 	Err        error
 }
 
+// Error names the tool and host, and the hosts or instance ids to choose from.
 func (e *HostError) Error() string {
 	switch e.Err {
 	case ErrNoHosts:
@@ -189,6 +192,7 @@ type ExitError struct {
 	Stderr string
 }
 
+// Error gives the status; for 255, that ssh failed and why.
 func (e *ExitError) Error() string {
 	if e.Status == 255 {
 		s := fmt.Sprintf("run: ssh to %s failed (exit status 255: ssh could not connect, verify the host key or log in; or the command exited with 255)", e.Host)
