@@ -1,15 +1,18 @@
-// bench_test.go measures plan building: with the schema compiled each
-// time or once, the command-line parser, and choosing the entry among
-// many.
+// bench_test.go measures plan building (with the schema compiled each
+// time or once), the command-line parser, choosing the entry among many,
+// and whole runs over ssh to the test host (one host, and many aliases of
+// it at once).
 
 package run_test
 
 import (
 	"encoding/json"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	registry "github.com/runspec/registry"
+	"github.com/runspec/registry/internal/sshtest"
 	"github.com/runspec/registry/run"
 )
 
@@ -91,4 +94,58 @@ func BenchmarkSelect(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// BenchmarkRun plans and runs the test tool on one host: a connection,
+// a login and the wrapper per run.
+func BenchmarkRun(b *testing.B) {
+	s := sshtest.Start(b, sshtest.Options{})
+	r := newRunner(b, run.Options{ConfigFile: s.Config})
+	h := entry(s.Tool, "", "", "")
+	c := run.Call{Tool: registry.Tool{Name: "argv", InputSchema: json.RawMessage(toolSchema), Hosts: []registry.ToolHost{h}},
+		Host: h, Args: map[string]any{"message": "hello"}}
+	b.ReportAllocs()
+	for b.Loop() {
+		p, err := r.Plan(c)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if status, err := r.Run(b.Context(), p, nil, nil); err != nil {
+			b.Fatal(status, err)
+		}
+	}
+}
+
+// BenchmarkRunHosts runs the tool on 16 host names at once, as a fan-out
+// to a fleet does (all of them reach the one test sshd).
+func BenchmarkRunHosts(b *testing.B) {
+	s := sshtest.Start(b, sshtest.Options{Aliases: 16})
+	r := newRunner(b, run.Options{ConfigFile: s.Config})
+	tool := registry.Tool{Name: "argv", InputSchema: json.RawMessage(toolSchema)}
+	for _, name := range s.Hosts[3:] {
+		h := entry(s.Tool, "", "", "")
+		h.Host = name
+		tool.Hosts = append(tool.Hosts, h)
+	}
+	schema, err := run.CompileSchema(tool.InputSchema)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var next atomic.Int64
+	b.ReportAllocs()
+	b.SetParallelism(8) // ssh waits on the network and the host, not on this process
+	b.RunParallel(func(pb *testing.PB) {
+		for pb.Next() {
+			h := tool.Hosts[int(next.Add(1))%len(tool.Hosts)]
+			p, err := r.Plan(run.Call{Tool: tool, Host: h, Schema: schema})
+			if err != nil {
+				b.Error(err)
+				return
+			}
+			if status, err := r.Run(b.Context(), p, nil, nil); err != nil {
+				b.Error(status, err)
+				return
+			}
+		}
+	})
 }

@@ -119,7 +119,10 @@
 // command that ignores SIGTERM, are beyond the reach of an SSH user who
 // is not root. The wrapper needs /bin/sh and setsid (util-linux, on every
 // Linux; elsewhere the command shares the wrapper's group and only its
-// descendants are signalled), and uses ps to find descendants. The plan's
+// descendants are signalled), and uses ps to find descendants. The SSH
+// user's login shell, and with su the target user's, must be a POSIX
+// shell (sh, dash, bash, ksh, zsh): they read the quoted command line (a
+// fish or csh reads quotes differently, and nologin refuses). The plan's
 // SSH field, and its String, show the wrapper: it is the exact command
 // line that runs. Run it from a terminal, or with a standard input that
 // stays open: at end of input (</dev/null, ssh -n, Ctrl-D) the wrapper
