@@ -25,15 +25,25 @@ import (
 	"github.com/runspec/registry/run"
 )
 
+// The ways a slow tool may take SIGTERM.
+type temper int
+
+const (
+	plain    temper = iota // dies of it, leaving its children to others
+	careful                // stops its children (kill 0), as a careful tool does
+	stubborn               // ignores it, and so do its children: only SIGKILL stops them
+)
+
 // slowTool is a tool that starts a child, which starts a grandchild, says
 // "ready" once both run, and runs until killed. Every one of its
 // processes has the script's path, and so the marker, in its command line.
-// A tool that traps SIGTERM to stop its children (as a careful tool does)
-// is the variant for an SSH user who may not signal them itself.
-func slowTool(careful bool) string {
+func slowTool(how temper) string {
 	trap := ""
-	if careful {
+	switch how {
+	case careful:
 		trap = "trap 'kill 0; exit 143' TERM\n"
+	case stubborn:
+		trap = "trap '' TERM\n"
 	}
 	return "#!/bin/sh\n" + trap +
 		"case $1 in\n" +
@@ -136,17 +146,24 @@ func TestRunCancel(t *testing.T) {
 	f := newFixture(t)
 	type cancelRow struct {
 		row
-		careful bool // the tool stops its own children on SIGTERM
+		how temper
 	}
-	rows := []cancelRow{{row: row{name: "as the SSH user"}}}
+	rows := []cancelRow{
+		{row: row{name: "as the SSH user"}},
+		// Only the wrapper's SIGKILL, after about 5 s, stops this one.
+		{row: row{name: "as the SSH user, a tool that ignores SIGTERM"}, how: stubborn},
+	}
 	if f.target != "" {
 		rows = append(rows,
 			cancelRow{row: row{name: "sudo -u", runAs: f.target, method: "sudo"}},
 			cancelRow{row: row{name: "su -c", runAs: f.target, method: "su"}},
+			// su's child is in a session of its own, out of the
+			// command's group: the wrapper finds its group through ps.
+			cancelRow{row: row{name: "su -c, a tool that ignores SIGTERM", runAs: f.target, method: "su"}, how: stubborn},
 			// Logged in as a user who is not root: the tool's processes
 			// belong to another user, which only sudo may signal; sudo
 			// relays SIGTERM to the tool, which stops its children.
-			cancelRow{row: row{name: "sudo -u, logged in as another user", login: f.login, runAs: f.target, method: "sudo"}, careful: true},
+			cancelRow{row: row{name: "sudo -u, logged in as another user", login: f.login, runAs: f.target, method: "sudo"}, how: careful},
 		)
 	} else {
 		t.Log("not root: only the row without a change of user runs")
@@ -158,7 +175,7 @@ func TestRunCancel(t *testing.T) {
 			t.Parallel()
 			var wg sync.WaitGroup
 			for _, mode := range []string{"timeout", "cancel"} {
-				wg.Go(func() { cancelOnce(t, f, rw.row, rw.careful, mode) })
+				wg.Go(func() { cancelOnce(t, f, rw.row, rw.how, mode) })
 			}
 			wg.Wait()
 		})
@@ -169,9 +186,9 @@ func TestRunCancel(t *testing.T) {
 // timeout or a cancel once it is ready, and checks that Run returns soon
 // and that no process of the tool is left. It reports with t.Errorf only:
 // it runs in a goroutine of the test.
-func cancelOnce(t *testing.T, f *fixture, rw row, careful bool, mode string) {
+func cancelOnce(t *testing.T, f *fixture, rw row, how temper, mode string) {
 	m := marker(t)
-	script := f.s.Script(t, "slow-"+m, slowTool(careful))
+	script := f.s.Script(t, "slow-"+m, slowTool(how))
 	defer killAll(t, m) // whatever happens, leave nothing
 	h := rw.entry(script)
 	r, err := run.New(run.Options{ConfigFile: f.s.Config, User: rw.login, WaitDelay: 30 * time.Second})
@@ -258,7 +275,7 @@ func TestRunCancelLimit(t *testing.T) {
 		t.Skip("not root: no users to log in as and to become")
 	}
 	m := marker(t)
-	script := f.s.Script(t, "slow-"+m, slowTool(false))
+	script := f.s.Script(t, "slow-"+m, slowTool(plain))
 	t.Cleanup(func() { killAll(t, m) })
 	h := row{runAs: f.target, method: "sudo"}.entry(script)
 	r := newRunner(t, run.Options{ConfigFile: f.s.Config, User: f.login, WaitDelay: 2 * time.Second})
@@ -312,7 +329,7 @@ func TestRunCancelControl(t *testing.T) {
 	}
 	f := newFixture(t)
 	m := marker(t)
-	script := f.s.Script(t, "slow-"+m, slowTool(false))
+	script := f.s.Script(t, "slow-"+m, slowTool(plain))
 	t.Cleanup(func() { killAll(t, m) })
 	ctx, cancel := context.WithCancel(t.Context())
 	cmd := f.s.Command(ctx, "web-1", shell.Quote(script))

@@ -109,8 +109,8 @@
 // Cancelling the context stops the remote command, not only the local
 // ssh: the remote command runs inside a small POSIX sh wrapper that starts
 // it in a process group of its own and, when its standard input (Run's
-// pipe) reaches end of input, sends SIGTERM to that group and to the
-// command's descendants, then SIGKILL after about 5 s. On cancellation
+// pipe) reaches end of input, sends SIGTERM to the command's descendants
+// and their groups, then SIGKILL to those groups after about 5 s. On cancellation
 // Run closes the pipe, waits for ssh to exit (Options.WaitDelay, 10 s by
 // default), then kills ssh. A connection that dies stops the command the
 // same way. The limit is the SSH user's rights: a command run as another

@@ -14,11 +14,13 @@
 //  2. A watchdog waits for end-of-file on the wrapper's standard input:
 //     the pipe that Runner.Run owns and never writes to. It comes when Run
 //     closes the pipe on cancellation, and also when the connection dies.
-//  3. The watchdog then sends SIGTERM to the command's process group and
-//     to every process descended from the command (found with ps, which
-//     also finds those that left the group, as su's child does), waits
-//     up to about 5 seconds for them to exit, then sends SIGKILL to those
-//     left.
+//  3. The watchdog then sends SIGTERM to every process descended from
+//     the command (found with ps, which also finds those that left the
+//     command's group, as su's child does) and to their process groups,
+//     waits up to about 5 seconds for them to exit, then sends SIGKILL
+//     to those groups. It kills groups rather than pids at the end
+//     because a group that still has a member keeps its id, while the
+//     pid of a process that has exited may already be another's.
 //  4. When the command exits by itself, the wrapper stops the watchdog and
 //     exits with the command's status.
 //
@@ -52,13 +54,17 @@ const wrapperScript = `exec 3<&0 </dev/null; ` +
 	`case $l in (*" $q "*) case $l in (*" $p "*) ;; (*) echo $p;; esac;; esac; done); do ` +
 	`l="$l$x "; a=1; done; ` +
 	`done; ` +
-	`kill -s TERM -- -$c $l 2>/dev/null; ` +
+	`k=-$c; ` + // the process groups they are in
+	`for x in $(ps -A -o pid= -o pgid= 2>/dev/null | while read -r p q; do ` +
+	`case $l in (*" $p "*) echo $q;; esac; done); do ` +
+	`case " $k " in (*" -$x "*) ;; (*) k="$k -$x";; esac; done; ` +
+	`kill -s TERM -- $k $l 2>/dev/null; ` +
 	`i=0; while [ $i -lt 25 ]; do ` + // about 5 s for them to exit
 	`n=; for p in $l; do kill -0 $p 2>/dev/null && n=1; done; ` +
 	`[ -z "$n" ] && exit 0; ` +
 	`sleep 0.2 2>/dev/null || sleep 1; i=$((i+1)); ` +
 	`done; ` +
-	`kill -s KILL -- -$c $l 2>/dev/null; ` +
+	`kill -s KILL -- $k 2>/dev/null; ` + // groups, not pids: a group in use keeps its id
 	`} >/dev/null 2>&1 & w=$!; ` +
 	`exec 3<&-; ` +
 	`wait $c; s=$?; ` +
