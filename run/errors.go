@@ -116,7 +116,7 @@ type Problem struct {
 // ErrInvalidArgs.
 type ArgsError struct {
 	Tool     string
-	Problems []Problem // sorted by field
+	Problems []Problem // by field (from ParseFlags: in the order of the words)
 }
 
 // Error lists every problem, field by field.
