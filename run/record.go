@@ -102,7 +102,9 @@ func sameExec(a, b registry.ToolHost) bool {
 	eq := func(x, y registry.ExecField) bool {
 		return x.Set == y.Set && x.Value == y.Value && string(x.Raw) == string(y.Raw)
 	}
-	return eq(a.Command, b.Command) && eq(a.RunAs, b.RunAs) &&
+	// Entries of two owners differ even with the same fields: one of them
+	// may be an impostor on that host.
+	return a.Owner == b.Owner && eq(a.Command, b.Command) && eq(a.RunAs, b.RunAs) &&
 		eq(a.BecomeMethod, b.BecomeMethod) && eq(a.BecomeFlags, b.BecomeFlags)
 }
 

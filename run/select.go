@@ -14,7 +14,7 @@ import (
 // Select returns the entry of tool to run on host. Only active entries
 // count. A grouped tool may have several entries on one host (two
 // instances of agents there): when they agree on what they would run (the
-// execution fields; later also the owner) the most recently seen one is
+// execution fields and the owner) the most recently seen one is
 // returned, so that the tool runs once; when they differ, Select refuses
 // with a *HostError matching ErrAmbiguous that lists their instance ids.
 // A non-empty instanceID picks that entry (ErrUnknownInstance when it is

@@ -104,6 +104,7 @@ func TestSelectDifferInEveryField(t *testing.T) {
 		"absent or empty": func(h *registry.ToolHost) {
 			h.RunAs = str("") // present but empty is not the same record as absent
 		},
+		"owner": func(h *registry.ToolHost) { h.Owner = "another-identity" }, // same fields, another owner
 	} {
 		t.Run(name, func(t *testing.T) {
 			other := base
