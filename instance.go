@@ -23,6 +23,7 @@ type instance struct {
 	interval                time.Duration
 	ttl                     int64  // ttlFactor x interval, in nanoseconds
 	floor                   int64  // the deadline is never earlier (grace after a restart)
+	graced                  bool   // floor is a restart's grace: its expiry is not a mass expiry
 	head                    []byte // `{"instance_id":…,"name":…,"version":…,"host":…`, encoded once
 	nameEnd                 int    // head[:nameEnd] ends after the name
 	hostJSON                string // the host as a JSON string

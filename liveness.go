@@ -137,13 +137,20 @@ func (r *Registry) inactiveSince(in *instance, now int64) int64 {
 }
 
 // restored sets the liveness of in, loaded at now from a record that says
-// whether it was active: an instance that was active gets a full TTL from
-// now (its agent's heartbeats may have fallen into the restart), one that
-// was not keeps when it became inactive (now, if the record does not say).
-func (in *instance) restored(active bool, inactiveSince time.Time, base time.Time, now int64) {
+// whether it was active, by the restart rule. The deadline stays last_seen
+// + 3 x its interval. If that is still ahead, it keeps it. If it fell while
+// the registry was down, the instance gets a grace from now of
+// min(3 x its own interval, 3 x defaultInterval): an agent that runs has
+// time to heartbeat (its heartbeats may have fallen into the restart), and
+// a dead one with a long interval expires soon. One that was inactive
+// keeps when it became inactive (now, if the record does not say).
+func (in *instance) restored(active bool, inactiveSince time.Time, base time.Time, now int64, defaultInterval time.Duration) {
 	switch {
 	case active:
-		in.floor = now + in.ttl
+		if seen, _ := unpack(in.live.Load()); seen+in.ttl < now {
+			in.floor = now + min(in.ttl, int64(ttlFactor*defaultInterval))
+			in.graced = true
+		}
 	case inactiveSince.IsZero():
 		in.inactiveAt = now
 	default:

@@ -388,7 +388,7 @@ func (w *localWriter) restore(rec Record, now int64) error {
 		return err
 	}
 	in.system, in.sysAt = rec.System, r.systemAt(rec)
-	in.restored(rec.Active, rec.InactiveSince, r.base, now)
+	in.restored(rec.Active, rec.InactiveSince, r.base, now, r.opts.HeartbeatInterval)
 	s := r.shard(rec.ID)
 	r.mu.Lock()
 	defer r.mu.Unlock()
