@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/runspec/registry"
 )
@@ -375,3 +376,14 @@ func (r instRecord) value(tb testing.TB) any {
 	}
 	return m
 }
+
+// sortHosts makes the order of a grouped tool's hosts entries irrelevant:
+// the protocol does not fix it.
+var sortHosts = cmp.FilterPath(func(p cmp.Path) bool {
+	for i := len(p) - 1; i >= 0 && i >= len(p)-2; i-- {
+		if mi, ok := p[i].(cmp.MapIndex); ok {
+			return mi.Key().String() == "hosts"
+		}
+	}
+	return false
+}, cmpopts.SortSlices(func(a, b any) bool { return fmt.Sprint(a) < fmt.Sprint(b) }))
