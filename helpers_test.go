@@ -1,6 +1,7 @@
 // helpers_test.go holds what the black-box tests share: a fake clock, a
 // harness that drives a Registry through its http.Handler with
-// httptest.NewRecorder, and helpers that decode and compare JSON answers.
+// httptest.NewRecorder, helpers that decode and compare JSON answers, and
+// helpers that read an answer's X-Registry-Index.
 
 package registry_test
 
@@ -14,6 +15,7 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -387,3 +389,37 @@ var sortHosts = cmp.FilterPath(func(p cmp.Path) bool {
 	}
 	return false
 }, cmpopts.SortSlices(func(a, b any) bool { return fmt.Sprint(a) < fmt.Sprint(b) }))
+
+// regIndex returns the X-Registry-Index of an answer, failing the test if
+// it is missing or not an unsigned integer.
+func regIndex(tb testing.TB, h http.Header) uint64 {
+	tb.Helper()
+	s := h.Get("X-Registry-Index")
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		tb.Fatalf("X-Registry-Index = %q, want an unsigned integer", s)
+	}
+	return n
+}
+
+// indexAt GETs target (whatever its status) and returns its index.
+func indexAt(h *harness, target string) uint64 {
+	h.tb.Helper()
+	return regIndex(h.tb, h.do("GET", target, "").Header())
+}
+
+// globalIndex is the index of GET /instances, which every change moves.
+func globalIndex(h *harness) uint64 {
+	h.tb.Helper()
+	return indexAt(h, "/instances")
+}
+
+// tick moves the clock half a second on and heartbeats ids: last_seen moves,
+// nothing else does.
+func tick(h *harness, ids ...string) {
+	h.tb.Helper()
+	h.clock.Advance(500 * time.Millisecond)
+	for _, id := range ids {
+		h.heartbeat(id)
+	}
+}
