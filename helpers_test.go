@@ -7,6 +7,7 @@ package registry_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -422,4 +423,16 @@ func tick(h *harness, ids ...string) {
 	for _, id := range ids {
 		h.heartbeat(id)
 	}
+}
+
+func storedActive(t *testing.T, st registry.Store, id string) bool {
+	t.Helper()
+	active := false
+	st.Load(context.Background(), func(rec registry.Record) error {
+		if rec.ID == id {
+			active = rec.Active
+		}
+		return nil
+	})
+	return active
 }

@@ -1,6 +1,6 @@
 // liveness_test.go checks liveness with a fake clock: the exact deadline in
-// every read before and after Purge, revival by heartbeat, per-agent
-// intervals and the retention of inactive records.
+// every read before and after Purge, the expiry reaching the Store, revival
+// by heartbeat, per-agent intervals and the retention of inactive records.
 
 package registry_test
 
@@ -187,6 +187,22 @@ func TestPurgeFlipsStoredState(t *testing.T) {
 	}
 	if diff := cmp.Diff(recs, stored()); diff != "" {
 		t.Errorf("second Purge changed the store (-want +got):\n%s", diff)
+	}
+}
+
+// An expiry applied by a read whose client went away (a canceled context)
+// must still reach the store: memory already changed.
+func TestExpiryWrittenDespiteCanceledContext(t *testing.T) {
+	clock := &fakeClock{now: t0}
+	mem := registry.NewMemStore()
+	reg, _ := registry.New(registry.Options{Store: mem, Now: clock.Now, HeartbeatInterval: time.Second})
+	reg.Register(context.Background(), registry.Registration{ID: "a", Name: "n", Version: "1", Host: "h"})
+	clock.Advance(4 * time.Second)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	reg.Purge(ctx)
+	if storedActive(t, mem, "a") {
+		t.Error("expired in memory, still active in the store")
 	}
 }
 
@@ -517,7 +533,7 @@ func TestConcurrentUse(t *testing.T) {
 	store := registry.NewMemStore()
 	h := newHarness(t, registry.Options{Store: store, CheckpointInterval: time.Millisecond, PurgeInterval: time.Millisecond, RetainInactive: time.Minute})
 	// Like a real clock, this one never answers the same instant twice
-	// while the workers run (see TestBugSystemLostAtSameInstant for why).
+	// while the workers run (see TestSystemLostAtSameInstant for why).
 	h.clock.SetTick(time.Nanosecond)
 	ctx, cancel := context.WithCancel(t.Context())
 	runDone := make(chan error, 1)
@@ -571,7 +587,7 @@ func TestConcurrentUse(t *testing.T) {
 	b := restart(t, h, registry.Options{RetainInactive: time.Minute})
 	// The system objects are left out: a checkpoint that races a
 	// re-registration brings the replaced record's system back
-	// (TestBugCheckpointRaceResurrectsSystem reproduces it).
+	// (TestCheckpointRaceResurrectsSystem reproduces it).
 	noSystem := cmpopts.IgnoreMapEntries(func(k string, _ any) bool { return k == "system" })
 	if diff := cmp.Diff(before, snapshotAll(b), noSystem); diff != "" {
 		t.Errorf("reads after a restart differ (-want +got):\n%s", diff)

@@ -1,11 +1,16 @@
 // restart_test.go checks that a Registry started on the Store of another
 // (a restart) answers as the old one did: records, tool lists, heartbeat
-// times, liveness, registration order, with a grace TTL for live agents.
+// times, liveness, registration order, with a grace TTL for live agents and
+// none for an instance that expired before the restart; a stored record
+// that would corrupt the indexes is refused at load.
 
 package registry_test
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -264,4 +269,44 @@ func TestRestart(t *testing.T) {
 			t.Errorf("live after the second restart (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// PROTOCOL.md, "Liveness": an instance "goes stale when now - last_seen > 3
+// x interval", and reads show it inactive at once, before any Purge. The
+// brief for restarts: "inactive instances stay inactive"; only "an instance
+// active at the restart gets a full TTL from the restart time". An instance
+// already past its deadline when the registry stops, but not yet purged
+// (Run's timer had not fired, or Purge is driven by hand), is stored with
+// Active=true, and the new registry grants it a grace TTL: a dead agent
+// shows up active again for 3 intervals after the restart.
+func TestRestartRevivesExpiredInstance(t *testing.T) {
+	store := registry.NewMemStore()
+	a := newHarness(t, registry.Options{Store: store})
+	a.register("dead", "app", "h1")
+	a.postTools("dead", `{"name":"t"}`)
+	a.clock.Advance(100 * time.Second) // 10s past its deadline
+	if got := a.get("/instances/dead").(map[string]any)["active"]; got != false {
+		t.Fatalf("before the restart: active = %v, want false", got)
+	}
+	if err := a.reg.Checkpoint(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := restart(t, a, registry.Options{})
+	if got := b.get("/instances/dead").(map[string]any)["active"]; got != false {
+		t.Errorf("after the restart: active = %v, want false (it was inactive before)", got)
+	}
+	checkJSON(t, b.do("GET", "/tools", ""), http.StatusOK, `[]`)
+	checkJSON(t, b.do("GET", "/hosts", ""), http.StatusOK, `[]`)
+}
+
+// A stored tool list with a repeated name is refused at load, naming the
+// record, instead of corrupting the tool index.
+func TestStoredDuplicateToolNames(t *testing.T) {
+	mem := registry.NewMemStore()
+	mem.Put(context.Background(), registry.Record{ID: "a", Name: "n", Version: "1", Host: "h", Seq: 1,
+		Registered: t0, LastSeen: t0, HeartbeatInterval: time.Second, Active: true,
+		Tools: []json.RawMessage{json.RawMessage(`{"name":"x"}`), json.RawMessage(`{"name":"x"}`)}})
+	if _, err := registry.New(registry.Options{Store: mem}); err == nil || !strings.Contains(err.Error(), `"a"`) {
+		t.Errorf("New = %v, want an error naming record \"a\"", err)
+	}
 }

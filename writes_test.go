@@ -1,13 +1,16 @@
 // writes_test.go checks the write endpoints against PROTOCOL.md:
 // registration, heartbeats, tool lists and deregistration, their answers,
-// the validation 422s of our additions, malformed and oversized bodies, and
-// that a rejected write changes nothing.
+// the validation 422s of our additions, malformed and oversized bodies,
+// that a rejected write changes nothing, and that a deregistration whose
+// store write failed is written by its retry.
 
 package registry_test
 
 import (
 	stdcmp "cmp"
+	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -253,6 +256,27 @@ func TestRegisterInvalidUTF8(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+// PROTOCOL.md, "Our additions": "Validation (each 422, nothing stored):
+// instance_id, name, host ... not valid UTF-8". An unpaired surrogate
+// escape is refused by counting U+FFFD in the decoded string against
+// "\ufffd" in the JSON literal; the text \ufffd written with an escaped
+// backslash ("\\ufffd", six ordinary characters) is counted as an escape,
+// so it hides one unpaired surrogate, which is stored as U+FFFD.
+func TestUnpairedSurrogateHiddenByEscapedBackslash(t *testing.T) {
+	for _, field := range []string{"instance_id", "name", "host"} {
+		t.Run(field, func(t *testing.T) {
+			h := newHarness(t, registry.Options{})
+			m := map[string]string{"instance_id": `"a"`, "name": `"app"`, "host": `"h1"`}
+			m[field] = `"x\\ufffd\ud800"`
+			body := `{"instance_id":` + m["instance_id"] + `,"name":` + m["name"] + `,"version":"1","host":` + m["host"] + `}`
+			rec := h.do("POST", "/instances", body)
+			if rec.Code != http.StatusUnprocessableEntity {
+				t.Errorf("POST /instances with %s %s: status %d, want 422; stored %v", field, m[field], rec.Code, h.get("/instances"))
+			}
+		})
 	}
 }
 
@@ -576,6 +600,40 @@ func TestDelete(t *testing.T) {
 	checkJSON(t, h.do("GET", "/instances/unknown", ""), http.StatusNotFound, `{"detail":"Instance not found"}`)
 	// A body on DELETE is not read.
 	checkJSON(t, h.do("DELETE", "/instances/a", "not json"), http.StatusOK, `{"status":"ok"}`)
+}
+
+// failingStore fails the first n Updates.
+type failingStore struct {
+	registry.Store
+	fail int
+}
+
+func (s *failingStore) SetStates(ctx context.Context, states []registry.State) error {
+	if s.fail > 0 {
+		s.fail--
+		return errors.New("disk full")
+	}
+	return s.Store.SetStates(ctx, states)
+}
+
+// A deregistration whose store write failed is answered with an error; the
+// agent's retry must write it (it used to find the instance inactive in
+// memory, write nothing and answer 200).
+func TestDeregisterRetryWrites(t *testing.T) {
+	ctx := context.Background()
+	mem := registry.NewMemStore()
+	st := &failingStore{Store: mem, fail: 1}
+	reg, _ := registry.New(registry.Options{Store: st})
+	reg.Register(ctx, registry.Registration{ID: "a", Name: "n", Version: "1", Host: "h"})
+	if err := reg.Deregister(ctx, "a"); err == nil {
+		t.Fatal("a failed store write was not reported")
+	}
+	if err := reg.Deregister(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	if storedActive(t, mem, "a") {
+		t.Error("the store still says active after a successful deregistration")
+	}
 }
 
 func TestMalformedJSON(t *testing.T) {
