@@ -33,18 +33,6 @@ func withParams(target, params string) string {
 	return target + "?" + params
 }
 
-// watchFleet registers a (app on h1, deploy and build, heartbeat_interval
-// 1s: it expires 3s after its last heartbeat), b (app on h2, build) and c
-// (other on h3, no tools posted).
-func watchFleet(h *harness) {
-	h.tb.Helper()
-	h.must(http.StatusCreated, "POST", "/instances", `{"instance_id":"a","name":"app","version":"1","host":"h1","heartbeat_interval":1}`)
-	h.postTools("a", `{"name":"deploy","x-command":"/deploy"}`, `{"name":"build"}`)
-	h.register("b", "app", "h2")
-	h.postTools("b", `{"name":"build","x-run-as":"ci"}`)
-	h.register("c", "other", "h3")
-}
-
 // watchReads are the reads whose indexes the change tests follow.
 var watchReads = []string{
 	"/instances", "/instances/a", "/instances/b", "/instances/c", "/instances/d",
@@ -181,11 +169,11 @@ func TestIndexHeartbeat(t *testing.T) {
 		setup func(h *harness)
 		beat  func(h *harness)
 	}{
-		{"last_seen moves", watchFleet, func(h *harness) { tick(h, "a") }},
-		{"system changes, clock stopped", watchFleet, func(h *harness) {
+		{"last_seen moves", watchFleet.load, func(h *harness) { tick(h, "a") }},
+		{"system changes, clock stopped", watchFleet.load, func(h *harness) {
 			h.must(http.StatusOK, "POST", "/instances/a/heartbeat", `{"system":{"load":0.5}}`)
 		}},
-		{"streamed listing", func(h *harness) { watchFleet(h); bigFleet(h, 0) }, func(h *harness) { tick(h, "a") }},
+		{"streamed listing", func(h *harness) { watchFleet.load(h); bigFleet(h, 0) }, func(h *harness) { tick(h, "a") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -215,31 +203,6 @@ func TestIndexHeartbeat(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// bigFleet registers instances big-0… whose records together pass 1 MiB,
-// so that GET /instances streams (and /tools too if distinct is set: each
-// instance then offers a tool of its own).
-func bigFleet(h *harness, distinct int) {
-	h.tb.Helper()
-	desc := strings.Repeat("x", 8<<10)
-	for i := range 160 {
-		id := fmt.Sprintf("big-%03d", i)
-		name := "big"
-		if distinct > 0 {
-			name = fmt.Sprintf("big-%03d", i%distinct)
-		}
-		if err := h.reg.Register(h.tb.Context(), registry.Registration{ID: id, Name: "bulk", Version: "1", Host: id}); err != nil {
-			h.tb.Fatal(err)
-		}
-		tool := json.RawMessage(`{"name":"` + name + `","description":"` + desc + `"}`)
-		if err := h.reg.UpdateTools(h.tb.Context(), id, []json.RawMessage{tool}); err != nil {
-			h.tb.Fatal(err)
-		}
-	}
-	if n := h.must(http.StatusOK, "GET", "/instances", "").Body.Len(); n <= 1<<20 {
-		h.tb.Fatalf("GET /instances is %d bytes, want more than 1 MiB", n)
 	}
 }
 
@@ -328,7 +291,7 @@ func TestIndexChangeKinds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, tt.opts)
-			watchFleet(h)
+			watchFleet.load(h)
 			if tt.before != nil {
 				tt.before(h)
 			}
@@ -532,7 +495,7 @@ func TestBlockingQuery(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, registry.Options{})
 			t.Cleanup(h.reg.ReleaseWaiters)
-			watchFleet(h)
+			watchFleet.load(h)
 			rec := h.do("GET", tt.target, "")
 			if rec.Code != tt.codeBefore {
 				t.Fatalf("before: status %d, want %d", rec.Code, tt.codeBefore)
@@ -595,7 +558,7 @@ func TestBlockingIndexAboveCurrent(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, registry.Options{})
 			t.Cleanup(h.reg.ReleaseWaiters)
-			watchFleet(h)
+			watchFleet.load(h)
 			n := indexAt(h, target)
 			const wait = 300 * time.Millisecond
 			ch := getAsync(h.h, withParams(target, fmt.Sprintf("index=%d&wait=%v", n+1000, wait)))
@@ -628,7 +591,7 @@ func TestBlockingWaitRealTime(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, registry.Options{})
 			t.Cleanup(h.reg.ReleaseWaiters)
-			watchFleet(h)
+			watchFleet.load(h)
 			n := indexAt(h, "/tools/deploy")
 			start := time.Now()
 			rec := h.must(http.StatusOK, "GET", fmt.Sprintf("/tools/deploy?index=%d&wait=%s", n, tt.wait), "")
@@ -645,7 +608,7 @@ func TestBlockingWaitRealTime(t *testing.T) {
 	t.Run("wait without index", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, registry.Options{})
-		watchFleet(h)
+		watchFleet.load(h)
 		start := time.Now()
 		h.must(http.StatusOK, "GET", "/tools/deploy?wait=5m", "")
 		if took := time.Since(start); took > 2*time.Second {
@@ -701,7 +664,7 @@ func TestBlockingWaitLimits(t *testing.T) {
 // on every read, at once.
 func TestBlockingBadParams(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	watchFleet(h)
+	watchFleet.load(h)
 	tests := []struct {
 		params string
 		loc    []string
@@ -848,7 +811,7 @@ func TestBlockingExpiryAtDeadline(t *testing.T) {
 // everything else keeps working.
 func TestBlockingReleaseWaiters(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	watchFleet(h)
+	watchFleet.load(h)
 	ts := httptest.NewServer(h.reg)
 	t.Cleanup(ts.Close)
 	stream := openEvents(t, ts.URL, "")
@@ -914,7 +877,7 @@ func TestBlockingReleaseWaiters(t *testing.T) {
 // following it does not block.
 func TestIndexNotInLink(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	watchFleet(h)
+	watchFleet.load(h)
 	h.register("d", "app", "h4")
 	h.postTools("d", `{"name":"lint"}`)
 	for _, target := range []string{"/instances", "/tools", "/hosts"} {
@@ -966,7 +929,7 @@ func TestIndexToolIgnoresOtherToolsOfInstance(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, registry.Options{})
 			t.Cleanup(h.reg.ReleaseWaiters)
-			watchFleet(h)
+			watchFleet.load(h)
 			before := h.must(http.StatusOK, "GET", "/tools/deploy", "")
 			n := regIndex(t, before.Header())
 			const wait = 300 * time.Millisecond
@@ -1004,7 +967,7 @@ func TestIndexExpiryWithoutRun(t *testing.T) {
 	ts := httptest.NewServer(h.reg)
 	t.Cleanup(ts.Close)
 	t.Cleanup(h.reg.ReleaseWaiters)
-	watchFleet(h)
+	watchFleet.load(h)
 	stream := openEvents(t, ts.URL, "")
 	reads := []string{"/instances", "/instances/a", "/instances?active=true", "/tools", "/tools/deploy", "/tools/build",
 		"/hosts", "/export/superputty"}
@@ -1072,7 +1035,7 @@ func TestIndexGoneNamesMonotonic(t *testing.T) {
 // overflows to a negative value).
 func TestBlockingHugeWait(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	watchFleet(h)
+	watchFleet.load(h)
 	for _, wait := range []string{"301", "9999999999", "1e10", "1e300"} {
 		// index=0 is below the current index: the answer does not wait.
 		rec := h.do("GET", "/tools/deploy?index=0&wait="+wait, "")

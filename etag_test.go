@@ -25,18 +25,18 @@ func TestETag(t *testing.T) {
 		setup  func(h *harness)
 		change func(h *harness)
 	}{
-		{"/instances", watchFleet, func(h *harness) { tick(h, "b") }},
-		{"/instances?limit=1", watchFleet, func(h *harness) { tick(h, "a") }},
-		{"/instances/a", watchFleet, func(h *harness) { tick(h, "a") }},
-		{"/tools", watchFleet, func(h *harness) { h.postTools("c", `{"name":"lint"}`) }},
-		{"/tools?active=false", watchFleet, func(h *harness) { h.deregister("b"); h.postTools("b") }},
-		{"/tools/deploy", watchFleet, func(h *harness) { h.postTools("c", `{"name":"deploy"}`) }},
-		{"/tools/deploy?host=h1", watchFleet, func(h *harness) { h.postTools("a", `{"name":"deploy","description":"new"}`) }},
-		{"/hosts", watchFleet, func(h *harness) { h.register("d", "app", "h4") }},
-		{"/export/superputty", watchFleet, func(h *harness) { h.register("d", "app", "h4") }},
-		{"/export/mobaxterm?user=ops", watchFleet, func(h *harness) { h.deregister("c") }},
-		{"/instances (streamed)", func(h *harness) { bigFleet(h, 0); watchFleet(h) }, func(h *harness) { tick(h, "big-007") }},
-		{"/tools (streamed)", func(h *harness) { bigFleet(h, 160); watchFleet(h) }, func(h *harness) { h.deregister("big-100") }},
+		{"/instances", watchFleet.load, func(h *harness) { tick(h, "b") }},
+		{"/instances?limit=1", watchFleet.load, func(h *harness) { tick(h, "a") }},
+		{"/instances/a", watchFleet.load, func(h *harness) { tick(h, "a") }},
+		{"/tools", watchFleet.load, func(h *harness) { h.postTools("c", `{"name":"lint"}`) }},
+		{"/tools?active=false", watchFleet.load, func(h *harness) { h.deregister("b"); h.postTools("b") }},
+		{"/tools/deploy", watchFleet.load, func(h *harness) { h.postTools("c", `{"name":"deploy"}`) }},
+		{"/tools/deploy?host=h1", watchFleet.load, func(h *harness) { h.postTools("a", `{"name":"deploy","description":"new"}`) }},
+		{"/hosts", watchFleet.load, func(h *harness) { h.register("d", "app", "h4") }},
+		{"/export/superputty", watchFleet.load, func(h *harness) { h.register("d", "app", "h4") }},
+		{"/export/mobaxterm?user=ops", watchFleet.load, func(h *harness) { h.deregister("c") }},
+		{"/instances (streamed)", func(h *harness) { bigFleet(h, 0); watchFleet.load(h) }, func(h *harness) { tick(h, "big-007") }},
+		{"/tools (streamed)", func(h *harness) { bigFleet(h, 160); watchFleet.load(h) }, func(h *harness) { h.deregister("big-100") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
@@ -89,7 +89,7 @@ func TestETag(t *testing.T) {
 // it keeps its body whatever If-None-Match says.
 func TestETagNotFound(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	watchFleet(h)
+	watchFleet.load(h)
 	for _, target := range []string{"/tools/nope", "/instances/nope", "/tools/deploy?host=h9"} {
 		first := h.do("GET", target, "")
 		for _, inm := range []string{first.Header().Get("ETag"), "*"} {

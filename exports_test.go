@@ -34,15 +34,6 @@ type sessionEntry struct {
 	Username     string `xml:"http://schemas.datacontract.org/2004/07/SuperPuTTY Username"`
 }
 
-// exportFleet registers the hosts the export tests expect.
-func exportFleet(h *harness) {
-	h.tb.Helper()
-	h.register("a", "app", "web<&>01")
-	h.register("b", "ora", "db01")
-	h.register("c", "gone", "old01")
-	h.deregister("c")
-}
-
 func TestExportSuperPuTTY(t *testing.T) {
 	session := func(name, host, user string) sessionEntry {
 		return sessionEntry{Host: host, Port: "22", Proto: "SSH", PuttySession: "Default Settings",
@@ -60,7 +51,7 @@ func TestExportSuperPuTTY(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.target, func(t *testing.T) {
 			h := newHarness(t, registry.Options{})
-			exportFleet(h)
+			exportFleet.load(h)
 			rec := h.must(http.StatusOK, "GET", tt.target, "")
 			if mt, _, err := mime.ParseMediaType(rec.Header().Get("Content-Type")); err != nil || mt != "application/xml" {
 				t.Errorf("Content-Type = %q, want application/xml", rec.Header().Get("Content-Type"))
@@ -115,11 +106,11 @@ func TestExportMobaXterm(t *testing.T) {
 			"/export/mobaxterm", head + line("ora", "db01", "") + "\n",
 		},
 		{
-			"inactive hosts left out by default", exportFleet,
+			"inactive hosts left out by default", exportFleet.load,
 			"/export/mobaxterm", head + line("ora", "db01", "") + "\n" + line("app", "web<&>01", "") + "\n",
 		},
 		{
-			"active=false", exportFleet,
+			"active=false", exportFleet.load,
 			"/export/mobaxterm?active=false&user=u",
 			head + line("ora", "db01", "u") + "\n" + line("gone", "old01", "u") + "\n" + line("app", "web<&>01", "u") + "\n",
 		},

@@ -9,34 +9,12 @@ import (
 	"net/http"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/runspec/registry"
 )
-
-// pagingFleet registers 9 instances on 3 hosts under 2 names, with tools,
-// some inactive.
-func pagingFleet(h *harness) {
-	h.tb.Helper()
-	hosts := []string{"hb", "ha", "hc"}
-	names := []string{"app", "db"}
-	for i := range 9 {
-		id := fmt.Sprintf("id-%d", 8-i) // ids not in registration order
-		host, name := hosts[i%3], names[i%2]
-		h.register(id, name, host)
-		var tools []string
-		for j := range i % 4 {
-			tools = append(tools, fmt.Sprintf(`{"name":"tool-%d","x-command":"%s-%d"}`, (i+j)%5, id, j))
-		}
-		h.postTools(id, tools...)
-		h.clock.Advance(time.Second)
-	}
-	h.deregister("id-7")
-	h.deregister("id-2")
-}
 
 func TestPagination(t *testing.T) {
 	h := newHarness(t, registry.Options{})

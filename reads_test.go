@@ -19,19 +19,9 @@ import (
 	"github.com/runspec/registry"
 )
 
-// fleet registers an active and an inactive instance with a shared tool.
-func fleet(h *harness) {
-	h.tb.Helper()
-	h.register("live", "app", "hlive")
-	h.postTools("live", `{"name":"shared","x-command":"/live"}`, `{"name":"t-live"}`)
-	h.register("dead", "app", "hdead")
-	h.postTools("dead", `{"name":"shared","x-command":"/dead"}`, `{"name":"t-dead"}`)
-	h.deregister("dead")
-}
-
 func TestListInstances(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	fleet(h)
+	readFleet.load(h)
 	live := instRecord{ID: "live", Name: "app", Host: "hlive", Active: true, LastSeen: t0,
 		Tools: `[{"name":"shared","x-command":"/live"},{"name":"t-live"}]`}.value(t)
 	dead := instRecord{ID: "dead", Name: "app", Host: "hdead", Active: false, LastSeen: t0,
@@ -68,7 +58,7 @@ func TestListInstances(t *testing.T) {
 
 func TestListTools(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	fleet(h)
+	readFleet.load(h)
 	tests := []struct {
 		target string
 		want   string
@@ -339,7 +329,7 @@ func TestHosts(t *testing.T) {
 
 func TestBooleanQuery(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	fleet(h)
+	readFleet.load(h)
 	endpoints := []string{"/instances", "/tools", "/tools/shared", "/hosts", "/export/superputty", "/export/mobaxterm"}
 	truthy := []string{"true", "TRUE", "True", "1", "yes", "YES", "Yes", "on", "ON", "oN"}
 	falsy := []string{"false", "FALSE", "False", "0", "no", "NO", "No", "off", "OFF", "oFf"}

@@ -32,22 +32,16 @@ func restartFleet(t *testing.T, opts registry.Options) *harness {
 	t.Helper()
 	opts.Store = registry.NewMemStore()
 	a := newHarness(t, opts)
-	// z-first sorts last but registers first: the store's order cannot
-	// stand in for the registration order.
-	a.register("z-first", "app", "h1")
-	a.postTools("z-first", `{"name":"deploy","description":"First","x-command":"/z"}`)
-	a.clock.Advance(time.Second)
-	a.register("live", "app", "h2")
-	a.postTools("live", `{"name":"deploy","description":"Live","x-run-as":"u"}`, `{"name":"other","inputSchema":{"type":"object"}}`)
-	a.must(http.StatusCreated, "POST", "/instances", `{"instance_id":"slow","name":"db","version":"2","host":"h1","heartbeat_interval":300}`)
-	a.postTools("slow")
-	a.register("fresh", "app", "h4")
-	a.register("gone", "app", "h5")
-	a.postTools("gone", `{"name":"gone-tool"}`)
-	a.deregister("gone")
-	a.must(http.StatusCreated, "POST", "/instances", `{"instance_id":"short","name":"app","version":"1","host":"h6","heartbeat_interval":1}`)
-	a.postTools("short", `{"name":"deploy"}`)
-	a.clock.Advance(10 * time.Second)
+	fleet{
+		// z-first sorts last but registers first: the store's order cannot
+		// stand in for the registration order.
+		{ID: "z-first", Name: "app", Host: "h1", Tools: []string{`{"name":"deploy","description":"First","x-command":"/z"}`}, Then: time.Second},
+		{ID: "live", Name: "app", Host: "h2", Tools: []string{`{"name":"deploy","description":"Live","x-run-as":"u"}`, `{"name":"other","inputSchema":{"type":"object"}}`}},
+		{ID: "slow", Name: "db", Version: "2", Host: "h1", Interval: 300, Tools: []string{}},
+		{ID: "fresh", Name: "app", Host: "h4"},
+		{ID: "gone", Name: "app", Host: "h5", Tools: []string{`{"name":"gone-tool"}`}, Gone: true},
+		{ID: "short", Name: "app", Host: "h6", Interval: 1, Tools: []string{`{"name":"deploy"}`}, Then: 10 * time.Second},
+	}.load(a)
 	if err := a.reg.Purge(t.Context()); err != nil {
 		t.Fatal(err)
 	}
