@@ -1,3 +1,9 @@
+// replica_test.go runs registries (replicas) on etcd side by side, over
+// loopback HTTP: replicas share writes and liveness (leases); a replica or
+// an etcd member killed mid-load loses no acknowledged write; etcd cut off
+// and back, another application's revisions, retention across rolling
+// restarts, and the events of one revision.
+
 package etcd_test
 
 import (
