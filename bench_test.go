@@ -17,62 +17,6 @@ import (
 	"github.com/runspec/registry"
 )
 
-// benchFleet describes a fleet like the reference measurements: agents with
-// tools tools each, each tool name offered on share hosts, identical schemas
-// across hosts and per-host execution fields.
-type benchFleet struct {
-	agents, tools, share int
-}
-
-func (f benchFleet) id(i int) string { return fmt.Sprintf("%08x-0000-4000-8000-%012x", i, i) }
-func (f benchFleet) ids() []string {
-	ids := make([]string, f.agents)
-	for i := range ids {
-		ids[i] = f.id(i)
-	}
-	return ids
-}
-
-func (f benchFleet) host(i int) string { return fmt.Sprintf("host-%05d", i) }
-func (f benchFleet) toolName(i, j int) string {
-	names := f.agents * f.tools / f.share // distinct tool names
-	if names == 0 {
-		names = 1
-	}
-	return fmt.Sprintf("tool-%04d", (i/f.share*f.tools+j)%names)
-}
-
-func (f benchFleet) toolList(i int) []json.RawMessage {
-	out := make([]json.RawMessage, f.tools)
-	for j := range out {
-		name := f.toolName(i, j)
-		out[j] = json.RawMessage(fmt.Sprintf(`{"name":%q,"description":"Run %s against a target host and report what changed, with retries.",`+
-			`"inputSchema":{"type":"object","properties":{"target":{"type":"string","description":"where"},"count":{"type":"integer"}},"required":["target"]},`+
-			`"x-command":"/usr/local/bin/%s","x-run-as":"svc%d","x-become-method":"sudo"}`, name, name, name, i%7))
-	}
-	return out
-}
-
-// load registers the fleet into a new registry.
-func (f benchFleet) load(tb testing.TB) *registry.Registry {
-	tb.Helper()
-	r, err := registry.New(registry.Options{})
-	if err != nil {
-		tb.Fatal(err)
-	}
-	ctx := context.Background()
-	for i := 0; i < f.agents; i++ {
-		reg := registry.Registration{ID: f.id(i), Name: fmt.Sprintf("agent-pkg-%d", i%10), Version: "1", Host: f.host(i)}
-		if err := r.Register(ctx, reg); err != nil {
-			tb.Fatal(err)
-		}
-		if err := r.UpdateTools(ctx, f.id(i), f.toolList(i)); err != nil {
-			tb.Fatal(err)
-		}
-	}
-	return r
-}
-
 var benchSizes = []int{1000, 20000, 100000}
 
 func BenchmarkHeartbeat(b *testing.B) {

@@ -1,11 +1,13 @@
 // helpers_test.go holds what the black-box tests share: a fake clock, a
 // harness that drives a Registry through its http.Handler with
-// httptest.NewRecorder, and helpers that decode and compare JSON answers.
+// httptest.NewRecorder, helpers that decode and compare JSON answers, and
+// helpers that read an answer's X-Registry-Index.
 
 package registry_test
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -14,12 +16,14 @@ import (
 	"net/url"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 
 	"github.com/runspec/registry"
 )
@@ -374,4 +378,61 @@ func (r instRecord) value(tb testing.TB) any {
 		m["system"] = js(tb, r.System)
 	}
 	return m
+}
+
+// sortHosts makes the order of a grouped tool's hosts entries irrelevant:
+// the protocol does not fix it.
+var sortHosts = cmp.FilterPath(func(p cmp.Path) bool {
+	for i := len(p) - 1; i >= 0 && i >= len(p)-2; i-- {
+		if mi, ok := p[i].(cmp.MapIndex); ok {
+			return mi.Key().String() == "hosts"
+		}
+	}
+	return false
+}, cmpopts.SortSlices(func(a, b any) bool { return fmt.Sprint(a) < fmt.Sprint(b) }))
+
+// regIndex returns the X-Registry-Index of an answer, failing the test if
+// it is missing or not an unsigned integer.
+func regIndex(tb testing.TB, h http.Header) uint64 {
+	tb.Helper()
+	s := h.Get("X-Registry-Index")
+	n, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		tb.Fatalf("X-Registry-Index = %q, want an unsigned integer", s)
+	}
+	return n
+}
+
+// indexAt GETs target (whatever its status) and returns its index.
+func indexAt(h *harness, target string) uint64 {
+	h.tb.Helper()
+	return regIndex(h.tb, h.do("GET", target, "").Header())
+}
+
+// globalIndex is the index of GET /instances, which every change moves.
+func globalIndex(h *harness) uint64 {
+	h.tb.Helper()
+	return indexAt(h, "/instances")
+}
+
+// tick moves the clock half a second on and heartbeats ids: last_seen moves,
+// nothing else does.
+func tick(h *harness, ids ...string) {
+	h.tb.Helper()
+	h.clock.Advance(500 * time.Millisecond)
+	for _, id := range ids {
+		h.heartbeat(id)
+	}
+}
+
+func storedActive(t *testing.T, st registry.Store, id string) bool {
+	t.Helper()
+	active := false
+	st.Load(context.Background(), func(rec registry.Record) error {
+		if rec.ID == id {
+			active = rec.Active
+		}
+		return nil
+	})
+	return active
 }

@@ -23,9 +23,9 @@ import (
 	"github.com/runspec/registry"
 )
 
-// randomFleet drives random writes into a registry and remembers when each
+// randomWrites drives random writes into a registry and remembers when each
 // id last registered (the /hosts tie-break).
-type randomFleet struct {
+type randomWrites struct {
 	rng   *rand.Rand
 	clock *fakeClock
 	reg   *registry.Registry
@@ -33,16 +33,16 @@ type randomFleet struct {
 	regAt map[string]time.Time
 }
 
-func newRandomFleet(t testing.TB, seed uint64) *randomFleet {
+func newRandomWrites(t testing.TB, seed uint64) *randomWrites {
 	clock := &fakeClock{now: time.Date(2026, 3, 1, 0, 0, 0, 0, time.UTC)}
 	reg, err := registry.New(registry.Options{Now: clock.Now, HeartbeatInterval: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &randomFleet{rng: rand.New(rand.NewPCG(seed, seed)), clock: clock, reg: reg, regAt: map[string]time.Time{}}
+	return &randomWrites{rng: rand.New(rand.NewPCG(seed, seed)), clock: clock, reg: reg, regAt: map[string]time.Time{}}
 }
 
-func (f *randomFleet) tool(name string, variant, host int) json.RawMessage {
+func (f *randomWrites) tool(name string, variant, host int) json.RawMessage {
 	t := map[string]any{"name": name, "inputSchema": map[string]any{"type": "object", "v": variant}}
 	if variant%2 == 0 {
 		t["description"] = "does " + name
@@ -59,7 +59,7 @@ func (f *randomFleet) tool(name string, variant, host int) json.RawMessage {
 }
 
 // step makes one random write (or moves the clock).
-func (f *randomFleet) step(ctx context.Context, rng *rand.Rand) {
+func (f *randomWrites) step(ctx context.Context, rng *rand.Rand) {
 	id := fmt.Sprintf("id-%02d", rng.IntN(40))
 	host := rng.IntN(6)
 	switch op := rng.IntN(10); {
@@ -239,7 +239,7 @@ func asAny(t testing.TB, v any) any {
 
 // checkListings compares every listing with its naive recomputation. The
 // registry must not change meanwhile.
-func (f *randomFleet) checkListings(t testing.TB) {
+func (f *randomWrites) checkListings(t testing.TB) {
 	t.Helper()
 	var all []rawInstance
 	var raw []map[string]any
@@ -321,7 +321,7 @@ func uniq(s []string) []string {
 func TestListingsMatchNaiveRecomputation(t *testing.T) {
 	for seed := uint64(1); seed <= 5; seed++ {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
-			f := newRandomFleet(t, seed)
+			f := newRandomWrites(t, seed)
 			ctx := context.Background()
 			for i := 0; i < 400; i++ {
 				f.step(ctx, f.rng)
@@ -336,7 +336,7 @@ func TestListingsMatchNaiveRecomputation(t *testing.T) {
 // TestConcurrentWritersAndReaders runs writers and readers together (for
 // the race detector), then checks the listings once the writers stop.
 func TestConcurrentWritersAndReaders(t *testing.T) {
-	f := newRandomFleet(t, 99)
+	f := newRandomWrites(t, 99)
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	for w := 0; w < 4; w++ {

@@ -1,11 +1,16 @@
 // restart_test.go checks that a Registry started on the Store of another
 // (a restart) answers as the old one did: records, tool lists, heartbeat
-// times, liveness, registration order, with a grace TTL for live agents.
+// times, liveness, registration order, with a grace TTL for live agents and
+// none for an instance that expired before the restart; a stored record
+// that would corrupt the indexes is refused at load.
 
 package registry_test
 
 import (
+	"context"
+	"encoding/json"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,22 +32,16 @@ func restartFleet(t *testing.T, opts registry.Options) *harness {
 	t.Helper()
 	opts.Store = registry.NewMemStore()
 	a := newHarness(t, opts)
-	// z-first sorts last but registers first: the store's order cannot
-	// stand in for the registration order.
-	a.register("z-first", "app", "h1")
-	a.postTools("z-first", `{"name":"deploy","description":"First","x-command":"/z"}`)
-	a.clock.Advance(time.Second)
-	a.register("live", "app", "h2")
-	a.postTools("live", `{"name":"deploy","description":"Live","x-run-as":"u"}`, `{"name":"other","inputSchema":{"type":"object"}}`)
-	a.must(http.StatusCreated, "POST", "/instances", `{"instance_id":"slow","name":"db","version":"2","host":"h1","heartbeat_interval":300}`)
-	a.postTools("slow")
-	a.register("fresh", "app", "h4")
-	a.register("gone", "app", "h5")
-	a.postTools("gone", `{"name":"gone-tool"}`)
-	a.deregister("gone")
-	a.must(http.StatusCreated, "POST", "/instances", `{"instance_id":"short","name":"app","version":"1","host":"h6","heartbeat_interval":1}`)
-	a.postTools("short", `{"name":"deploy"}`)
-	a.clock.Advance(10 * time.Second)
+	fleet{
+		// z-first sorts last but registers first: the store's order cannot
+		// stand in for the registration order.
+		{ID: "z-first", Name: "app", Host: "h1", Tools: []string{`{"name":"deploy","description":"First","x-command":"/z"}`}, Then: time.Second},
+		{ID: "live", Name: "app", Host: "h2", Tools: []string{`{"name":"deploy","description":"Live","x-run-as":"u"}`, `{"name":"other","inputSchema":{"type":"object"}}`}},
+		{ID: "slow", Name: "db", Version: "2", Host: "h1", Interval: 300, Tools: []string{}},
+		{ID: "fresh", Name: "app", Host: "h4"},
+		{ID: "gone", Name: "app", Host: "h5", Tools: []string{`{"name":"gone-tool"}`}, Gone: true},
+		{ID: "short", Name: "app", Host: "h6", Interval: 1, Tools: []string{`{"name":"deploy"}`}, Then: 10 * time.Second},
+	}.load(a)
 	if err := a.reg.Purge(t.Context()); err != nil {
 		t.Fatal(err)
 	}
@@ -264,4 +263,44 @@ func TestRestart(t *testing.T) {
 			t.Errorf("live after the second restart (-want +got):\n%s", diff)
 		}
 	})
+}
+
+// PROTOCOL.md, "Liveness": an instance "goes stale when now - last_seen > 3
+// x interval", and reads show it inactive at once, before any Purge. The
+// brief for restarts: "inactive instances stay inactive"; only "an instance
+// active at the restart gets a full TTL from the restart time". An instance
+// already past its deadline when the registry stops, but not yet purged
+// (Run's timer had not fired, or Purge is driven by hand), is stored with
+// Active=true, and the new registry grants it a grace TTL: a dead agent
+// shows up active again for 3 intervals after the restart.
+func TestRestartRevivesExpiredInstance(t *testing.T) {
+	store := registry.NewMemStore()
+	a := newHarness(t, registry.Options{Store: store})
+	a.register("dead", "app", "h1")
+	a.postTools("dead", `{"name":"t"}`)
+	a.clock.Advance(100 * time.Second) // 10s past its deadline
+	if got := a.get("/instances/dead").(map[string]any)["active"]; got != false {
+		t.Fatalf("before the restart: active = %v, want false", got)
+	}
+	if err := a.reg.Checkpoint(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	b := restart(t, a, registry.Options{})
+	if got := b.get("/instances/dead").(map[string]any)["active"]; got != false {
+		t.Errorf("after the restart: active = %v, want false (it was inactive before)", got)
+	}
+	checkJSON(t, b.do("GET", "/tools", ""), http.StatusOK, `[]`)
+	checkJSON(t, b.do("GET", "/hosts", ""), http.StatusOK, `[]`)
+}
+
+// A stored tool list with a repeated name is refused at load, naming the
+// record, instead of corrupting the tool index.
+func TestStoredDuplicateToolNames(t *testing.T) {
+	mem := registry.NewMemStore()
+	mem.Put(context.Background(), registry.Record{ID: "a", Name: "n", Version: "1", Host: "h", Seq: 1,
+		Registered: t0, LastSeen: t0, HeartbeatInterval: time.Second, Active: true,
+		Tools: []json.RawMessage{json.RawMessage(`{"name":"x"}`), json.RawMessage(`{"name":"x"}`)}})
+	if _, err := registry.New(registry.Options{Store: mem}); err == nil || !strings.Contains(err.Error(), `"a"`) {
+		t.Errorf("New = %v, want an error naming record \"a\"", err)
+	}
 }

@@ -74,15 +74,10 @@ func benchWaiters(b *testing.B, client string, w int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	ctx := context.Background()
-	for _, id := range []string{"a", "b"} {
-		if err := reg.Register(ctx, registry.Registration{ID: id, Name: "app", Version: "1", Host: "host-" + id}); err != nil {
-			b.Fatal(err)
-		}
-	}
-	if err := reg.UpdateTools(ctx, "a", []json.RawMessage{json.RawMessage(`{"name":"deploy","x-command":"/deploy"}`)}); err != nil {
-		b.Fatal(err)
-	}
+	fleet{
+		{ID: "a", Name: "app", Host: "host-a", Tools: []string{`{"name":"deploy","x-command":"/deploy"}`}},
+		{ID: "b", Name: "app", Host: "host-b"},
+	}.add(b, reg)
 	var entered atomic.Int64 // requests that reached the handler
 	var srv *httptest.Server
 	if client != "inproc" {

@@ -1,3 +1,6 @@
+// main_test.go checks the example agent against a registry in the test:
+// it registers with its tool, and deregisters when its context ends.
+
 package main
 
 import (

@@ -1,3 +1,7 @@
+// main_test.go checks the example orchestrator against a registry in the
+// test: it prints which hosts offer the tool as agents come and go, and
+// refuses bad flags.
+
 package main
 
 import (

@@ -1,3 +1,7 @@
+// bench_test.go measures replicas on etcd: how soon a write through one is
+// visible through another, and heartbeats (one keep-alive each, or batched
+// per lease) beside the in-memory registry.
+
 package etcd_test
 
 import (

@@ -1,3 +1,7 @@
+// encode_test.go checks the mapping of tools to etcd values: a tool split
+// into its schema and execution fields joins back as posted, and a bad
+// stored schema is refused instead of panicking.
+
 package etcd
 
 import (

@@ -1,3 +1,5 @@
+// example_test.go holds the runnable example of the package documentation.
+
 package etcd_test
 
 import (

@@ -1,3 +1,7 @@
+// gc_test.go checks the collection of unused tool schemas: an unused schema
+// is deleted after two collections, one in use is kept, and a collected
+// schema that a record needs again is stored again.
+
 package etcd_test
 
 import (

@@ -1,3 +1,6 @@
+// protocol_test.go checks that a replica on etcd answers the protocol as
+// the in-memory registry does, and that a second replica answers the same.
+
 package etcd_test
 
 import (

@@ -1,3 +1,9 @@
+// replica_test.go runs registries (replicas) on etcd side by side, over
+// loopback HTTP: replicas share writes and liveness (leases); a replica or
+// an etcd member killed mid-load loses no acknowledged write; etcd cut off
+// and back, another application's revisions, retention across rolling
+// restarts, and the events of one revision.
+
 package etcd_test
 
 import (
@@ -11,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	clientv3 "go.etcd.io/etcd/client/v3"
 
 	"github.com/runspec/registry"
 	"github.com/runspec/registry/store/etcd"
@@ -452,6 +460,39 @@ func TestEtcdDown(t *testing.T) {
 	}
 }
 
+// A transaction that changed nothing (here: an update of an id not stored)
+// recorded the global etcd revision as written; when that revision was
+// another application's, the watch never reached it, and the replica
+// reopened its watch and turned unhealthy every second.
+func TestForeignRevisionDoesNotStall(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := startReplica(t, c.Endpoints(), "/mine/", registry.Options{})
+	a.register("i1", "h1", 30)
+	cli, err := clientv3.New(clientv3.Config{Endpoints: c.Endpoints()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer cli.Close()
+	if _, err := cli.Put(context.Background(), "/other-app/k", "v"); err != nil {
+		t.Fatal(err)
+	}
+	if rev, err := a.st.Deactivate(context.Background(), "gone", "", time.Time{}, time.Now()); err != nil || rev != 0 {
+		t.Fatalf("Deactivate of an unknown id = %d, %v; want 0 (nothing to wait for)", rev, err)
+	}
+	if rev, err := a.st.DeleteInactive(context.Background(), []string{"gone"}); err != nil || rev != 0 {
+		t.Fatalf("DeleteInactive of an unknown id = %d, %v; want 0", rev, err)
+	}
+	bad := 0
+	for end := time.Now().Add(3 * time.Second); time.Now().Before(end); time.Sleep(5 * time.Millisecond) {
+		if a.reg.Health() != nil {
+			bad++
+		}
+	}
+	if bad > 0 {
+		t.Errorf("Health failed %d times in 3 s with etcd up", bad)
+	}
+}
+
 // TestReplicasEtcd34 repeats the replica tests' core on Debian's etcd 3.4:
 // a write through A read through B, and lease liveness across replicas.
 func TestReplicasEtcd34(t *testing.T) {
@@ -499,6 +540,27 @@ func TestRetention(t *testing.T) {
 	}
 	if rep := b.must("POST", "/instances/i1/heartbeat", "", http.StatusOK); rep.body != `{"status":"refresh"}` {
 		t.Errorf("heartbeat of a deleted id: %s", rep.body)
+	}
+}
+
+// A lease expiry stored no inactive_since, so a replica counted retention
+// from when it learnt of the expiry: with replicas restarted more often
+// than RetainInactive, an expired record was never deleted.
+func TestRetentionAcrossReplicaRestarts(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	opts := registry.Options{RetainInactive: 2 * time.Second, PurgeInterval: 100 * time.Millisecond}
+	cur := startReplica(t, c.Endpoints(), "/ret/", opts)
+	cur.register("i1", "h1", 0.5) // lease TTL 2 s
+	eventually(t, 5*time.Second, "expired", func() bool { return cur.instance("i1")["active"] == false })
+	expired := time.Now()
+	for range 5 { // a rolling restart every 1.5 s
+		time.Sleep(1500 * time.Millisecond)
+		next := startReplica(t, c.Endpoints(), "/ret/", opts)
+		cur.stop()
+		cur = next
+	}
+	if rep := cur.do("GET", "/instances/i1", ""); rep.code != http.StatusNotFound {
+		t.Errorf("%v after expiry with 2 s retention, still stored: %s", time.Since(expired).Round(time.Second), rep.body)
 	}
 }
 

@@ -1,3 +1,6 @@
+// secure_test.go checks replicas on a secured etcd: TLS with a client
+// certificate, and etcd's authentication with a user and password.
+
 package etcd_test
 
 import (

@@ -1,17 +1,15 @@
-// watch_test.go tests watching: the X-Registry-Index and ETag headers of
-// every read, If-None-Match, blocking queries (?index=N&wait=D), expiry
-// waking waiters at the deadline, ReleaseWaiters and the GET /events stream.
+// blocking_test.go checks blocking queries and the change index they wait
+// on: X-Registry-Index on every read and which changes move it, ?index=N
+// &wait=D held until the answer's index passes N, expiry waking waiters at
+// the deadline, and ReleaseWaiters.
 
 package registry_test
 
 import (
-	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -27,58 +25,12 @@ import (
 	"github.com/runspec/registry"
 )
 
-// regIndex returns the X-Registry-Index of an answer, failing the test if
-// it is missing or not an unsigned integer.
-func regIndex(tb testing.TB, h http.Header) uint64 {
-	tb.Helper()
-	s := h.Get("X-Registry-Index")
-	n, err := strconv.ParseUint(s, 10, 64)
-	if err != nil {
-		tb.Fatalf("X-Registry-Index = %q, want an unsigned integer", s)
-	}
-	return n
-}
-
-// indexAt GETs target (whatever its status) and returns its index.
-func indexAt(h *harness, target string) uint64 {
-	h.tb.Helper()
-	return regIndex(h.tb, h.do("GET", target, "").Header())
-}
-
-// globalIndex is the index of GET /instances, which every change moves.
-func globalIndex(h *harness) uint64 {
-	h.tb.Helper()
-	return indexAt(h, "/instances")
-}
-
 // withParams appends query parameters to target.
 func withParams(target, params string) string {
 	if strings.Contains(target, "?") {
 		return target + "&" + params
 	}
 	return target + "?" + params
-}
-
-// watchFleet registers a (app on h1, deploy and build, heartbeat_interval
-// 1s: it expires 3s after its last heartbeat), b (app on h2, build) and c
-// (other on h3, no tools posted).
-func watchFleet(h *harness) {
-	h.tb.Helper()
-	h.must(http.StatusCreated, "POST", "/instances", `{"instance_id":"a","name":"app","version":"1","host":"h1","heartbeat_interval":1}`)
-	h.postTools("a", `{"name":"deploy","x-command":"/deploy"}`, `{"name":"build"}`)
-	h.register("b", "app", "h2")
-	h.postTools("b", `{"name":"build","x-run-as":"ci"}`)
-	h.register("c", "other", "h3")
-}
-
-// tick moves the clock half a second on and heartbeats ids: last_seen moves,
-// nothing else does.
-func tick(h *harness, ids ...string) {
-	h.tb.Helper()
-	h.clock.Advance(500 * time.Millisecond)
-	for _, id := range ids {
-		h.heartbeat(id)
-	}
 }
 
 // watchReads are the reads whose indexes the change tests follow.
@@ -217,11 +169,11 @@ func TestIndexHeartbeat(t *testing.T) {
 		setup func(h *harness)
 		beat  func(h *harness)
 	}{
-		{"last_seen moves", watchFleet, func(h *harness) { tick(h, "a") }},
-		{"system changes, clock stopped", watchFleet, func(h *harness) {
+		{"last_seen moves", watchFleet.load, func(h *harness) { tick(h, "a") }},
+		{"system changes, clock stopped", watchFleet.load, func(h *harness) {
 			h.must(http.StatusOK, "POST", "/instances/a/heartbeat", `{"system":{"load":0.5}}`)
 		}},
-		{"streamed listing", func(h *harness) { watchFleet(h); bigFleet(h, 0) }, func(h *harness) { tick(h, "a") }},
+		{"streamed listing", func(h *harness) { watchFleet.load(h); bigFleet(h, 0) }, func(h *harness) { tick(h, "a") }},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -251,31 +203,6 @@ func TestIndexHeartbeat(t *testing.T) {
 				}
 			}
 		})
-	}
-}
-
-// bigFleet registers instances big-0… whose records together pass 1 MiB,
-// so that GET /instances streams (and /tools too if distinct is set: each
-// instance then offers a tool of its own).
-func bigFleet(h *harness, distinct int) {
-	h.tb.Helper()
-	desc := strings.Repeat("x", 8<<10)
-	for i := range 160 {
-		id := fmt.Sprintf("big-%03d", i)
-		name := "big"
-		if distinct > 0 {
-			name = fmt.Sprintf("big-%03d", i%distinct)
-		}
-		if err := h.reg.Register(h.tb.Context(), registry.Registration{ID: id, Name: "bulk", Version: "1", Host: id}); err != nil {
-			h.tb.Fatal(err)
-		}
-		tool := json.RawMessage(`{"name":"` + name + `","description":"` + desc + `"}`)
-		if err := h.reg.UpdateTools(h.tb.Context(), id, []json.RawMessage{tool}); err != nil {
-			h.tb.Fatal(err)
-		}
-	}
-	if n := h.must(http.StatusOK, "GET", "/instances", "").Body.Len(); n <= 1<<20 {
-		h.tb.Fatalf("GET /instances is %d bytes, want more than 1 MiB", n)
 	}
 }
 
@@ -364,7 +291,7 @@ func TestIndexChangeKinds(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			h := newHarness(t, tt.opts)
-			watchFleet(h)
+			watchFleet.load(h)
 			if tt.before != nil {
 				tt.before(h)
 			}
@@ -568,7 +495,7 @@ func TestBlockingQuery(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, registry.Options{})
 			t.Cleanup(h.reg.ReleaseWaiters)
-			watchFleet(h)
+			watchFleet.load(h)
 			rec := h.do("GET", tt.target, "")
 			if rec.Code != tt.codeBefore {
 				t.Fatalf("before: status %d, want %d", rec.Code, tt.codeBefore)
@@ -631,7 +558,7 @@ func TestBlockingIndexAboveCurrent(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, registry.Options{})
 			t.Cleanup(h.reg.ReleaseWaiters)
-			watchFleet(h)
+			watchFleet.load(h)
 			n := indexAt(h, target)
 			const wait = 300 * time.Millisecond
 			ch := getAsync(h.h, withParams(target, fmt.Sprintf("index=%d&wait=%v", n+1000, wait)))
@@ -664,7 +591,7 @@ func TestBlockingWaitRealTime(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, registry.Options{})
 			t.Cleanup(h.reg.ReleaseWaiters)
-			watchFleet(h)
+			watchFleet.load(h)
 			n := indexAt(h, "/tools/deploy")
 			start := time.Now()
 			rec := h.must(http.StatusOK, "GET", fmt.Sprintf("/tools/deploy?index=%d&wait=%s", n, tt.wait), "")
@@ -681,7 +608,7 @@ func TestBlockingWaitRealTime(t *testing.T) {
 	t.Run("wait without index", func(t *testing.T) {
 		t.Parallel()
 		h := newHarness(t, registry.Options{})
-		watchFleet(h)
+		watchFleet.load(h)
 		start := time.Now()
 		h.must(http.StatusOK, "GET", "/tools/deploy?wait=5m", "")
 		if took := time.Since(start); took > 2*time.Second {
@@ -737,7 +664,7 @@ func TestBlockingWaitLimits(t *testing.T) {
 // on every read, at once.
 func TestBlockingBadParams(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	watchFleet(h)
+	watchFleet.load(h)
 	tests := []struct {
 		params string
 		loc    []string
@@ -884,7 +811,7 @@ func TestBlockingExpiryAtDeadline(t *testing.T) {
 // everything else keeps working.
 func TestBlockingReleaseWaiters(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	watchFleet(h)
+	watchFleet.load(h)
 	ts := httptest.NewServer(h.reg)
 	t.Cleanup(ts.Close)
 	stream := openEvents(t, ts.URL, "")
@@ -946,143 +873,11 @@ func TestBlockingReleaseWaiters(t *testing.T) {
 	}
 }
 
-// TestETag: If-None-Match with the ETag of an answer (also weak, in a list,
-// or *) answers 304 with no body; after a change of the body, the same
-// header gets 200 and a new ETag.
-func TestETag(t *testing.T) {
-	tests := []struct {
-		target string
-		setup  func(h *harness)
-		change func(h *harness)
-	}{
-		{"/instances", watchFleet, func(h *harness) { tick(h, "b") }},
-		{"/instances?limit=1", watchFleet, func(h *harness) { tick(h, "a") }},
-		{"/instances/a", watchFleet, func(h *harness) { tick(h, "a") }},
-		{"/tools", watchFleet, func(h *harness) { h.postTools("c", `{"name":"lint"}`) }},
-		{"/tools?active=false", watchFleet, func(h *harness) { h.deregister("b"); h.postTools("b") }},
-		{"/tools/deploy", watchFleet, func(h *harness) { h.postTools("c", `{"name":"deploy"}`) }},
-		{"/tools/deploy?host=h1", watchFleet, func(h *harness) { h.postTools("a", `{"name":"deploy","description":"new"}`) }},
-		{"/hosts", watchFleet, func(h *harness) { h.register("d", "app", "h4") }},
-		{"/export/superputty", watchFleet, func(h *harness) { h.register("d", "app", "h4") }},
-		{"/export/mobaxterm?user=ops", watchFleet, func(h *harness) { h.deregister("c") }},
-		{"/instances (streamed)", func(h *harness) { bigFleet(h, 0); watchFleet(h) }, func(h *harness) { tick(h, "big-007") }},
-		{"/tools (streamed)", func(h *harness) { bigFleet(h, 160); watchFleet(h) }, func(h *harness) { h.deregister("big-100") }},
-	}
-	for _, tt := range tests {
-		t.Run(tt.target, func(t *testing.T) {
-			h := newHarness(t, registry.Options{})
-			tt.setup(h)
-			target, _, _ := strings.Cut(tt.target, " ")
-			first := h.must(http.StatusOK, "GET", target, "")
-			etag := first.Header().Get("ETag")
-			if etag == "" {
-				t.Fatal("no ETag")
-			}
-			n := regIndex(t, first.Header())
-			for _, inm := range []string{etag, "W/" + strings.TrimPrefix(etag, "W/"), `"nope", ` + etag, "*"} {
-				rec := h.do("GET", target, "", func(r *http.Request) { r.Header.Set("If-None-Match", inm) })
-				if rec.Code != http.StatusNotModified || rec.Body.Len() != 0 {
-					t.Errorf("If-None-Match: %s: status %d with %d body bytes, want 304 with none", inm, rec.Code, rec.Body.Len())
-				}
-				if got := rec.Header().Get("ETag"); got != etag {
-					t.Errorf("If-None-Match: %s: ETag %s, want %s", inm, got, etag)
-				}
-				if got := regIndex(t, rec.Header()); got != n {
-					t.Errorf("If-None-Match: %s: index %d, want %d", inm, got, n)
-				}
-			}
-			rec := h.do("GET", target, "", func(r *http.Request) { r.Header.Set("If-None-Match", `"nope"`) })
-			if rec.Code != http.StatusOK || !bytes.Equal(rec.Body.Bytes(), first.Body.Bytes()) {
-				t.Errorf("If-None-Match of another ETag: status %d, want 200 with the same body", rec.Code)
-			}
-
-			tt.change(h)
-			rec = h.do("GET", target, "", func(r *http.Request) { r.Header.Set("If-None-Match", etag) })
-			if rec.Code != http.StatusOK {
-				t.Fatalf("after a change: status %d, want 200", rec.Code)
-			}
-			if bytes.Equal(rec.Body.Bytes(), first.Body.Bytes()) {
-				t.Fatalf("after a change: same body (test setup)")
-			}
-			etag2 := rec.Header().Get("ETag")
-			if etag2 == "" || etag2 == etag {
-				t.Errorf("after a change: ETag %q, want a new one (was %s)", etag2, etag)
-			}
-			if rec := h.do("GET", target, "", func(r *http.Request) { r.Header.Set("If-None-Match", etag2) }); rec.Code != http.StatusNotModified {
-				t.Errorf("If-None-Match with the new ETag: status %d, want 304", rec.Code)
-			}
-		})
-	}
-}
-
-// TestETagNotFound: preconditions do not apply to a 404 (RFC 9110 13.2.1):
-// it keeps its body whatever If-None-Match says.
-func TestETagNotFound(t *testing.T) {
-	h := newHarness(t, registry.Options{})
-	watchFleet(h)
-	for _, target := range []string{"/tools/nope", "/instances/nope", "/tools/deploy?host=h9"} {
-		first := h.do("GET", target, "")
-		for _, inm := range []string{first.Header().Get("ETag"), "*"} {
-			rec := h.do("GET", target, "", func(r *http.Request) { r.Header.Set("If-None-Match", inm) })
-			checkDetailString(t, rec, http.StatusNotFound)
-			if got := regIndex(t, rec.Header()); got != regIndex(t, first.Header()) {
-				t.Errorf("%s: index %d, want %d", target, got, regIndex(t, first.Header()))
-			}
-		}
-	}
-}
-
-// TestETagIdentifiesBody makes random changes, heartbeats, clock moves and
-// purges, and checks after each that no read ever showed two bodies under
-// one ETag.
-func TestETagIdentifiesBody(t *testing.T) {
-	h := newHarness(t, registry.Options{RetainInactive: 20 * time.Second})
-	reads := []string{"/instances", "/instances/i0", "/instances/i3", "/tools", "/tools?active=false",
-		"/tools/t0", "/tools/t1?active=false", "/tools/t2?host=h1", "/hosts", "/hosts?active=false", "/export/mobaxterm"}
-	seen := map[string]map[string]string{} // target → ETag → body
-	rng := rand.New(rand.NewPCG(1, 1))
-	for step := range 400 {
-		id := fmt.Sprintf("i%d", rng.IntN(5))
-		switch rng.IntN(7) {
-		case 0:
-			h.must(http.StatusCreated, "POST", "/instances",
-				fmt.Sprintf(`{"instance_id":%q,"name":"app","version":"1","host":"h%d","heartbeat_interval":%d}`, id, rng.IntN(3), 1+rng.IntN(3)))
-		case 1:
-			var tools []string
-			for _, k := range rng.Perm(4)[:rng.IntN(4)] {
-				tools = append(tools, fmt.Sprintf(`{"name":"t%d","v":%d}`, k, rng.IntN(2)))
-			}
-			h.do("POST", "/instances/"+id+"/tools", toolsBody(tools...))
-		case 2, 3:
-			h.do("POST", "/instances/"+id+"/heartbeat", fmt.Sprintf(`{"system":{"n":%d}}`, rng.IntN(2)))
-		case 4:
-			h.deregister(id)
-		case 5:
-			h.clock.Advance(time.Duration(rng.IntN(3000)) * time.Millisecond)
-		case 6:
-			if err := h.reg.Purge(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-		}
-		for _, target := range reads {
-			rec := h.do("GET", target, "")
-			etag := rec.Header().Get("ETag")
-			if seen[target] == nil {
-				seen[target] = map[string]string{}
-			}
-			if old, ok := seen[target][etag]; ok && old != rec.Body.String() {
-				t.Fatalf("step %d: %s: ETag %s names two bodies:\n%s\n%s", step, target, etag, old, rec.Body)
-			}
-			seen[target][etag] = rec.Body.String()
-		}
-	}
-}
-
 // TestIndexNotInLink: a page's Link header does not carry index or wait, so
 // following it does not block.
 func TestIndexNotInLink(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	watchFleet(h)
+	watchFleet.load(h)
 	h.register("d", "app", "h4")
 	h.postTools("d", `{"name":"lint"}`)
 	for _, target := range []string{"/instances", "/tools", "/hosts"} {
@@ -1113,323 +908,6 @@ func TestIndexNotInLink(t *testing.T) {
 	}
 }
 
-// An sseEvent is one event of a GET /events stream.
-type sseEvent struct {
-	Event, ID, Data string
-}
-
-// sseStream reads the events of a GET /events answer in a goroutine.
-type sseStream struct {
-	resp *http.Response
-	ch   chan sseEvent // closed at the end of the stream
-}
-
-// openEvents opens GET /events on the server at base, with Last-Event-ID
-// lastID if it is not empty.
-func openEvents(t *testing.T, base, lastID string) *sseStream {
-	t.Helper()
-	ctx, cancel := context.WithCancel(context.Background())
-	req, err := http.NewRequestWithContext(ctx, "GET", base+"/events", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if lastID != "" {
-		req.Header.Set("Last-Event-ID", lastID)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cancel(); resp.Body.Close() })
-	if resp.StatusCode != http.StatusOK {
-		b, _ := io.ReadAll(resp.Body)
-		t.Fatalf("GET /events: status %d: %s", resp.StatusCode, b)
-	}
-	if ct := resp.Header.Get("Content-Type"); !strings.HasPrefix(ct, "text/event-stream") {
-		t.Errorf("GET /events: Content-Type %q, want text/event-stream", ct)
-	}
-	s := &sseStream{resp: resp, ch: make(chan sseEvent, 16384)}
-	go s.read()
-	return s
-}
-
-// read parses the stream as the EventSource specification does: fields up
-// to a blank line make an event, comment lines are ignored.
-func (s *sseStream) read() {
-	defer close(s.ch)
-	br := bufio.NewReader(s.resp.Body)
-	var e sseEvent
-	var data []string
-	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
-			return
-		}
-		line = strings.TrimRight(line, "\r\n")
-		if line == "" {
-			if data != nil {
-				e.Data = strings.Join(data, "\n")
-				s.ch <- e
-			}
-			e, data = sseEvent{}, nil
-			continue
-		}
-		if strings.HasPrefix(line, ":") {
-			continue
-		}
-		field, value, _ := strings.Cut(line, ":")
-		value = strings.TrimPrefix(value, " ")
-		switch field {
-		case "event":
-			e.Event = value
-		case "id":
-			e.ID = value
-		case "data":
-			data = append(data, value)
-		}
-	}
-}
-
-// next returns the next event within d, or false at the end of the stream.
-func (s *sseStream) next(t *testing.T, d time.Duration) (sseEvent, bool) {
-	t.Helper()
-	select {
-	case e, ok := <-s.ch:
-		return e, ok
-	case <-time.After(d):
-		t.Fatalf("no event within %v", d)
-		return sseEvent{}, false
-	}
-}
-
-// eventFields are the fields of an event the protocol promises.
-type eventFields struct {
-	Event, ID  string
-	InstanceID string `json:"instance_id"`
-	Host, Name string
-	Index      uint64
-}
-
-func parseEvent(t *testing.T, e sseEvent) eventFields {
-	t.Helper()
-	f := eventFields{Event: e.Event, ID: e.ID}
-	if err := json.Unmarshal([]byte(e.Data), &f); err != nil {
-		t.Fatalf("event %s: data %q: %v", e.Event, e.Data, err)
-	}
-	f.Event, f.ID = e.Event, e.ID // data must not override them
-	return f
-}
-
-// TestEvents reads GET /events over a real socket while every kind of change
-// happens: one event per change, in order, named for its kind, with id and
-// data.index the index of the change; heartbeats make none. A stream opened
-// with Last-Event-ID replays what follows that id, then goes on live.
-func TestEvents(t *testing.T) {
-	h := newHarness(t, registry.Options{RetainInactive: 10 * time.Second})
-	ts := httptest.NewServer(h.reg)
-	t.Cleanup(ts.Close)
-	t.Cleanup(h.reg.ReleaseWaiters) // runs first: ends the streams
-	stream := openEvents(t, ts.URL, "")
-
-	// Each step makes at most one change; want lists the event it makes.
-	type step struct {
-		do                   func()
-		kind, id, host, name string
-	}
-	steps := []step{
-		{func() {
-			h.must(http.StatusCreated, "POST", "/instances", `{"instance_id":"a","name":"app","version":"1","host":"h1","heartbeat_interval":1}`)
-		}, registry.EventRegistered, "a", "h1", "app"},
-		{func() { h.postTools("a", `{"name":"deploy"}`) }, registry.EventTools, "a", "h1", "app"},
-		{func() { tick(h, "a") }, "", "", "", ""},
-		{func() { h.register("b", "db", "h2") }, registry.EventRegistered, "b", "h2", "db"},
-		{func() { h.deregister("a") }, registry.EventDeregistered, "a", "h1", "app"},
-		{func() { h.heartbeat("a") }, registry.EventActive, "a", "h1", "app"},
-		{func() {
-			h.clock.Advance(3*time.Second + time.Millisecond)
-			if err := h.reg.Purge(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-		}, registry.EventInactive, "a", "h1", "app"},
-		{func() {
-			h.must(http.StatusOK, "POST", "/instances/b/heartbeat", `{"system":{"x":1}}`)
-		}, "", "", "", ""},
-		{func() {
-			h.clock.Advance(10*time.Second + time.Millisecond)
-			if err := h.reg.Purge(t.Context()); err != nil {
-				t.Fatal(err)
-			}
-		}, registry.EventDeleted, "a", "h1", "app"},
-		{func() { h.postTools("b", `{"name":"backup"}`) }, registry.EventTools, "b", "h2", "db"},
-	}
-	var want []eventFields
-	for _, s := range steps {
-		before := globalIndex(h)
-		s.do()
-		g := globalIndex(h)
-		if s.kind == "" {
-			if g != before {
-				t.Fatalf("a heartbeat moved the index from %d to %d", before, g)
-			}
-			continue
-		}
-		want = append(want, eventFields{Event: s.kind, ID: strconv.FormatUint(g, 10),
-			InstanceID: s.id, Host: s.host, Name: s.name, Index: g})
-	}
-	var got []eventFields
-	for range want {
-		e, ok := stream.next(t, 5*time.Second)
-		if !ok {
-			t.Fatalf("the stream ended after %d events", len(got))
-		}
-		got = append(got, parseEvent(t, e))
-	}
-	if diff := cmp.Diff(want, got); diff != "" {
-		t.Fatalf("events mismatch (-want +got):\n%s", diff)
-	}
-
-	// Resume after the second event: the rest follows, then live events.
-	resumed := openEvents(t, ts.URL, want[1].ID)
-	h.register("c", "app", "h3")
-	live := eventFields{Event: registry.EventRegistered, ID: strconv.FormatUint(globalIndex(h), 10),
-		InstanceID: "c", Host: "h3", Name: "app", Index: globalIndex(h)}
-	want2 := append(append([]eventFields{}, want[2:]...), live)
-	var got2 []eventFields
-	for range want2 {
-		e, ok := resumed.next(t, 5*time.Second)
-		if !ok {
-			t.Fatalf("the resumed stream ended after %d events", len(got2))
-		}
-		got2 = append(got2, parseEvent(t, e))
-	}
-	if diff := cmp.Diff(want2, got2); diff != "" {
-		t.Errorf("resumed events mismatch (-want +got):\n%s", diff)
-	}
-	// The first stream sees the live event too.
-	if e, ok := stream.next(t, 5*time.Second); !ok || cmp.Diff(live, parseEvent(t, e)) != "" {
-		t.Errorf("first stream: got %+v, want %+v", e, live)
-	}
-}
-
-// TestEventsReset: the ring holds the last 8192 events; a client resuming
-// from before them gets a reset event (with the current index) and then the
-// live events.
-func TestEventsReset(t *testing.T) {
-	h := newHarness(t, registry.Options{})
-	ts := httptest.NewServer(h.reg)
-	t.Cleanup(ts.Close)
-	t.Cleanup(h.reg.ReleaseWaiters)
-	start := globalIndex(h)
-	const events = 8192 + 100
-	for i := range events {
-		reg := registry.Registration{ID: fmt.Sprintf("i%d", i%50), Name: "app", Version: "1", Host: "h"}
-		if err := h.reg.Register(t.Context(), reg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	g := globalIndex(h)
-	if g != start+events {
-		t.Fatalf("index %d after %d registrations from %d, want %d", g, events, start, start+events)
-	}
-
-	t.Run("all of the ring", func(t *testing.T) {
-		s := openEvents(t, ts.URL, strconv.FormatUint(g-8192, 10))
-		for i := g - 8191; i <= g; i++ {
-			e, ok := s.next(t, 5*time.Second)
-			if !ok || e.Event != registry.EventRegistered || e.ID != strconv.FormatUint(i, 10) {
-				t.Fatalf("got %+v (ok %v), want the registered event %d", e, ok, i)
-			}
-		}
-	})
-	for _, last := range []uint64{g - 8193, start + 1, start, 0} {
-		t.Run(fmt.Sprintf("Last-Event-ID=%d", last), func(t *testing.T) {
-			s := openEvents(t, ts.URL, strconv.FormatUint(last, 10))
-			e, ok := s.next(t, 5*time.Second)
-			cur := globalIndex(h)
-			if !ok || e.Event != "reset" || e.ID != strconv.FormatUint(cur, 10) {
-				t.Fatalf("got %+v (ok %v), want a reset event with id %d", e, ok, cur)
-			}
-			var data struct{ Index uint64 }
-			if err := json.Unmarshal([]byte(e.Data), &data); err != nil || data.Index != cur {
-				t.Errorf("reset data %q, want {\"index\":%d}", e.Data, cur)
-			}
-			h.postTools("i1", `{"name":"deploy"}`)
-			e, ok = s.next(t, 5*time.Second)
-			if !ok || e.Event != registry.EventTools || e.ID != strconv.FormatUint(cur+1, 10) {
-				t.Errorf("after the reset: got %+v, want the tools event %d", e, cur+1)
-			}
-		})
-	}
-}
-
-// streamRecorder is a ResponseWriter that may be read while the handler
-// writes to it, and flushes.
-type streamRecorder struct {
-	mu  sync.Mutex
-	hdr http.Header
-	buf bytes.Buffer
-}
-
-func (w *streamRecorder) Header() http.Header { return w.hdr }
-func (w *streamRecorder) WriteHeader(int)     {}
-func (w *streamRecorder) Flush()              {}
-func (w *streamRecorder) Write(b []byte) (int, error) {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.Write(b)
-}
-func (w *streamRecorder) String() string {
-	w.mu.Lock()
-	defer w.mu.Unlock()
-	return w.buf.String()
-}
-
-// TestEventsKeepAlive: an idle stream gets a comment line every 15 s, and
-// ends when the request does.
-func TestEventsKeepAlive(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		h := newHarness(t, registry.Options{Now: time.Now})
-		ctx, cancel := context.WithCancel(context.Background())
-		w := &streamRecorder{hdr: http.Header{}}
-		done := make(chan struct{})
-		go func() {
-			defer close(done)
-			h.reg.ServeHTTP(w, httptest.NewRequest("GET", "/events", nil).WithContext(ctx))
-		}()
-		keepAlives := func() int {
-			n := 0
-			for _, line := range strings.Split(w.String(), "\n") {
-				if strings.HasPrefix(line, ":") && strings.Contains(line, "keep-alive") {
-					n++
-				}
-			}
-			return n
-		}
-		time.Sleep(15*time.Second - time.Millisecond)
-		synctest.Wait()
-		if n := keepAlives(); n != 0 {
-			t.Errorf("%d keep-alives before 15s", n)
-		}
-		time.Sleep(time.Millisecond)
-		synctest.Wait()
-		if n := keepAlives(); n != 1 {
-			t.Errorf("%d keep-alives at 15s, want 1", n)
-		}
-		time.Sleep(30 * time.Second)
-		synctest.Wait()
-		if n := keepAlives(); n != 3 {
-			t.Errorf("%d keep-alives at 45s, want 3", n)
-		}
-		h.register("a", "app", "h1")
-		synctest.Wait()
-		if !strings.Contains(w.String(), "event: registered\n") {
-			t.Errorf("no registered event in %q", w.String())
-		}
-		cancel()
-		<-done
-	})
-}
-
 // TestIndexToolIgnoresOtherToolsOfInstance: "GET /tools/deploy?index=N
 // wakes only for changes to the tool deploy, not for ... other tool", and
 // the index is "the index of the last change that affects that answer".
@@ -1451,7 +929,7 @@ func TestIndexToolIgnoresOtherToolsOfInstance(t *testing.T) {
 			t.Parallel()
 			h := newHarness(t, registry.Options{})
 			t.Cleanup(h.reg.ReleaseWaiters)
-			watchFleet(h)
+			watchFleet.load(h)
 			before := h.must(http.StatusOK, "GET", "/tools/deploy", "")
 			n := regIndex(t, before.Header())
 			const wait = 300 * time.Millisecond
@@ -1489,7 +967,7 @@ func TestIndexExpiryWithoutRun(t *testing.T) {
 	ts := httptest.NewServer(h.reg)
 	t.Cleanup(ts.Close)
 	t.Cleanup(h.reg.ReleaseWaiters)
-	watchFleet(h)
+	watchFleet.load(h)
 	stream := openEvents(t, ts.URL, "")
 	reads := []string{"/instances", "/instances/a", "/instances?active=true", "/tools", "/tools/deploy", "/tools/build",
 		"/hosts", "/export/superputty"}
@@ -1515,36 +993,6 @@ func TestIndexExpiryWithoutRun(t *testing.T) {
 	e, ok := stream.next(t, 5*time.Second)
 	if !ok || e.Event != registry.EventInactive || parseEvent(t, e).InstanceID != "a" {
 		t.Errorf("event %+v, want a's inactive event", e)
-	}
-}
-
-// TestETagStreamedAtDeadline: a listing over 1 MiB streams with a weak
-// ETag; at an instance's deadline its body changes (the instance shows
-// inactive, its tools leave /tools), and so must its ETag: "an ETag ...
-// that identifies the exact body".
-func TestETagStreamedAtDeadline(t *testing.T) {
-	for _, target := range []string{"/instances", "/instances?active=true", "/tools"} {
-		t.Run(target, func(t *testing.T) {
-			h := newHarness(t, registry.Options{})
-			bigFleet(h, 160)
-			h.must(http.StatusCreated, "POST", "/instances", `{"instance_id":"short","name":"app","version":"1","host":"hs","heartbeat_interval":1}`)
-			h.postTools("short", `{"name":"short-tool"}`)
-			first := h.must(http.StatusOK, "GET", target, "")
-			if first.Body.Len() <= 1<<20 {
-				t.Fatalf("%d bytes: the answer does not stream (test setup)", first.Body.Len())
-			}
-			h.clock.Advance(3*time.Second + time.Millisecond) // short's deadline
-			rec := h.do("GET", target, "", func(r *http.Request) { r.Header.Set("If-None-Match", first.Header().Get("ETag")) })
-			if rec.Code != http.StatusOK {
-				t.Fatalf("If-None-Match %s after the deadline: status %d, want 200", first.Header().Get("ETag"), rec.Code)
-			}
-			if bytes.Equal(first.Body.Bytes(), rec.Body.Bytes()) {
-				t.Fatal("the body did not change at the deadline (test setup)")
-			}
-			if rec.Header().Get("ETag") == first.Header().Get("ETag") {
-				t.Errorf("ETag %s names both bodies", first.Header().Get("ETag"))
-			}
-		})
 	}
 }
 
@@ -1587,7 +1035,7 @@ func TestIndexGoneNamesMonotonic(t *testing.T) {
 // overflows to a negative value).
 func TestBlockingHugeWait(t *testing.T) {
 	h := newHarness(t, registry.Options{})
-	watchFleet(h)
+	watchFleet.load(h)
 	for _, wait := range []string{"301", "9999999999", "1e10", "1e300"} {
 		// index=0 is below the current index: the answer does not wait.
 		rec := h.do("GET", "/tools/deploy?index=0&wait="+wait, "")
