@@ -106,6 +106,9 @@ func (r *Registry) appendInstance(buf []byte, in *instance, now int64, detail bo
 		buf = append(buf, `,"labels":`...)
 		buf = append(buf, in.labelsJSON...)
 	}
+	if in.guarded {
+		buf = append(buf, `,"expiry_guarded":true`...)
+	}
 	if detail {
 		buf = appendOwner(buf, in)
 		if !in.activeAt(now) {

@@ -135,15 +135,19 @@ func (r *Registry) newHandler() http.Handler {
 	read("/export/superputty", r.handleSuperPuTTY)
 	read("/export/mobaxterm", r.handleMobaXterm)
 	read("/events", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) { r.handleEvents(w, req) })
-	open("/health", func(w http.ResponseWriter, _ *http.Request, _ httprouter.Params) {
-		if err := r.Health(); err != nil {
-			b := append([]byte(`{"status":"degraded","detail":`), appendString(nil, err.Error())...)
-			w.Header().Set("Retry-After", retryAfter)
-			writeJSON(w, http.StatusServiceUnavailable, append(b, '}'))
+	open("/health", r.handleHealth)
+	rt.DELETE("/expiry-guard", r.write(routeDelete, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params, _ []byte) {
+		if id := identityOf(req.Context()); id != nil && !id.Roles.Has(RoleAdmin) {
+			r.refused(req, "release expiry guard", "", id, http.StatusForbidden, "role")
+			writeDetail(w, http.StatusForbidden, fmt.Sprintf("Identity %q is not an admin: only an admin may release the expiry guard", id.Name))
 			return
 		}
-		writeJSON(w, http.StatusOK, statusOK)
-	})
+		r.auditWrite(req, "release expiry guard", "", nil, http.StatusOK, "released")
+		b, _ := marshal(struct {
+			Released bool `json:"released"`
+		}{r.ReleaseExpiryGuard()})
+		writeJSON(w, http.StatusOK, b)
+	}))
 	if r.logOn {
 		return r.logRequests(rt)
 	}
@@ -396,6 +400,56 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ ht
 		return
 	}
 	writeJSON(w, http.StatusCreated, statusOK)
+}
+
+// handleHealth answers GET /health: v1's {"status":"ok"}, or 503 degraded
+// while a replica's Cluster is unreachable. With ?detail=true it also says
+// whether the expiry guard holds expiries (status "guarded", still 200: a
+// load balancer must not drop every replica during the partition the guard
+// exists for), how many of the registry's own writes are pending, and the
+// counts.
+func (r *Registry) handleHealth(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
+	herr := r.Health()
+	detail, _ := parseBool(req.URL.Query().Get("detail"))
+	if !detail {
+		if herr != nil {
+			b := append([]byte(`{"status":"degraded","detail":`), appendString(nil, herr.Error())...)
+			w.Header().Set("Retry-After", retryAfter)
+			writeJSON(w, http.StatusServiceUnavailable, append(b, '}'))
+			return
+		}
+		writeJSON(w, http.StatusOK, statusOK)
+		return
+	}
+	type guard struct {
+		Since  float64 `json:"since"`
+		Reason string  `json:"reason"`
+		Held   int     `json:"held"`
+	}
+	h := struct {
+		Status        string `json:"status"`
+		Detail        string `json:"detail,omitempty"`
+		Guard         *guard `json:"expiry_guard,omitempty"`
+		PendingWrites int    `json:"pending_writes"`
+		PendingError  string `json:"pending_error,omitempty"`
+		Stats
+	}{Status: "ok", Stats: r.Stats()}
+	var perr error
+	h.PendingWrites, perr = r.PendingWrites()
+	if perr != nil {
+		h.PendingError = perr.Error()
+	}
+	code := http.StatusOK
+	if g := r.ExpiryGuard(); g.Guarded {
+		h.Status, h.Detail = "guarded", g.Reason
+		h.Guard = &guard{Since: float64(g.Since.UnixMicro()) / 1e6, Reason: g.Reason, Held: g.Held}
+	}
+	if herr != nil {
+		h.Status, h.Detail, code = "degraded", herr.Error(), http.StatusServiceUnavailable
+		w.Header().Set("Retry-After", retryAfter)
+	}
+	b, _ := marshal(h)
+	writeJSON(w, code, b)
 }
 
 // decodeLabels decodes the labels of a registration: an object of strings.

@@ -23,7 +23,9 @@ type instance struct {
 	interval                time.Duration
 	ttl                     int64  // ttlFactor x interval, in nanoseconds
 	floor                   int64  // the deadline is never earlier (grace after a restart)
-	graced                  bool   // floor is a restart's grace: its expiry is not a mass expiry
+	graced                  bool   // its expiry is not a mass expiry (a restart's grace, a guard's release); guarded by Registry.mu
+	guarded                 bool   // held active by the expiry guard; guarded by Registry.mu
+	heldFloor               int64  // the floor to go back to when the guard releases it
 	head                    []byte // `{"instance_id":…,"name":…,"version":…,"host":…`, encoded once
 	nameEnd                 int    // head[:nameEnd] ends after the name
 	hostJSON                string // the host as a JSON string

@@ -83,6 +83,7 @@ func (v *view) revive(in *instance, now int64) {
 	now = max(now, seen) // a heartbeat that waited must not move last_seen back
 	in.live.Store(pack(now, true))
 	in.index = v.bump()
+	v.active++
 	v.oldest.remove(in)
 	v.touchTools(in)
 	v.due.set(in, in.deadline(now))
@@ -105,6 +106,9 @@ func (v *view) settle(in *instance, now int64, retain time.Duration) (expired, g
 		}
 		dl := in.deadline(seen)
 		if now <= dl {
+			if in.graced && seen+in.ttl > in.floor {
+				in.graced = false // it heartbeated past its grace: counted again
+			}
 			v.due.set(in, dl)
 			return false, false
 		}
@@ -161,6 +165,7 @@ func (in *instance) restored(active bool, inactiveSince time.Time, base time.Tim
 func (v *view) markInactive(in *instance, at int64, retain time.Duration, kind string) {
 	in.inactiveAt = at
 	in.index = v.bump()
+	v.active--
 	v.oldest.push(in)
 	v.touchTools(in)
 	if retain < 0 {

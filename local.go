@@ -170,7 +170,8 @@ func (w *localWriter) revive(ctx context.Context, id string, system json.RawMess
 		r.v.delete([]*instance{in}, r.shard)
 		r.mu.Unlock()
 		if err := w.storeDelete(ctx, []*instance{in}); err != nil {
-			r.log.Error("store delete failed", "id", id, "err", err)
+			r.log.Error("store delete failed; retried until stored", "id", id, "err", err)
+			r.pending.add(pendingDelete, []*instance{in}, err)
 		}
 		return Refresh, nil
 	}
@@ -178,9 +179,10 @@ func (w *localWriter) revive(ctx context.Context, id string, system json.RawMess
 	r.mu.Unlock()
 	r.wakeRun()
 	if err := w.storeStates(ctx, []*instance{in}); err != nil {
-		// Memory has the revival; the store catches up with the instance's
-		// next state change. The agent's heartbeat still succeeded.
-		r.log.Error("store update failed", "id", id, "err", err)
+		// Memory has the revival, and the agent's heartbeat succeeded: the
+		// store gets it when it works again.
+		r.log.Error("store update failed; retried until stored", "id", id, "err", err)
+		r.pending.add(pendingState, []*instance{in}, err)
 	}
 	return in.status(), nil
 }
@@ -269,9 +271,9 @@ func (w *localWriter) delete(ctx context.Context, id string) error {
 // the deadline heap, shard by shard.
 func (w *localWriter) settle(ctx context.Context, now int64) (int64, error) {
 	r := w.r
-	r.mu.RLock()
-	due := r.v.due.before(now)
-	r.mu.RUnlock()
+	r.mu.Lock()
+	due := r.expiry.filter(r, r.v.due.before(now), now)
+	r.mu.Unlock()
 
 	// Settle shard by shard, holding the shard's write lock so that the
 	// Store sees each id's writes in the order the registry made them.
@@ -291,10 +293,11 @@ func (w *localWriter) settle(ctx context.Context, now int64) (int64, error) {
 
 	r.mu.RLock()
 	next, ok := r.v.due.next()
-	r.mu.RUnlock()
 	if !ok {
 		next = math.MaxInt64
 	}
+	next = r.expiry.next(next, now)
+	r.mu.RUnlock()
 	return next, ctx.Err()
 }
 
@@ -318,16 +321,24 @@ func (w *localWriter) settleShard(ctx context.Context, s *shard, ins []*instance
 	}
 	r.v.delete(deleted, r.shard)
 	r.mu.Unlock()
-	if err := w.storeStates(ctx, expired); err != nil {
-		return err
+	// Memory has the changes whatever the Store says: what it does not
+	// take stays pending, and is retried until stored.
+	serr := w.storeStates(ctx, expired)
+	if serr != nil {
+		r.pending.add(pendingState, expired, serr)
 	}
-	return w.storeDelete(ctx, deleted)
+	derr := w.storeDelete(ctx, deleted)
+	if derr != nil {
+		r.pending.add(pendingDelete, deleted, derr)
+	}
+	return errors.Join(serr, derr)
 }
 
 func (w *localWriter) checkpoint(ctx context.Context) error {
 	if _, err := w.settle(ctx, w.r.clock()); err != nil {
 		return err
 	}
+	w.retryPending(ctx)
 	if w.store == nil {
 		return nil // memory keeps every heartbeat already
 	}

@@ -175,6 +175,7 @@ func (r *Registry) instanceValue(in *instance, now int64) Instance {
 		System:            slices.Clone(in.getSystem()),
 		Labels:            maps.Clone(in.labels),
 		Owner:             in.owner,
+		ExpiryGuarded:     in.guarded,
 	}
 	if !out.Active {
 		out.InactiveSince = micros(r.wall(r.inactiveSince(in, now)))

@@ -96,6 +96,15 @@ type Options struct {
 	// every change is told at once.
 	NotifyInterval time.Duration
 
+	// ExpiryGuard, if not zero, is a percentage: when more than that share
+	// of the active instances would go inactive within one default TTL
+	// window, the registry stops expiring (see ExpiryGuard). It cannot be
+	// combined with Cluster, whose leases decide expiry.
+	ExpiryGuard float64
+
+	// ExpiryGuardMax is the longest the guard holds. If zero, defaults to 15m.
+	ExpiryGuardMax time.Duration
+
 	// APIKey, if not empty, is a key that writes may send (as X-API-Key, or
 	// Authorization: Bearer): the identity APIKeyIdentity, with the roles
 	// agent and admin. With Keys, both apply.
@@ -173,6 +182,7 @@ type Registry struct {
 	keys     atomic.Pointer[keyring]
 	failed   *limiter // wrong keys per client address
 	refusals refusals
+	pending  pending // the registry's own writes its Store has not taken yet
 	limiter  *limiter
 	// crossOrigin refuses unsafe requests that browsers send from other
 	// sites (Sec-Fetch-Site, Origin).
@@ -184,8 +194,9 @@ type Registry struct {
 	cache   answerCache // encoded GET /tools/{name} answers
 	flights flights     // listings shared by the readers woken by one change
 
-	mu sync.RWMutex // guards v; never held across I/O
-	v  view
+	mu     sync.RWMutex // guards v and expiry; never held across I/O
+	v      view
+	expiry expiryGuard
 }
 
 const numShards = 64
@@ -224,6 +235,7 @@ func New(opts Options) (*Registry, error) {
 	r.limiter = newLimiter(opts.RateLimitWrite, opts.RateLimitHeartbeat, max(opts.RateLimitPrefixFactor, 0), opts.Now)
 	r.crossOrigin = http.NewCrossOriginProtection()
 	r.base = r.now()
+	r.expiry = expiryGuard{percent: opts.ExpiryGuard, window: int64(ttlFactor * opts.HeartbeatInterval), max: int64(opts.ExpiryGuardMax)}
 	for i := range r.shards {
 		r.shards[i].m = make(map[string]*instance)
 	}
@@ -292,6 +304,16 @@ func (o *Options) fill() error {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.ExpiryGuardMax == 0 {
+		o.ExpiryGuardMax = DefaultExpiryGuardMax
+	}
+	if o.ExpiryGuard < 0 || o.ExpiryGuard >= 100 || o.ExpiryGuardMax < 0 {
+		return errors.New("registry: ExpiryGuard is a percentage in [0, 100), ExpiryGuardMax not negative")
+	}
+	if o.ExpiryGuard > 0 && o.Cluster != nil {
+		return errors.New("registry: the expiry guard (Options.ExpiryGuard, --expiry-guard) cannot be used with a Cluster: " +
+			"a replica's instances expire when their Cluster lease ends, not by a decision of this registry")
 	}
 	if o.Store != nil && o.Cluster != nil {
 		return errors.New("registry: Options.Store and Options.Cluster cannot be combined: a replica keeps its records in the Cluster")

@@ -149,16 +149,17 @@ func TestRestart(t *testing.T) {
 		}
 	})
 
-	t.Run("grace from the restart", func(t *testing.T) {
+	t.Run("a deadline still ahead is kept", func(t *testing.T) {
 		a := restartFleet(t, registry.Options{})
-		// The registry is down from t0+11s to t0+80s. Without the restart,
-		// z-first (last seen t0) would be inactive after t0+90s and live
-		// (t0+11s) after t0+101s.
+		// The registry is down from t0+11s to t0+80s: every deadline is
+		// still ahead (z-first t0+90s, fresh t0+91s, live t0+101s, slow
+		// t0+911s), so each keeps its own, as if there was no restart.
 		a.clock.Advance(t0.Add(80 * time.Second).Sub(a.clock.Now()))
 		b := restart(t, a, registry.Options{})
 		active := func(id string) any { return b.get("/instances/" + id).(map[string]any)["active"] }
-		check := func(when string, want map[string]any) {
+		check := func(at time.Duration, want map[string]any) {
 			t.Helper()
+			b.clock.Advance(t0.Add(at).Sub(b.clock.Now()))
 			if err := b.reg.Purge(t.Context()); err != nil {
 				t.Fatal(err)
 			}
@@ -167,21 +168,64 @@ func TestRestart(t *testing.T) {
 				got[id] = active(id)
 			}
 			if diff := cmp.Diff(want, got); diff != "" {
-				t.Errorf("%s (-want +got):\n%s", when, diff)
+				t.Errorf("at t0+%v (-want +got):\n%s", at, diff)
 			}
 		}
-		b.clock.Advance(t0.Add(170 * time.Second).Sub(b.clock.Now()))
-		check("a full TTL after the restart", map[string]any{"z-first": true, "live": true, "fresh": true, "slow": true, "gone": false, "short": false})
-		b.clock.Advance(time.Nanosecond)
-		check("1ns after the TTL from the restart", map[string]any{"z-first": false, "live": false, "fresh": false, "slow": true})
-		// slow's own TTL is 900s: its grace ends at t0+80s+900s.
-		b.clock.Advance(t0.Add(980 * time.Second).Sub(b.clock.Now()))
-		check("slow's TTL after the restart", map[string]any{"slow": true})
-		b.clock.Advance(time.Nanosecond)
-		check("1ns after slow's TTL from the restart", map[string]any{"slow": false})
-		// last_seen is not invented by the grace.
+		check(90*time.Second, map[string]any{"z-first": true, "fresh": true, "live": true, "slow": true, "gone": false, "short": false})
+		check(90*time.Second+time.Nanosecond, map[string]any{"z-first": false, "fresh": true})
+		check(91*time.Second+time.Nanosecond, map[string]any{"fresh": false, "live": true})
+		check(101*time.Second+time.Nanosecond, map[string]any{"live": false, "slow": true})
+		check(911*time.Second, map[string]any{"slow": true})
+		check(911*time.Second+time.Nanosecond, map[string]any{"slow": false})
+		// last_seen is not invented by the restart.
 		if got := b.get("/instances/live").(map[string]any)["last_seen"]; got != secs(t0.Add(11*time.Second)) {
 			t.Errorf("live last_seen = %v, want %v", got, secs(t0.Add(11*time.Second)))
+		}
+	})
+
+	t.Run("a deadline that fell while down gets a bounded grace", func(t *testing.T) {
+		a := restartFleet(t, registry.Options{})
+		// Down from t0+11s to t0+1000s: every deadline fell meanwhile. The
+		// grace from the restart is min(3 x own interval, 3 x the default
+		// 30s) = 90s for all: slow (300s interval) no longer gets 900s.
+		a.clock.Advance(t0.Add(1000 * time.Second).Sub(a.clock.Now()))
+		b := restart(t, a, registry.Options{})
+		active := func(id string) any { return b.get("/instances/" + id).(map[string]any)["active"] }
+		for _, tt := range []struct {
+			at   time.Duration
+			want bool
+		}{{1090 * time.Second, true}, {1090*time.Second + time.Nanosecond, false}} {
+			b.clock.Advance(t0.Add(tt.at).Sub(b.clock.Now()))
+			if err := b.reg.Purge(t.Context()); err != nil {
+				t.Fatal(err)
+			}
+			for _, id := range []string{"z-first", "fresh", "live", "slow"} {
+				if got := active(id); got != tt.want {
+					t.Errorf("%s at t0+%v: active %v, want %v", id, tt.at, got, tt.want)
+				}
+			}
+		}
+		// A shorter own interval bounds the grace too: an agent with a 1s
+		// interval that was active gets 3s (none here: short had expired).
+	})
+
+	t.Run("the grace is the shorter of the two", func(t *testing.T) {
+		a := restartFleet(t, registry.Options{})
+		a.must(http.StatusCreated, "POST", "/instances", `{"instance_id":"quick","name":"app","version":"1","host":"h7","heartbeat_interval":2}`)
+		if err := a.reg.Checkpoint(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		start := a.clock.Now().Add(time.Minute) // quick's deadline (6s) fell
+		a.clock.Advance(time.Minute)
+		b := restart(t, a, registry.Options{})
+		b.clock.Advance(start.Add(6 * time.Second).Sub(b.clock.Now()))
+		if got := b.get("/instances/quick").(map[string]any)["active"]; got != true {
+			t.Errorf("quick 6s after the restart: active %v, want true (3 x its 2s interval)", got)
+		}
+		b.clock.Advance(time.Nanosecond)
+		b.reg.Purge(t.Context())
+		if got := b.get("/instances/quick").(map[string]any)["active"]; got != false {
+			t.Errorf("quick 6s+1ns after the restart: active %v, want false", got)
 		}
 	})
 

@@ -6,10 +6,10 @@ package registry
 
 // Stats are counts of what the registry holds.
 type Stats struct {
-	Instances int // records, active or not
-	Active    int // active instances
-	Tools     int // distinct tool names
-	Hosts     int // distinct (host, agent name) pairs
+	Instances int `json:"instances"` // records, active or not
+	Active    int `json:"active"`    // active instances
+	Tools     int `json:"tools"`     // distinct tool names
+	Hosts     int `json:"hosts"`     // distinct (host, agent name) pairs
 }
 
 // Stats returns the registry's counts. Its cost is one step per record.

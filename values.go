@@ -41,6 +41,7 @@ type Instance struct {
 	Labels            map[string]string // the agent's labels, or nil
 	Owner             string            // the identity that first registered the id, if any
 	InactiveSince     time.Time         // when it went inactive; zero while active
+	ExpiryGuarded     bool              // active past its deadline, held by the expiry guard
 }
 
 // instanceJSON is the wire form of an Instance.
@@ -57,6 +58,7 @@ type instanceJSON struct {
 	Labels            map[string]string `json:"labels,omitempty"`
 	Owner             string            `json:"owner,omitempty"`
 	InactiveSince     *float64          `json:"inactive_since,omitempty"`
+	ExpiryGuarded     bool              `json:"expiry_guarded,omitempty"`
 }
 
 // MarshalJSON writes the record as GET /instances/{id}?detail=true shows it.
@@ -79,6 +81,7 @@ func (in Instance) MarshalJSON() ([]byte, error) {
 		Labels:            in.Labels,
 		Owner:             in.Owner,
 		InactiveSince:     since,
+		ExpiryGuarded:     in.ExpiryGuarded,
 	})
 }
 
@@ -96,6 +99,7 @@ func (in *Instance) UnmarshalJSON(b []byte) error {
 		System:            w.System,
 		Labels:            w.Labels,
 		Owner:             w.Owner,
+		ExpiryGuarded:     w.ExpiryGuarded,
 	}
 	if w.InactiveSince != nil {
 		in.InactiveSince = fromSeconds(*w.InactiveSince)

@@ -20,6 +20,7 @@ type view struct {
 	groups  map[hostKey]*hostGroup
 	due     dueHeap
 	oldest  inactiveList // inactive instances, in the order they became inactive
+	active  int          // instances whose liveness word says active
 	schemas map[string]*schema
 	execs   map[string]*execFields
 
@@ -95,8 +96,11 @@ func (v *view) register(s *shard, in, old *instance) {
 	if old != nil {
 		// A heartbeat still holding old must not touch it and answer from
 		// its tools: it takes the slow path and finds in.
-		seen, _ := unpack(old.live.Load())
+		seen, was := unpack(old.live.Load())
 		old.live.Store(pack(seen, false))
+		if was {
+			v.active--
+		}
 		v.detach(old)
 		i, _ := slices.BinarySearchFunc(v.insts, old.seq, bySeq)
 		v.insts[i] = in
@@ -108,6 +112,8 @@ func (v *view) register(s *shard, in, old *instance) {
 	v.due.set(in, in.deadline(in.lastSeen()))
 	if _, active := unpack(in.live.Load()); !active {
 		v.oldest.push(in) // loaded or replicated inactive
+	} else {
+		v.active++
 	}
 	s.mu.Lock()
 	s.m[in.id] = in
@@ -170,6 +176,9 @@ func (v *view) delete(ins []*instance, shard func(id string) *shard) {
 		}
 		in.deleted = true
 		v.oldest.remove(in)
+		if _, active := unpack(in.live.Load()); active {
+			v.active--
+		}
 		v.bump()
 		ts := in.tools.Load()
 		if ts != nil {

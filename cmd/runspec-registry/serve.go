@@ -47,6 +47,8 @@ type serveCmd struct {
 	BodyTimeout        time.Duration `default:"10s" type:"interval" env:"RUNSPEC_REGISTRY_BODY_TIMEOUT" help:"How long a client may take to send a write's body (then 408)."`
 	WriteTimeout       time.Duration `default:"10s" type:"interval" env:"RUNSPEC_REGISTRY_WRITE_TIMEOUT" help:"How long each write of an answer may take: a client that stops reading is dropped (the deadline moves with every chunk, so long listings, blocking queries and event streams are not cut)."`
 	IdleTimeout        time.Duration `default:"120s" type:"interval" env:"RUNSPEC_REGISTRY_IDLE_TIMEOUT" help:"How long an idle keep-alive connection is kept."`
+	ExpiryGuard        float64       `name:"expiry-guard" env:"RUNSPEC_REGISTRY_EXPIRY_GUARD" help:"Percent: when more than this share of the active instances would go inactive within one default TTL, stop expiring until they come back (0: off; not with --store etcd)."`
+	ExpiryGuardMax     time.Duration `name:"expiry-guard-max" default:"15m" type:"interval" env:"RUNSPEC_REGISTRY_EXPIRY_GUARD_MAX" help:"The longest the expiry guard holds expiries."`
 	NotifyInterval     time.Duration `default:"20ms" type:"interval" env:"RUNSPEC_REGISTRY_NOTIFY_INTERVAL" help:"Shortest time between two wake-ups of watchers (blocking queries, event streams): changes closer together are told together."`
 	RateLimitWrite     int           `default:"60" env:"RUNSPEC_REGISTRY_RATE_LIMIT_WRITE" help:"Register, tools and delete requests per minute per client address and route (0: off)."`
 	RateLimitHeartbeat int           `default:"120" env:"RUNSPEC_REGISTRY_RATE_LIMIT_HEARTBEAT" help:"Heartbeats per minute per client address (0: off)."`
@@ -242,6 +244,8 @@ func (s *serveCmd) options(log *slog.Logger) (registry.Options, error) {
 		ReadAuth:              s.ReadAuth,
 		AuthFailures:          orNone(s.AuthFailures),
 		MaxInstances:          s.MaxInstances,
+		ExpiryGuard:           s.ExpiryGuard,
+		ExpiryGuardMax:        s.ExpiryGuardMax,
 		BodyTimeout:           s.BodyTimeout,
 		WriteTimeout:          s.WriteTimeout,
 		NotifyInterval:        s.NotifyInterval,

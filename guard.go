@@ -1,0 +1,174 @@
+// guard.go is the mass-expiry guard (Options.ExpiryGuard): when more than P%
+// of the active instances would go inactive within one default TTL window
+// (a partition or a DNS failure between the agents and the registry, not a
+// fleet that died), the registry stops expiring. The instances whose
+// deadline passes stay active and say "expiry_guarded"; heartbeats go on as
+// usual. The guard releases when the silent share stays below P/2 for one
+// window, after Options.ExpiryGuardMax, or when an admin releases it
+// (ReleaseExpiryGuard); the instances whose deadline passed while guarded
+// then expire. Expiries after a restart's grace do not count.
+
+package registry
+
+import (
+	"fmt"
+	"math"
+	"time"
+)
+
+// DefaultExpiryGuardMax is the default Options.ExpiryGuardMax.
+const DefaultExpiryGuardMax = 15 * time.Minute
+
+// guardPeriod is how often the guard looks again while it holds instances.
+const guardPeriod = time.Second
+
+// expiryGuard is the guard's state; guarded by Registry.mu.
+type expiryGuard struct {
+	percent float64 // 0: off
+	window  int64   // one default TTL, in nanoseconds
+	max     int64   // the longest it holds, in nanoseconds
+
+	on         bool
+	since      int64
+	reason     string
+	recent     []int64     // when counted expiries happened, within the last window
+	held       []*instance // kept active while on
+	belowSince int64       // when the silent share fell below percent/2; 0: not below
+}
+
+// GuardState says whether the mass-expiry guard holds expiries, since when
+// and why.
+type GuardState struct {
+	Guarded bool
+	Since   time.Time
+	Reason  string
+	Held    int // instances kept active past their deadline
+}
+
+// filter takes the instances due at now and returns those that settle may
+// handle: while the guard is on, the active ones past their deadline are
+// held instead. It engages and releases the guard. Called with r.mu held.
+func (g *expiryGuard) filter(r *Registry, due []*instance, now int64) []*instance {
+	if g.percent <= 0 {
+		return due
+	}
+	g.check(r, now)
+	var would []*instance
+	rest := due[:0:0]
+	for _, in := range due {
+		seen, active := unpack(in.live.Load())
+		if active && now > in.deadline(seen) {
+			would = append(would, in)
+		} else {
+			rest = append(rest, in)
+		}
+	}
+	counted := 0
+	for _, in := range would {
+		if !in.graced {
+			counted++
+		}
+	}
+	for len(g.recent) > 0 && g.recent[0] <= now-g.window {
+		g.recent = g.recent[1:]
+	}
+	if !g.on && counted > 0 {
+		base := r.v.active + len(g.recent) // the active count before these expiries
+		if n := len(g.recent) + counted; float64(n) > g.percent/100*float64(base) {
+			g.on, g.since, g.belowSince = true, now, 0
+			g.reason = fmt.Sprintf("%d of %d active instances would go inactive within %v (more than %g%%)",
+				n, base, time.Duration(g.window), g.percent)
+			r.log.Warn("expiry guard on: expiries stopped", "reason", g.reason)
+		}
+	}
+	if !g.on {
+		for range counted {
+			g.recent = append(g.recent, now)
+		}
+		return append(rest, would...)
+	}
+	for _, in := range would {
+		if !in.guarded {
+			in.guarded, in.heldFloor = true, in.floor
+			in.floor = math.MaxInt64 // active in every read; out of the heap
+			r.v.due.remove(in)
+			g.held = append(g.held, in)
+		}
+	}
+	return rest
+}
+
+// check releases the guard when its time is up or the silence is over.
+// Called with r.mu held.
+func (g *expiryGuard) check(r *Registry, now int64) {
+	if !g.on {
+		return
+	}
+	if now-g.since >= g.max {
+		g.release(r, fmt.Sprintf("held for %v, the most --expiry-guard-max allows", time.Duration(g.max)))
+		return
+	}
+	silent := 0
+	for _, in := range g.held {
+		if seen, active := unpack(in.live.Load()); active && !in.deleted && max(seen+in.ttl, in.heldFloor) < now {
+			silent++
+		}
+	}
+	if float64(silent) >= g.percent/200*float64(max(r.v.active, 1)) {
+		g.belowSince = 0
+		return
+	}
+	if g.belowSince == 0 {
+		g.belowSince = now
+	}
+	if now-g.belowSince >= g.window {
+		g.release(r, fmt.Sprintf("%d instances silent, below %g%% for %v", silent, g.percent/2, time.Duration(g.window)))
+	}
+}
+
+// release ends the guard: the held instances whose deadline passed expire
+// at the next settle, and are not counted as a mass expiry. Called with
+// r.mu held.
+func (g *expiryGuard) release(r *Registry, why string) {
+	for _, in := range g.held {
+		in.guarded, in.floor, in.graced = false, in.heldFloor, true
+		if seen, active := unpack(in.live.Load()); active && !in.deleted {
+			r.v.due.set(in, in.deadline(seen))
+		}
+	}
+	r.log.Warn("expiry guard off: expiries resume", "reason", why, "held", len(g.held))
+	*g = expiryGuard{percent: g.percent, window: g.window, max: g.max}
+	r.wakeRun()
+}
+
+// next bounds when Run looks again: every guardPeriod while the guard is on.
+func (g *expiryGuard) next(next, now int64) int64 {
+	if g.on {
+		return min(next, now+int64(guardPeriod))
+	}
+	return next
+}
+
+// ExpiryGuard returns the state of the mass-expiry guard.
+func (r *Registry) ExpiryGuard() GuardState {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	g := &r.expiry
+	if !g.on {
+		return GuardState{}
+	}
+	return GuardState{Guarded: true, Since: r.wall(g.since), Reason: g.reason, Held: len(g.held)}
+}
+
+// ReleaseExpiryGuard ends the mass-expiry guard at once, if it is on: the
+// instances it held whose deadline passed then expire. It reports whether
+// the guard was on.
+func (r *Registry) ReleaseExpiryGuard() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if !r.expiry.on {
+		return false
+	}
+	r.expiry.release(r, "released by hand")
+	return true
+}
