@@ -12,6 +12,8 @@ import (
 	"slices"
 	"strconv"
 	"unicode/utf8"
+
+	"github.com/runspec/registry/internal/shell"
 )
 
 const hexDigits = "0123456789abcdef"
@@ -178,6 +180,8 @@ func (r *Registry) appendTool(buf []byte, members []member, f Filter, detail boo
 			buf = r.appendLiveness(buf, m.in, active)
 			buf = appendOwner(buf, m.in)
 			buf = appendLabelsMember(buf, m.in)
+			buf = append(buf, `,"run":`...)
+			buf = appendString(buf, RunCommand(m.in.host, m.s.name))
 		}
 		buf = append(buf, '}')
 	}
@@ -196,6 +200,13 @@ func appendLabels(buf []byte, labels map[string]string) []byte {
 		buf = appendString(buf, labels[k])
 	}
 	return append(buf, '}')
+}
+
+// RunCommand is the command line that runs tool on host with
+// runspec-registry run, every word quoted by the repository's one quoting
+// helper, so that a host or tool name holding $(…) pastes as inert text.
+func RunCommand(host, tool string) string {
+	return shell.Join([]string{"runspec-registry", "run", "--host", host, tool})
 }
 
 // appendLabelsMember appends the labels of in, if it has any.

@@ -199,6 +199,7 @@ func (r *Registry) toolValue(members []member, f Filter, now int64) (Tool, bool)
 			t = Tool{Name: m.s.name, Description: m.s.desc, InputSchema: slices.Clone(m.s.input), Hosts: []ToolHost{}}
 		}
 		h := ToolHost{Host: m.in.host, InstanceID: m.in.id, Name: m.in.name, Owner: m.in.owner, Labels: maps.Clone(m.in.labels),
+			Run:    RunCommand(m.in.host, m.s.name),
 			Active: active, LastSeen: micros(r.wall(m.in.lastSeen()))}
 		if m.x != nil {
 			h.Command, h.RunAs, h.BecomeMethod, h.BecomeFlags = m.x.f[0], m.x.f[1], m.x.f[2], m.x.f[3]

@@ -141,6 +141,8 @@ type ToolHost struct {
 	LastSeen time.Time
 	Labels   map[string]string // the instance's labels, or nil
 	Owner    string            // the identity that owns the instance, if any
+	// Run is the command line that runs the tool there (RunCommand).
+	Run string
 }
 
 // toolHostJSON is the wire form of a ToolHost with ?detail=true; without
@@ -157,13 +159,14 @@ type toolHostJSON struct {
 	LastSeen     *float64          `json:"last_seen,omitempty"`
 	Owner        string            `json:"owner,omitempty"`
 	Labels       map[string]string `json:"labels,omitempty"`
+	Run          string            `json:"run,omitempty"`
 }
 
 // MarshalJSON writes the entry as GET /tools?detail=true shows it.
 func (h ToolHost) MarshalJSON() ([]byte, error) {
 	seen := float64(h.LastSeen.UnixMicro()) / 1e6
 	return marshal(toolHostJSON{Host: h.Host, Command: h.Command, RunAs: h.RunAs, BecomeMethod: h.BecomeMethod,
-		BecomeFlags: h.BecomeFlags, InstanceID: h.InstanceID, Name: h.Name, Active: &h.Active, LastSeen: &seen, Owner: h.Owner, Labels: h.Labels})
+		BecomeFlags: h.BecomeFlags, InstanceID: h.InstanceID, Name: h.Name, Active: &h.Active, LastSeen: &seen, Owner: h.Owner, Labels: h.Labels, Run: h.Run})
 }
 
 // UnmarshalJSON reads an entry, with or without the detail fields.
@@ -173,7 +176,7 @@ func (h *ToolHost) UnmarshalJSON(b []byte) error {
 		return err
 	}
 	*h = ToolHost{Host: w.Host, Command: w.Command, RunAs: w.RunAs, BecomeMethod: w.BecomeMethod,
-		BecomeFlags: w.BecomeFlags, InstanceID: w.InstanceID, Name: w.Name, Owner: w.Owner, Labels: w.Labels}
+		BecomeFlags: w.BecomeFlags, InstanceID: w.InstanceID, Name: w.Name, Owner: w.Owner, Labels: w.Labels, Run: w.Run}
 	if w.Active != nil {
 		h.Active = *w.Active
 	}

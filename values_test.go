@@ -198,3 +198,17 @@ func TestExecField(t *testing.T) {
 		t.Errorf("Marshal = %s, want %s", b, want)
 	}
 }
+
+// The run command line of a detailed entry is quoted by the one quoting
+// helper: a host or tool name holding $(…) pastes as inert text.
+func TestRunCommandQuoted(t *testing.T) {
+	for _, tt := range []struct{ host, tool, want string }{
+		{"web-1", "deploy", "runspec-registry run --host web-1 deploy"},
+		{"$(id)", "x;rm -rf /", `runspec-registry run --host '$(id)' 'x;rm -rf /'`},
+		{"a'b", "t", `runspec-registry run --host 'a'"'"'b' t`},
+	} {
+		if got := registry.RunCommand(tt.host, tt.tool); got != tt.want {
+			t.Errorf("RunCommand(%q, %q) = %s, want %s", tt.host, tt.tool, got, tt.want)
+		}
+	}
+}
