@@ -74,6 +74,9 @@ func (r *Registry) auditAttrs(req *http.Request, route string, id *Identity, ins
 // refused logs a refused request: the first of its address in a window in
 // full, the others as one count when the window ends.
 func (r *Registry) refused(req *http.Request, route, instance string, id *Identity, status int, why string) {
+	if status == http.StatusForbidden {
+		r.counts.refused.Add(1)
+	}
 	addr := r.clientAddr(req)
 	now := time.Now()
 	rf := &r.refusals

@@ -210,7 +210,9 @@ func (w *clusterWriter) replicate(ctx context.Context, write func() (uint64, err
 	if err := w.health(); err != nil {
 		return err
 	}
+	start := time.Now()
 	rev, err := write()
+	w.r.counts.storeWrite(start, err)
 	if err != nil {
 		return unavailable(err)
 	}

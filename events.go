@@ -164,6 +164,8 @@ func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 	if req.Method == http.MethodHead {
 		return
 	}
+	r.counts.streams.Add(1)
+	defer r.counts.streams.Add(-1)
 	w.Write([]byte(": runspec-registry events\n\n"))
 	rc.Flush()
 

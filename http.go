@@ -46,45 +46,34 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 		// Reads go on from the last view the Cluster gave.
 		w.Header().Set("X-Registry-Stale", "true")
 	}
-	if r.opts.WriteTimeout > 0 {
-		dw := &deadlineWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: r.opts.WriteTimeout}
-		dw.extend() // a deadline an earlier request left on the connection must not apply
-		w = dw
+	aw := &answerWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: max(r.opts.WriteTimeout, 0), code: http.StatusOK}
+	aw.extend() // a deadline an earlier request left on the connection must not apply
+	start := time.Now()
+	r.handler.ServeHTTP(aw, req)
+	r.counts.done(aw, start)
+	r.logRequest(req, aw, start)
+}
+
+// logRequest logs a line per request at debug level, and the answers that
+// are the registry's fault (5xx) at error level. Writes are in the audit
+// trail (audit.go), which also aggregates refusals, so that a flood of
+// refused requests cannot flood the log. It never logs a key.
+func (r *Registry) logRequest(req *http.Request, w *answerWriter, start time.Time) {
+	level := slog.LevelDebug
+	if w.code >= 500 {
+		level = slog.LevelError
 	}
-	r.handler.ServeHTTP(w, req)
+	if !r.log.Enabled(req.Context(), level) {
+		return
+	}
+	r.log.LogAttrs(req.Context(), level, "request",
+		slog.String("method", req.Method),
+		slog.String("path", req.URL.Path),
+		slog.String("route", w.routeOf()),
+		slog.Int("status", w.code),
+		slog.Duration("duration", time.Since(start)),
+		slog.String("client", req.RemoteAddr))
 }
-
-// deadlineWriter moves the connection's write deadline forward before each
-// write: an answer may take any time in all, but each chunk at most
-// timeout, so a client that stops reading is dropped and its memory freed.
-// (http.Server.WriteTimeout would instead bound the whole answer, cutting
-// blocking queries, event streams and large listings.)
-type deadlineWriter struct {
-	http.ResponseWriter
-	rc      *http.ResponseController
-	timeout time.Duration
-}
-
-func (w *deadlineWriter) extend() { w.rc.SetWriteDeadline(time.Now().Add(w.timeout)) }
-
-func (w *deadlineWriter) WriteHeader(code int) {
-	w.extend()
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *deadlineWriter) Write(b []byte) (int, error) {
-	w.extend()
-	return w.ResponseWriter.Write(b)
-}
-
-// Flush passes streaming answers through.
-func (w *deadlineWriter) Flush() {
-	w.extend()
-	w.rc.Flush()
-}
-
-// Unwrap lets http.ResponseController reach the connection.
-func (w *deadlineWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 type rawPathKey struct{}
 
@@ -100,7 +89,7 @@ func param(req *http.Request, ps httprouter.Params, name string) string {
 }
 
 func (r *Registry) newHandler() http.Handler {
-	rt := httprouter.New()
+	rt := router{httprouter.New(), &r.counts}
 	// Redirects would drop the prefix of a mounted registry: answer 404.
 	rt.RedirectTrailingSlash = false
 	rt.RedirectFixedPath = false
@@ -148,10 +137,7 @@ func (r *Registry) newHandler() http.Handler {
 		}{r.ReleaseExpiryGuard()})
 		writeJSON(w, http.StatusOK, b)
 	}))
-	if r.logOn {
-		return r.logRequests(rt)
-	}
-	return rt
+	return rt.Router
 }
 
 type writeHandler func(w http.ResponseWriter, req *http.Request, ps httprouter.Params, body []byte)
@@ -692,60 +678,6 @@ func (r *Registry) handleHosts(w http.ResponseWriter, req *http.Request, _ httpr
 	}
 	r.serveList(w, req, q, topic{kind: topicAll}, func() uint64 { return r.v.index }, r.beatsIf(q.detail),
 		func() cursorIndex { return r.hosts(q.f, q.detail) })
-}
-
-// logRequests logs a line per request at debug level, and the answers
-// that are the registry's fault (5xx) at error level. Writes are in the
-// audit trail (audit.go), which also aggregates refusals, so that a flood
-// of refused requests cannot flood the log. It never logs a key.
-func (r *Registry) logRequests(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		start := time.Now()
-		sw := &statusWriter{ResponseWriter: w, code: http.StatusOK}
-		next.ServeHTTP(sw, req)
-		level := slog.LevelDebug
-		if sw.code >= 500 {
-			level = slog.LevelError
-		}
-		if !r.log.Enabled(req.Context(), level) {
-			return
-		}
-		r.log.LogAttrs(req.Context(), level, "request",
-			slog.String("method", req.Method),
-			slog.String("path", req.URL.Path),
-			slog.Int("status", sw.code),
-			slog.Duration("duration", time.Since(start)),
-			slog.String("client", req.RemoteAddr))
-	})
-}
-
-// statusWriter records the status of a response.
-type statusWriter struct {
-	http.ResponseWriter
-	code  int
-	wrote bool
-}
-
-func (w *statusWriter) WriteHeader(code int) {
-	if !w.wrote {
-		w.code, w.wrote = code, true
-	}
-	w.ResponseWriter.WriteHeader(code)
-}
-
-func (w *statusWriter) Write(b []byte) (int, error) {
-	w.wrote = true
-	return w.ResponseWriter.Write(b)
-}
-
-// Unwrap lets http.ResponseController reach the connection (flushes).
-func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
-
-// Flush passes streaming answers through.
-func (w *statusWriter) Flush() {
-	if f, ok := w.ResponseWriter.(http.Flusher); ok {
-		f.Flush()
-	}
 }
 
 // parseWait reads the blocking-query parameters into q.

@@ -166,6 +166,9 @@ func (v *view) markInactive(in *instance, at int64, retain time.Duration, kind s
 	in.inactiveAt = at
 	in.index = v.bump()
 	v.active--
+	if kind == EventInactive {
+		v.expiries++
+	}
 	v.oldest.push(in)
 	v.touchTools(in)
 	if retain < 0 {

@@ -30,6 +30,9 @@ func newLocalWriter(ctx context.Context, r *Registry, store Store) (*localWriter
 	r.v.init(uint64(max(r.base.UnixMicro(), 1)), func(cur uint64) uint64 { return cur + 1 }, r.opts.NotifyInterval)
 	w := &localWriter{r: r, store: store}
 	if store != nil {
+		w.store = timedStore{store, &r.counts}
+	}
+	if store != nil {
 		if err := w.load(ctx); err != nil {
 			return nil, err
 		}

@@ -178,11 +178,11 @@ type Registry struct {
 	nextSeq  atomic.Uint64 // registration order of new ids
 	wake     chan struct{} // tells Run that an earlier deadline exists
 	handler  http.Handler
-	logOn    bool // a Logger was given: the handler logs requests
 	keys     atomic.Pointer[keyring]
 	failed   *limiter // wrong keys per client address
 	refusals refusals
-	pending  pending // the registry's own writes its Store has not taken yet
+	counts   counters // for Metrics
+	pending  pending  // the registry's own writes its Store has not taken yet
 	limiter  *limiter
 	// crossOrigin refuses unsafe requests that browsers send from other
 	// sites (Sec-Fetch-Site, Origin).
@@ -214,17 +214,15 @@ type shard struct {
 // goroutine: call Run for expiry timers, checkpoints and a Cluster's change
 // stream.
 func New(opts Options) (*Registry, error) {
-	logOn := opts.Logger != nil
 	if err := opts.fill(); err != nil {
 		return nil, err
 	}
 	r := &Registry{
-		opts:  opts,
-		now:   opts.Now,
-		log:   opts.Logger,
-		seed:  maphash.MakeSeed(),
-		wake:  make(chan struct{}, 1),
-		logOn: logOn,
+		opts: opts,
+		now:  opts.Now,
+		log:  opts.Logger,
+		seed: maphash.MakeSeed(),
+		wake: make(chan struct{}, 1),
 	}
 	if err := r.SetKeys(opts.Keys); err != nil {
 		return nil, err
@@ -235,6 +233,7 @@ func New(opts Options) (*Registry, error) {
 	r.limiter = newLimiter(opts.RateLimitWrite, opts.RateLimitHeartbeat, max(opts.RateLimitPrefixFactor, 0), opts.Now)
 	r.crossOrigin = http.NewCrossOriginProtection()
 	r.base = r.now()
+	r.counts.other.route = "other"
 	r.expiry = expiryGuard{percent: opts.ExpiryGuard, window: int64(ttlFactor * opts.HeartbeatInterval), max: int64(opts.ExpiryGuardMax)}
 	for i := range r.shards {
 		r.shards[i].m = make(map[string]*instance)

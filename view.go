@@ -12,17 +12,19 @@ import (
 )
 
 type view struct {
-	index   uint64      // change counter: bumped by every visible change
-	insts   []*instance // by seq
-	tools   map[string]*toolEntry
-	names   []string     // tool names, sorted
-	hosts   []*hostGroup // by host, then name
-	groups  map[hostKey]*hostGroup
-	due     dueHeap
-	oldest  inactiveList // inactive instances, in the order they became inactive
-	active  int          // instances whose liveness word says active
-	schemas map[string]*schema
-	execs   map[string]*execFields
+	index  uint64      // change counter: bumped by every visible change
+	insts  []*instance // by seq
+	tools  map[string]*toolEntry
+	names  []string     // tool names, sorted
+	hosts  []*hostGroup // by host, then name
+	groups map[hostKey]*hostGroup
+	due    dueHeap
+	oldest inactiveList // inactive instances, in the order they became inactive
+	active int          // instances whose liveness word says active
+
+	expiries, deletions uint64 // counts for Metrics
+	schemas             map[string]*schema
+	execs               map[string]*execFields
 
 	toolsIndex uint64            // last change to any tool entry
 	goneTools  map[string]uint64 // when a tool name lost its last instance
@@ -175,6 +177,7 @@ func (v *view) delete(ins []*instance, shard func(id string) *shard) {
 			continue
 		}
 		in.deleted = true
+		v.deletions++
 		v.oldest.remove(in)
 		if _, active := unpack(in.live.Load()); active {
 			v.active--

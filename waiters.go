@@ -267,6 +267,7 @@ type waitFor struct {
 // ReleaseWaiters is called. It returns the index to report.
 func (r *Registry) block(ctx context.Context, t topic, w waitFor, indexOf func() uint64) uint64 {
 	var timer <-chan time.Time
+	parked := false
 	for {
 		r.settleDue(ctx)
 		r.mu.RLock()
@@ -285,6 +286,11 @@ func (r *Registry) block(ctx context.Context, t topic, w waitFor, indexOf func()
 		r.mu.RUnlock()
 		if ch == nil {
 			return idx
+		}
+		if !parked {
+			parked = true
+			r.counts.waiters.Add(1)
+			defer r.counts.waiters.Add(-1)
 		}
 		if timer == nil && w.d > 0 {
 			t := time.NewTimer(w.d + rand.N(w.d/16+1))

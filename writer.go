@@ -80,7 +80,11 @@ func (r *Registry) Register(ctx context.Context, reg Registration) error {
 	if id := identityOf(ctx); id != nil && !id.MayRegister(reg.Host) {
 		return &ForbiddenError{Detail: fmt.Sprintf("Identity %q may not register instances on host %q", id.Name, reg.Host)}
 	}
-	return r.w.register(ctx, reg)
+	err := r.w.register(ctx, reg)
+	if err == nil {
+		r.counts.registrations.Add(1)
+	}
+	return err
 }
 
 // Heartbeat records that the agent of id is alive: last_seen becomes now and
@@ -105,12 +109,21 @@ func (r *Registry) heartbeat(ctx context.Context, id string, system json.RawMess
 	}
 	in := r.lookup(id)
 	if in == nil {
+		r.counts.heartbeats.Add(1)
+		r.counts.refreshes.Add(1)
 		return Refresh, false, nil
 	}
 	if !mayActOn(identityOf(ctx), in.owner) {
 		return "", false, errNotOwner
 	}
-	return r.w.heartbeat(ctx, in, system)
+	st, changed, err := r.w.heartbeat(ctx, in, system)
+	if err == nil {
+		r.counts.heartbeats.Add(1)
+		if st == Refresh {
+			r.counts.refreshes.Add(1)
+		}
+	}
+	return st, changed, err
 }
 
 // UpdateTools replaces the tool list of id. Each tool must be a JSON object
@@ -123,14 +136,22 @@ func (r *Registry) UpdateTools(ctx context.Context, id string, tools []json.RawM
 	if err != nil {
 		return err
 	}
-	return r.w.setTools(ctx, id, parsed)
+	if err := r.w.setTools(ctx, id, parsed); err != nil {
+		return err
+	}
+	r.counts.toolPosts.Add(1)
+	return nil
 }
 
 // Deregister marks id inactive; its record is kept until Options.RetainInactive
 // has passed. Deregistering an unknown id is not an error. When ctx carries
 // an identity, it must own the instance (or be an admin): ErrForbidden.
 func (r *Registry) Deregister(ctx context.Context, id string) error {
-	return r.w.deregister(ctx, id)
+	if err := r.w.deregister(ctx, id); err != nil {
+		return err
+	}
+	r.counts.deregistrations.Add(1)
+	return nil
 }
 
 // Delete deletes the record of id at once, active or not, instead of
@@ -141,7 +162,11 @@ func (r *Registry) Delete(ctx context.Context, id string) error {
 	if who := identityOf(ctx); who != nil && !who.Roles.Has(RoleAdmin) {
 		return &ForbiddenError{Detail: fmt.Sprintf("Identity %q is not an admin: only an admin may purge", who.Name)}
 	}
-	return r.w.delete(ctx, id)
+	if err := r.w.delete(ctx, id); err != nil {
+		return err
+	}
+	r.counts.purges.Add(1)
+	return nil
 }
 
 // Health is nil while the registry can serve writes: always, unless it is a
