@@ -123,30 +123,45 @@ func (v *view) register(s *shard, in, old *instance) {
 	v.record(EventRegistered, in)
 }
 
-// setTools replaces the tool list of in. A tool whose schema and execution
-// fields did not change keeps its entry (only the reference moves to the
-// new list), so the watchers of that tool are not woken.
+// setTools replaces the tool list of in. A tool it keeps (by name) keeps
+// its member's slot, and wakes its watchers only if its schema or execution
+// fields changed; only tools added or dropped move members. The names of
+// new tools are merged into the sorted list at once, so a list of many new
+// names costs one pass, not one per name.
 func (v *view) setTools(in *instance, parsed []parsedTool) {
 	in.index = v.bump()
 	ts := v.intern(parsed) // before release: unchanged tools keep their pointers
 	old := in.tools.Load()
-	var same map[string]*toolRef
+	prev := make(map[string]toolRef)
 	if old != nil {
-		prev := make(map[string]toolRef, len(old.list))
 		for _, t := range old.list {
 			prev[t.s.name] = t
 		}
-		same = make(map[string]*toolRef)
-		for i := range ts.list {
-			t := &ts.list[i]
-			if p, ok := prev[t.s.name]; ok && p.s == t.s && p.x == t.x {
-				same[t.s.name] = t
+	}
+	var added []*toolRef
+	for i := range ts.list {
+		t := &ts.list[i]
+		p, kept := prev[t.s.name]
+		if !kept {
+			added = append(added, t)
+			continue
+		}
+		delete(prev, t.s.name)
+		e := v.tools[t.s.name]
+		if j, found := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); found && e.members[j].in == in {
+			e.members[j] = newMember(in, t)
+			if p.s != t.s || p.x != t.x {
+				v.toolChanged(e.name, e)
 			}
 		}
 	}
-	v.unlinkTools(in, old, same)
+	dropped := make([]toolRef, 0, len(prev))
+	for _, t := range prev {
+		dropped = append(dropped, t)
+	}
+	v.unlinkTools(in, dropped)
 	in.tools.Store(ts)
-	v.linkTools(in, ts, same)
+	v.linkTools(in, added)
 	v.release(old)
 	v.record(EventTools, in)
 }
@@ -156,7 +171,9 @@ func (v *view) setTools(in *instance, parsed []parsedTool) {
 func (v *view) detach(in *instance) {
 	v.oldest.remove(in)
 	ts := in.tools.Load()
-	v.unlinkTools(in, ts, nil)
+	if ts != nil {
+		v.unlinkTools(in, ts.list)
+	}
 	v.release(ts)
 	v.leaveGroup(in)
 	v.due.remove(in)
@@ -266,50 +283,65 @@ func (v *view) touchTools(in *instance) {
 	}
 }
 
-// linkTools adds in to the entries of ts; for the tools in same (unchanged)
-// it only points the existing member at the new list.
-func (v *view) linkTools(in *instance, ts *toolSet, same map[string]*toolRef) {
-	for i := range ts.list {
-		t := &ts.list[i]
+// linkTools adds in to the entries of the tools ts.
+func (v *view) linkTools(in *instance, ts []*toolRef) {
+	var fresh []string
+	for _, t := range ts {
 		e := v.tools[t.s.name]
 		if e == nil {
 			e = &toolEntry{name: t.s.name}
 			v.tools[e.name] = e
-			j, _ := slices.BinarySearch(v.names, e.name)
-			v.names = slices.Insert(v.names, j, e.name)
+			fresh = append(fresh, e.name)
 		}
-		j, found := slices.BinarySearchFunc(e.members, in.seq, memberBySeq)
-		if same[t.s.name] != nil && found && e.members[j].in == in {
-			e.members[j] = newMember(in, t)
-			continue
-		}
+		j, _ := slices.BinarySearchFunc(e.members, in.seq, memberBySeq)
 		e.members = slices.Insert(e.members, j, newMember(in, t))
 		v.toolChanged(e.name, e)
 	}
+	v.names = insertSorted(v.names, fresh)
 }
 
-// unlinkTools removes in from the entries of ts, but for the tools in same.
-func (v *view) unlinkTools(in *instance, ts *toolSet, same map[string]*toolRef) {
-	if ts == nil {
-		return
-	}
-	for _, t := range ts.list {
-		if same[t.s.name] != nil {
-			continue
-		}
+// unlinkTools removes in from the entries of the tools ts.
+func (v *view) unlinkTools(in *instance, ts []toolRef) {
+	var gone []string
+	for _, t := range ts {
 		e := v.tools[t.s.name]
 		if j, ok := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); ok && e.members[j].in == in {
 			e.members = slices.Delete(e.members, j, j+1)
 		}
 		if len(e.members) == 0 {
 			delete(v.tools, e.name)
-			if j, ok := slices.BinarySearch(v.names, e.name); ok {
-				v.names = slices.Delete(v.names, j, j+1)
-			}
+			gone = append(gone, e.name)
 			e = nil
 		}
 		v.toolChanged(t.s.name, e)
 	}
+	v.names = deleteKeys(v.names, gone, strings.Compare)
+}
+
+// insertSorted adds names (not in list) to the sorted list: one by one
+// when they are few, else in one merge.
+func insertSorted(list, names []string) []string {
+	if len(names) <= 16 {
+		for _, n := range names {
+			j, _ := slices.BinarySearch(list, n)
+			list = slices.Insert(list, j, n)
+		}
+		return list
+	}
+	slices.Sort(names)
+	out := make([]string, 0, len(list)+len(names))
+	i, j := 0, 0
+	for i < len(list) && j < len(names) {
+		if list[i] < names[j] {
+			out = append(out, list[i])
+			i++
+		} else {
+			out = append(out, names[j])
+			j++
+		}
+	}
+	out = append(out, list[i:]...)
+	return append(out, names[j:]...)
 }
 
 func memberBySeq(m member, seq uint64) int { return cmp.Compare(m.in.seq, seq) }

@@ -1,0 +1,128 @@
+// superlinear_bench_test.go bounds the write-path steps whose cost could
+// grow faster than their input: a tool list of many new tool names, a mass
+// deletion of a large fleet past its retention, and a tool offered by many
+// hosts re-posted by one of them. Run at several sizes, each should grow
+// about linearly (see BENCHMARKS.md).
+
+package registry_test
+
+import (
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/runspec/registry"
+)
+
+// BenchmarkManyNewToolNames posts one list of n tools whose names no other
+// instance offers, into a registry that already knows n other names.
+func BenchmarkManyNewToolNames(b *testing.B) {
+	for _, n := range []int{1000, 4000, 10000} {
+		b.Run(fmt.Sprint("tools=", n), func(b *testing.B) {
+			ctx := b.Context()
+			reg, err := registry.New(registry.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			list := func(prefix string) []json.RawMessage {
+				ts := make([]json.RawMessage, n)
+				for i := range ts {
+					ts[i] = json.RawMessage(fmt.Sprintf(`{"name":"%s-%06d"}`, prefix, i))
+				}
+				return ts
+			}
+			reg.Register(ctx, registry.Registration{ID: "base", Name: "n", Version: "1", Host: "h"})
+			if err := reg.UpdateTools(ctx, "base", list("base")); err != nil {
+				b.Fatal(err)
+			}
+			lists := [2][]json.RawMessage{list("x"), list("y")}
+			reg.Register(ctx, registry.Registration{ID: "a", Name: "n", Version: "1", Host: "h"})
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := reg.UpdateTools(ctx, "a", lists[i%2]); err != nil { // every name new each time
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
+
+// BenchmarkMassDeletion deletes a whole fleet of n instances that offer
+// the same 20 tools, all past their retention at once.
+func BenchmarkMassDeletion(b *testing.B) {
+	for _, n := range []int{2000, 8000, 20000} {
+		b.Run(fmt.Sprint("agents=", n), func(b *testing.B) {
+			ctx := b.Context()
+			tools := make([]json.RawMessage, 20)
+			for i := range tools {
+				tools[i] = json.RawMessage(fmt.Sprintf(`{"name":"tool-%d","x-command":"/bin/t%d"}`, i, i))
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				b.StopTimer()
+				clock := newFakeClock()
+				reg, err := registry.New(registry.Options{Now: clock.Now, RetainInactive: time.Minute})
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i := range n {
+					id := fmt.Sprint("a", i)
+					reg.Register(ctx, registry.Registration{ID: id, Name: "ops", Version: "1", Host: fmt.Sprint("h", i)})
+					reg.UpdateTools(ctx, id, tools)
+				}
+				clock.Advance(91 * time.Second) // expired
+				reg.Purge(ctx)
+				clock.Advance(time.Minute) // past the retention
+				b.StartTimer()
+				if err := reg.Purge(ctx); err != nil { // the deletions
+					b.Fatal(err)
+				}
+				b.StopTimer()
+				if st := reg.Stats(); st.Instances != 0 {
+					b.Fatalf("%d instances left", st.Instances)
+				}
+				b.StartTimer()
+			}
+		})
+	}
+}
+
+// BenchmarkRepostOnLargeTool re-posts the tool list of one of n instances
+// that all offer the same tools (an agent restart), with a changed command
+// so that its entries move.
+func BenchmarkRepostOnLargeTool(b *testing.B) {
+	for _, n := range []int{2000, 20000} {
+		b.Run(fmt.Sprint("agents=", n), func(b *testing.B) {
+			ctx := b.Context()
+			reg, err := registry.New(registry.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tools := func(cmd string) []json.RawMessage {
+				ts := make([]json.RawMessage, 20)
+				for i := range ts {
+					ts[i] = json.RawMessage(fmt.Sprintf(`{"name":"tool-%d","x-command":%q}`, i, cmd))
+				}
+				return ts
+			}
+			base := tools("/bin/t")
+			for i := range n {
+				id := fmt.Sprint("a", i)
+				reg.Register(ctx, registry.Registration{ID: id, Name: "ops", Version: "1", Host: fmt.Sprint("h", i)})
+				reg.UpdateTools(ctx, id, base)
+			}
+			alt := [2][]json.RawMessage{tools("/bin/u"), base}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				if err := reg.UpdateTools(ctx, "a0", alt[i%2]); err != nil {
+					b.Fatal(err)
+				}
+				i++
+			}
+		})
+	}
+}
