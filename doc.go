@@ -77,38 +77,60 @@
 //
 // # Architecture
 //
-// Everything a read needs is in memory, in indexes maintained by every write
-// (view.go): instances in registration order, tool entries by name (each
-// listing its instances in registration order), (host, name) groups sorted
-// by host then name, and a heap of deadlines. A lookup of one tool touches
-// only that tool's entry, so its cost does not grow with the fleet. Tool
-// schemas are interned by content (tools.go): 20,000 hosts offering the same
-// tool share one copy of its schema and of identical execution fields.
-// Fixed parts of records are encoded to JSON once; listings are encoded in
-// 64 KiB chunks with the read lock released between chunks (encode.go), so
-// a slow client never holds the lock and concurrent full listings cost one
-// chunk each.
+// The file list is the map. Everything a read needs is in memory, in
+// indexes maintained by every write (view.go): instances in registration
+// order, tool entries by name (each listing its instances in registration
+// order), (host, name) groups sorted by host then name, the inactive
+// instances oldest first, and a heap of due times (dueheap.go). A lookup of
+// one tool touches only that tool's entry, so its cost does not grow with
+// the fleet. Tool schemas are interned by content (tools.go): 20,000 hosts
+// offering the same tool share one copy of its schema and of identical
+// execution fields. The protocol's rules and the wording of every 422 are
+// in validate.go, once; the HTTP layer (http.go) decodes JSON types and the
+// library's methods validate.
 //
-// A heartbeat of an active instance takes no registry-wide lock: it finds
-// the instance in one of 64 shards and moves last_seen with a compare-and-
-// swap on a word that packs last_seen and the active bit (instance.go),
-// racing safely with expiry, which uses the same word. It allocates nothing.
-// The deadline heap is not touched by heartbeats: when a heap entry comes
-// due, Purge finds the later deadline and moves the entry, so its work is
-// bounded by one step per instance per TTL, never a scan.
+// New chooses the write path once (writer.go): localWriter (local.go)
+// writes to a Store, or to none, then to the view, one id at a time under
+// its shard's write lock; clusterWriter (cluster.go) writes to a Cluster and
+// waits until the view has applied the revision the write committed, the
+// view being fed only by the Cluster's change stream. Each write method has
+// one body, and the view does not know which path it has.
 //
-// Writes that change a record are serialized per shard and written to the
-// Store, if there is one, before they are applied in memory and answered.
+// Liveness (liveness.go): a heartbeat of an active instance takes no
+// registry-wide lock: it finds the instance in one of 64 shards and moves
+// last_seen with a compare-and-swap on a word that packs last_seen and the
+// active bit, racing safely with expiry, which uses the same word. It
+// allocates nothing. The due heap is not touched by heartbeats: when an
+// entry comes due, settle finds the later deadline and moves it, so its work
+// is one step per instance per TTL, never a scan. run.go drives it (Purge,
+// Run, checkpoints); guard.go holds expiries back during a mass expiry;
+// pending.go retries the registry's own writes that its Store refused.
+//
+// Answers (list.go, encode.go, respond.go): fixed parts of records are
+// encoded to JSON once; listings and pages are encoded in 64 KiB chunks with
+// the read lock released between chunks, so a slow client never holds the
+// lock, concurrent full listings cost one chunk each, and no answer is
+// buffered whole past 1 MiB; the readers of one answer at one index share
+// one encoding (flights.go, and cache.go for GET /tools/{name}). The change
+// index of each answer and the blocking queries that wait for it are in
+// waiters.go, whose wake-ups are coalesced; events.go keeps a ring of
+// changes encoded once for every stream.
+//
+// Who may do what (identity.go, auth.go, audit.go): keys and client
+// certificates are identities with roles; an instance belongs to the
+// identity that first registered it; refusals are throttled and logged
+// once per address per minute.
 //
 // # Replicas
 //
-// When Options.Store is a Cluster (store/etcd is one, in its own module),
-// several registries share one fleet: writes go to the Cluster and are
-// answered once this registry's view shows them, the view follows the
-// Cluster's change stream (so every replica answers the same, and the change
-// index is the Cluster's revision), a heartbeat is the Cluster's keep-alive
-// and expiry is the Cluster's. Run must be running. An unreachable Cluster
-// makes writes fail with ErrUnavailable (503 with Retry-After), reads carry
+// When Options.Cluster is set (store/etcd is one, in its own module;
+// store/memcluster another, in memory, for tests), several registries share
+// one fleet: writes go to the Cluster and are answered once this
+// registry's view shows them, the view follows the Cluster's change stream
+// (so every replica answers the same, and the change index is the
+// Cluster's revision), a heartbeat is the Cluster's keep-alive and expiry
+// is the Cluster's. Run must be running. An unreachable Cluster makes
+// writes fail with ErrUnavailable (503 with Retry-After), reads carry
 // X-Registry-Stale: true, and Health reports it (GET /health answers 503
 // {"status":"degraded"}).
 package registry
