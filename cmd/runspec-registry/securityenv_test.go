@@ -299,10 +299,11 @@ func (c caller) client(roots *x509.CertPool) *http.Client {
 // A reply is what a request got: a status and a body, or an error (a
 // failed TLS handshake, for one).
 type reply struct {
-	code int
-	body string
-	tls  *tls.ConnectionState
-	err  error
+	code   int
+	body   string
+	header http.Header
+	tls    *tls.ConnectionState
+	err    error
 }
 
 // send makes one request as c through client.
@@ -330,7 +331,7 @@ func send(client *http.Client, c caller, method, url, body string) reply {
 	}
 	defer resp.Body.Close()
 	b, err := io.ReadAll(resp.Body)
-	return reply{code: resp.StatusCode, body: strings.TrimSpace(string(b)), tls: resp.TLS, err: err}
+	return reply{code: resp.StatusCode, body: strings.TrimSpace(string(b)), header: resp.Header, tls: resp.TLS, err: err}
 }
 
 // tlsRefused is the outcome of a request whose TLS handshake the server
