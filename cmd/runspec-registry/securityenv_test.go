@@ -272,6 +272,9 @@ type caller struct {
 	bearer bool
 	cert   *leaf
 	local  string // the loopback address to connect from; "" is 127.0.0.1
+	// forwarded, if not "", is sent as X-Forwarded-For: the client's
+	// address for a registry that trusts the connection's peer as a proxy.
+	forwarded string
 }
 
 // client is an HTTPS client (HTTP when roots is nil) for c, with its own
@@ -318,6 +321,9 @@ func send(client *http.Client, c caller, method, url, body string) reply {
 	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.forwarded != "" {
+		req.Header.Set("X-Forwarded-For", c.forwarded)
 	}
 	switch {
 	case c.key != "" && c.bearer:
