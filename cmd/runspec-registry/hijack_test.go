@@ -98,6 +98,15 @@ func TestHijackFromOutside(t *testing.T) {
 		// The attacker's key works where it may: the refusals are about
 		// the victim, not a broken key.
 		attacker.expect(t, 201, `{"status":"ok"}`, "POST", s.url+"/instances", regBody("own", "web-3"))
+		// An admin may act on any instance; re-registering it leaves its
+		// owner as it was.
+		admin := &httpClient{c: caller{key: k.admin}}
+		admin.cl = admin.c.client(roots)
+		admin.expect(t, 201, `{"status":"ok"}`, "POST", s.url+"/instances", regBody("victim", "db-2"))
+		if got := ownerOf(t, admin, s.url, "victim"); got != "agent-a" {
+			t.Errorf("after an admin re-registered the victim's id: owner %s, want agent-a", got)
+		}
+		victim.expect(t, 200, `{"status":"ok"}`, "POST", s.url+"/instances/victim/tools", goodTools)
 	})
 
 	t.Run("certificates bound to hosts", func(t *testing.T) {
