@@ -15,6 +15,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 )
 
 func TestAuditTrailEndToEnd(t *testing.T) {
@@ -334,4 +335,38 @@ func TestWrongKeysDoNotDrainRateLimits(t *testing.T) {
 	}
 	good.expect(t, 200, `{"status":"ack"}`, "POST", s.url+"/instances/near/heartbeat", "")
 	good.expect(t, 201, `{"status":"ok"}`, "POST", s.url+"/instances", regBody("near-2", "web-1"))
+}
+
+// TestFailedHandshakesLogged pins what the security model says of failed
+// TLS handshakes: each is one warning of the HTTP server, not an audit
+// line, and not aggregated.
+func TestFailedHandshakesLogged(t *testing.T) {
+	bin := sharedBinary(t)
+	p := newPKI(t)
+	s := startSecure(t, bin, append(p.tlsArgs("optional"), "--log-format", "json", "--in-memory")...)
+	const tries = 50
+	for range tries {
+		c := caller{cert: p.foreign}
+		cl := c.client(p.roots())
+		if got := outcome(t, send(cl, c, "GET", s.url+"/health", "")); got != tlsRefused {
+			t.Fatalf("a certificate of another CA: %s, want the handshake refused", status(got))
+		}
+		cl.CloseIdleConnections()
+	}
+	var handshakes int
+	until(t, 5*time.Second, "a line per failed handshake", func() bool {
+		handshakes = 0
+		for _, m := range logLines(t, s) {
+			if err, _ := m["err"].(string); m["msg"] == "http server" && m["level"] == "WARN" && strings.Contains(err, "TLS handshake error") {
+				handshakes++
+			}
+			if m["msg"] == "audit" {
+				t.Fatalf("a failed handshake in the audit trail: %v", m)
+			}
+		}
+		return handshakes >= tries
+	})
+	if handshakes != tries {
+		t.Errorf("%d failed handshakes logged %d lines, want one each", tries, handshakes)
+	}
 }

@@ -8,6 +8,7 @@
 package main
 
 import (
+	"bufio"
 	"crypto/tls"
 	"fmt"
 	"net/http"
@@ -293,4 +294,58 @@ func TestFailedKeysReloadKeepsCertificate(t *testing.T) {
 		t.Errorf("the log says %q, yet new handshakes get the new certificate %s, not %s", "serving on with what was loaded before", got, oldSerial)
 	}
 	s.stop(t)
+}
+
+// TestRemovedKeyEndsNoStream pins what the security model says of
+// revocation: a key removed by SIGHUP is refused from the next request on,
+// but an event stream opened with it goes on delivering changes.
+func TestRemovedKeyEndsNoStream(t *testing.T) {
+	bin := sharedBinary(t)
+	p := newPKI(t)
+	kr, kw := secret(t, "reader"), secret(t, "writer")
+	keys := filepath.Join(t.TempDir(), "keys")
+	writeFileAtomic(t, keys, []byte("watcher read "+kr+"\nwriter agent "+kw+"\n"))
+	s := startSecure(t, bin, append(p.tlsArgs(""), "--keys-file", keys, "--in-memory", "--read-auth")...)
+	roots := p.roots()
+	cl := caller{}.client(roots)
+	cl.Timeout = 0
+	req, err := http.NewRequest("GET", s.url+"/events", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("X-API-Key", kr)
+	resp, err := cl.Do(req)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("GET /events with the reader's key: %v %v", resp, err)
+	}
+	defer resp.Body.Close()
+	events := make(chan string, 64)
+	go func() {
+		defer close(events)
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			events <- sc.Text()
+		}
+	}()
+
+	writeFileAtomic(t, keys, []byte("writer agent "+kw+"\n"))
+	s.hangup(t)
+	reader := &httpClient{c: caller{key: kr}, cl: caller{}.client(roots)}
+	reader.expect(t, 403, `{"detail":"Invalid or missing API key"}`, "GET", s.url+"/instances", "")
+	writer := &httpClient{c: caller{key: kw}, cl: caller{}.client(roots)}
+	writer.must(t, 201, "POST", s.url+"/instances", regBody("after-removal", "web-1"))
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case line, ok := <-events:
+			if !ok {
+				t.Fatal("the stream ended without the registration made after the key's removal")
+			}
+			if strings.Contains(line, `"after-removal"`) {
+				return // delivered to the removed key's stream
+			}
+		case <-deadline:
+			t.Fatal("the stream of the removed key got nothing within 10s")
+		}
+	}
 }
