@@ -82,10 +82,15 @@ type Identity struct {
 	Roles Roles
 	// Hosts are the host names or glob patterns (path.Match, compared
 	// case-insensitively) whose instances this identity may register; nil
-	// allows any host.
+	// allows any host. The hosts of a certificate's identity are its DNS
+	// names, compared literally (see Options.BindCertToHost).
 	Hosts []string
 	// Certificate reports an identity from a client certificate.
 	Certificate bool
+
+	// dnsNames makes Hosts DNS names, not globs: a name matches itself
+	// only, and a wildcard *.domain matches one label under domain.
+	dnsNames bool
 }
 
 // MayRegister reports whether id may register an instance on host.
@@ -98,6 +103,15 @@ func (id Identity) MayRegister(host string) bool {
 		p = strings.ToLower(p)
 		if p == h {
 			return true
+		}
+		if id.dnsNames {
+			if domain, ok := strings.CutPrefix(p, "*."); ok {
+				label, rest, _ := strings.Cut(h, ".")
+				if label != "" && rest == domain {
+					return true
+				}
+			}
+			continue
 		}
 		if ok, err := path.Match(p, h); err == nil && ok {
 			return true
@@ -303,12 +317,13 @@ func (r *Registry) certIdentity(c *x509.Certificate) *Identity {
 	}
 	id := &Identity{Name: names[0], Roles: RoleAgent | RoleRead, Certificate: true}
 	if r.opts.BindCertToHost {
-		id.Hosts = []string{}
+		id.Hosts, id.dnsNames = []string{}, true
 		for _, n := range names {
 			n = strings.ToLower(n)
 			id.Hosts = append(id.Hosts, n)
 			// Agents send their short host name: web-1 for web-1.example.
-			if first, _, ok := strings.Cut(n, "."); ok {
+			// A wildcard's first label names no host.
+			if first, _, ok := strings.Cut(n, "."); ok && !strings.ContainsAny(first, "*?[\\") {
 				id.Hosts = append(id.Hosts, first)
 			}
 		}

@@ -122,8 +122,9 @@ type Options struct {
 	ClientCertificates bool
 
 	// BindCertToHost lets a certificate register only instances whose host
-	// is one of its DNS names (case-insensitively), or the first label of
-	// one.
+	// is one of its DNS names (compared literally, case-insensitively), or
+	// the first label of one. A wildcard name *.domain covers the hosts of
+	// one label under domain, and its short name none.
 	BindCertToHost bool
 
 	// ReadAuth makes reads (listings, lookups, exports, events) need an

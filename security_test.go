@@ -316,3 +316,39 @@ func TestAuditLines(t *testing.T) {
 }
 
 func sha256hex(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// With BindCertToHost a certificate's names are host names, not globs: a
+// wildcard name covers one label under its domain, its first label names no
+// host, and glob characters in a name match only themselves.
+func TestCertificateBoundToItsNames(t *testing.T) {
+	h := newHarness(t, registry.Options{ClientCertificates: true, BindCertToHost: true})
+	withCert := func(names ...string) reqOpt {
+		return func(r *http.Request) {
+			cert := &x509.Certificate{DNSNames: names}
+			r.TLS = &tls.ConnectionState{PeerCertificates: []*x509.Certificate{cert}, VerifiedChains: [][]*x509.Certificate{{cert}}}
+		}
+	}
+	tests := []struct {
+		names []string
+		host  string
+		want  int
+	}{
+		{[]string{"web-1.example"}, "web-1.example", 201},
+		{[]string{"web-1.example"}, "WEB-1", 201}, // the short name
+		{[]string{"web-1.example"}, "web-2", 403},
+		{[]string{"*.web.example"}, "web-1.web.example", 201},
+		{[]string{"*.web.example"}, "a.b.web.example", 403}, // one label only
+		{[]string{"*.web.example"}, "web.example", 403},
+		{[]string{"*.web.example"}, "db-1.db.example", 403},
+		{[]string{"*.web.example"}, "db-1", 403}, // "*" is no short name
+		{[]string{"*.web.example"}, "*", 403},
+		{[]string{"web-[0-9].example"}, "web-1.example", 403}, // no glob
+		{[]string{"db.example", "*.web.example"}, "db", 201},
+	}
+	for i, tt := range tests {
+		rec := h.do("POST", "/instances", regBody(fmt.Sprintf("c%d", i), "ops", tt.host), withCert(tt.names...))
+		if rec.Code != tt.want {
+			t.Errorf("certificate %q registers host %q: %d %s, want %d", tt.names, tt.host, rec.Code, rec.Body, tt.want)
+		}
+	}
+}
