@@ -264,11 +264,6 @@ func TestCertificateRotation(t *testing.T) {
 // TestFailedKeysReloadKeepsCertificate: when the keys file of a reload is
 // refused, nothing of the reload applies, the TLS files included.
 func TestFailedKeysReloadKeepsCertificate(t *testing.T) {
-	t.Skip("BUG: serveCmd.reload (serve.go) parses the keys file, then swaps the TLS configuration " +
-		"(liveTLS.reload), and only then calls Registry.SetKeys, which refuses a file that gives one secret to " +
-		"two names (ParseKeys accepts it line by line). Such a reload logs \"reload failed; serving on with what " +
-		"was loaded before\" while new handshakes already get the new certificate and CAs: half the reload " +
-		"applied. Checking the keys (SetKeys's rules) before swapping TLS, or swapping TLS last, would keep all")
 	bin := sharedBinary(t)
 	p := newPKI(t)
 	keys := filepath.Join(t.TempDir(), "keys")

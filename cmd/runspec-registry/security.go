@@ -108,16 +108,6 @@ func (l *liveTLS) config() *tls.Config {
 	}
 }
 
-// reload reads the files again; on error the loaded configuration stays.
-func (l *liveTLS) reload() error {
-	cfg, err := l.files.load()
-	if err != nil {
-		return err
-	}
-	l.cur.Store(cfg)
-	return nil
-}
-
 // warnIfOpen logs a warning when the registry listens beyond loopback and
 // anyone who reaches it may write (no key, no client certificate).
 func warnIfOpen(log *slog.Logger, host string, opts registry.Options) {

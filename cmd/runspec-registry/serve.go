@@ -177,22 +177,28 @@ serving:
 // with what they started with. If anything fails to load, what was loaded
 // before stays, and the error is logged; serving goes on.
 func (s *serveCmd) reload(ctx context.Context, log *slog.Logger) error {
+	// Load everything first, then apply: a reload that fails changes
+	// nothing. SetKeys is the last check that can refuse (one secret
+	// given to two names), so TLS is installed only after it.
+	var cfg *tls.Config
+	if s.tls != nil {
+		var err error
+		if cfg, err = s.tls.files.load(); err != nil {
+			return err
+		}
+	}
 	var keys []registry.Key
 	if s.KeysFile != "" {
 		var err error
 		if keys, err = loadKeys(s.KeysFile, log); err != nil {
 			return err
 		}
-	}
-	if s.tls != nil {
-		if err := s.tls.reload(); err != nil {
-			return err
-		}
-	}
-	if s.KeysFile != "" {
 		if err := s.reg.SetKeys(keys); err != nil {
 			return err
 		}
+	}
+	if cfg != nil {
+		s.tls.cur.Store(cfg)
 	}
 	log.Info("reloaded (SIGHUP)", "keys", len(keys), "tls", s.tls != nil)
 	return nil
