@@ -22,8 +22,8 @@ import (
 
 // guard finds who makes req and checks that it may use a route that needs
 // one of the roles in need. When the registry requires no identity (no
-// keys, no client certificates) and need is not admin, anyone may, as in
-// v1: the identity is nil and the write acts with every right. Otherwise
+// keys, no client certificates), anyone may do anything, purges included,
+// as in v1: the identity is nil and the write acts with every right. Otherwise
 // it answers 403 (429 when an address keeps sending wrong keys) and
 // returns false.
 func (r *Registry) guard(w http.ResponseWriter, req *http.Request, need Roles, rt, instance string) (*Identity, bool) {
@@ -150,9 +150,16 @@ func newLimiter(write, heartbeat, factor int, now func() time.Time) *limiter {
 // allow takes a token for addr on rt (and for its /64), or returns how long
 // until there is one.
 func (l *limiter) allow(addr netip.Addr, rt route) (time.Duration, bool) {
+	_, wait, ok := l.take(addr, rt)
+	return wait, ok
+}
+
+// take is allow, and returns the tokens taken, to give back when the
+// request turns out not to count against the bucket.
+func (l *limiter) take(addr netip.Addr, rt route) (taken, time.Duration, bool) {
 	n := l.perMinute[rt]
 	if n == 0 {
-		return 0, true
+		return taken{}, 0, true
 	}
 	now := l.now()
 	l.mu.Lock()
@@ -163,18 +170,38 @@ func (l *limiter) allow(addr netip.Addr, rt route) (time.Duration, bool) {
 	res := l.bucket(limitKey{addr: addr, route: rt}, n).ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)
-		return d, false
+		return taken{}, d, false
 	}
+	t := taken{at: now, res: [2]*rate.Reservation{res}}
 	if addr.Is6() && l.factor > 0 {
 		p, _ := addr.Prefix(64)
 		net := l.bucket(limitKey{addr: p.Addr(), route: rt, net: true}, n*l.factor).ReserveN(now, 1)
 		if d := net.DelayFrom(now); d > 0 {
 			net.CancelAt(now)
 			res.CancelAt(now)
-			return d, false
+			return taken{}, d, false
+		}
+		t.res[1] = net
+	}
+	return t, 0, true
+}
+
+// taken is the tokens one request took from its buckets.
+type taken struct {
+	at  time.Time
+	res [2]*rate.Reservation
+}
+
+// giveBack returns the tokens to their buckets (as far as later requests
+// have not used the bucket since).
+func (t taken) giveBack() {
+	for _, res := range t.res {
+		if res != nil {
+			// Cancelled as of the time it was made: a reservation
+			// that acted in the past is otherwise not given back.
+			res.CancelAt(t.at)
 		}
 	}
-	return 0, true
 }
 
 // bucket returns the bucket of k, of n tokens a minute, keeping it in the

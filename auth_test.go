@@ -131,7 +131,12 @@ func TestCheckOrder(t *testing.T) {
 	t.Run("delete: rate before key", func(t *testing.T) {
 		h := newHarness(t, registry.Options{APIKey: key, RateLimitWrite: 1})
 		h.register("a", "app", "h1", withKey(key), withRemote("198.51.100.1:1"))
+		// A refused request gives its token back: wrong keys have their
+		// own bucket, and must not hold back the good agents of a NAT.
 		checkJSON(t, h.do("DELETE", "/instances/a", ""), http.StatusForbidden, `{"detail":"Invalid or missing API key"}`)
+		checkJSON(t, h.do("DELETE", "/instances/gone", "", withKey(key)), http.StatusOK, `{"status":"ok"}`)
+		// The bucket is empty now: the rate limit answers before the key.
+		checkDetailString(t, h.do("DELETE", "/instances/a", ""), http.StatusTooManyRequests)
 		checkDetailString(t, h.do("DELETE", "/instances/a", "", withKey(key)), http.StatusTooManyRequests)
 		if got := h.get("/instances/a").(map[string]any)["active"]; got != true {
 			t.Errorf("active = %v after rejected deletes, want true", got)

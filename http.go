@@ -144,12 +144,13 @@ type writeHandler func(w http.ResponseWriter, req *http.Request, ps httprouter.P
 
 // write guards a write endpoint: rate limit (429), then who asks (a
 // browser's cross-origin request, a missing or wrong key, a role that may
-// not write: 403), then the body's type (415) and size (413), in that
+// not write: 403, the rate limit's token given back), then the body's type (415) and size (413), in that
 // order, before the handler decodes the body (422). The handler's context
 // carries the identity (WithIdentity), so that ownership applies.
 func (r *Registry) write(rt route, h writeHandler) httprouter.Handle {
 	return func(w http.ResponseWriter, req *http.Request, ps httprouter.Params) {
-		if wait, ok := r.limiter.allow(r.clientAddr(req), rt); !ok {
+		tokens, wait, ok := r.limiter.take(r.clientAddr(req), rt)
+		if !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
 			writeDetail(w, http.StatusTooManyRequests,
 				fmt.Sprintf("Rate limit exceeded: %d per 1 minute", r.limiter.perMinute[rt]))
@@ -165,10 +166,15 @@ func (r *Registry) write(rt route, h writeHandler) httprouter.Handle {
 			// change what the fleet runs.
 			r.refused(req, name, instance, nil, http.StatusForbidden, "cross-origin")
 			writeDetail(w, http.StatusForbidden, "Cross-origin request refused")
+			tokens.giveBack()
 			return
 		}
 		id, ok := r.guard(w, req, need, name, instance)
 		if !ok {
+			// Refused requests do not use up the bucket of the agents
+			// on the same address (a NAT): wrong keys have their own
+			// (Options.AuthFailures).
+			tokens.giveBack()
 			return
 		}
 		if id != nil {

@@ -133,7 +133,9 @@ type Options struct {
 
 	// AuthFailures is how many requests with a wrong or missing key a
 	// client address may make per minute before it is answered 429; a
-	// request with a good key from the same address is never held back.
+	// request with a good key from the same address is never held back,
+	// and refused requests take no token of the route limits below. The
+	// addresses of an IPv6 /64 share RateLimitPrefixFactor times as many.
 	// If zero, defaults to 30; if negative, there is no limit.
 	AuthFailures int
 
@@ -146,8 +148,9 @@ type Options struct {
 	RateLimitHeartbeat int
 
 	// RateLimitPrefixFactor sizes the buckets that all the addresses of one
-	// IPv6 /64 share: that many times the per-address limits (a /64 may be
-	// one client rotating its addresses, or a whole LAN of agents). If
+	// IPv6 /64 share: that many times the per-address limits, AuthFailures
+	// included (a /64 may be one client rotating its addresses, or a whole
+	// LAN of agents). If
 	// zero, defaults to 100; if negative, there are none.
 	RateLimitPrefixFactor int
 
@@ -228,7 +231,7 @@ func New(opts Options) (*Registry, error) {
 	if err := r.SetKeys(opts.Keys); err != nil {
 		return nil, err
 	}
-	r.failed = newLimiter(0, 0, 0, opts.Now)
+	r.failed = newLimiter(0, 0, max(opts.RateLimitPrefixFactor, 0), opts.Now)
 	r.failed.perMinute[routeAuth] = max(opts.AuthFailures, 0)
 	r.epoch = strconv.FormatUint(rand.Uint64(), 36)
 	r.limiter = newLimiter(opts.RateLimitWrite, opts.RateLimitHeartbeat, max(opts.RateLimitPrefixFactor, 0), opts.Now)
