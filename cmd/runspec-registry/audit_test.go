@@ -206,13 +206,6 @@ func TestWrongKeysThrottledEndToEnd(t *testing.T) {
 // (an attacker's, or a misconfigured agent's behind the same NAT) must not
 // turn it into an anonymous count.
 func TestIdentifiedRefusalsNotHiddenByAnonymousOnes(t *testing.T) {
-	t.Skip("BUG (of the design): Registry.refused (audit.go) aggregates every refusal per client address " +
-		"alone: after one refused request from an address, every refusal from it for the next minute is only " +
-		"counted, and the summary line (\"refused, counted\") names no identity, route or instance. So one wrong " +
-		"key sent first hides, for a minute at a time, agent-b's attempts with its valid key to replace " +
-		"another agent's commands; a fleet behind one NAT with one misconfigured agent never logs an " +
-		"identified refusal at all. Aggregating anonymous refusals per address and identified ones per " +
-		"identity (also bounded) would keep both the bound and the attribution")
 	bin := sharedBinary(t)
 	p := newPKI(t)
 	k := newFleetKeys(t)
@@ -240,10 +233,6 @@ func TestIdentifiedRefusalsNotHiddenByAnonymousOnes(t *testing.T) {
 // together (--rate-limit-prefix-factor), and the log of their refusals
 // should be bounded likewise.
 func TestRefusalLinesBoundedPerIPv6Prefix(t *testing.T) {
-	t.Skip("BUG: Registry.refused (audit.go) aggregates refusals per client address only: a client that takes " +
-		"a new address of its IPv6 /64 for each request gets one audit line per request (500 wrong keys from 500 " +
-		"addresses of 2001:db8:1:2::/64 wrote 500 lines), so the log grows as fast as it can send. Refusals " +
-		"should be keyed as the route limiter keys its /64 buckets")
 	bin := sharedBinary(t)
 	p := newPKI(t)
 	k := newFleetKeys(t)
@@ -277,12 +266,6 @@ func TestRefusalLinesBoundedPerIPv6Prefix(t *testing.T) {
 // over, as the per-route limits do; else a client that takes a new address
 // for each guess is never throttled.
 func TestWrongKeysThrottledPerIPv6Prefix(t *testing.T) {
-	t.Skip("BUG: New (registry.go) makes the wrong-key throttle with newLimiter(0, 0, 0, ...): a prefix factor " +
-		"of 0, so --auth-failures counts each IPv6 address alone and never a /64. 300 wrong keys from 300 " +
-		"addresses of one /64 with --rate-limit-prefix-factor 2 were all answered 403 (none 429), while 300 " +
-		"from one address got 30 403 and 270 429: a client with a /64 guesses keys without limit (with " +
-		"--rate-limit-write 0, or up to the route limits' /64 buckets otherwise). The throttle should take " +
-		"Options.RateLimitPrefixFactor as the route limiter does")
 	bin := sharedBinary(t)
 	p := newPKI(t)
 	k := newFleetKeys(t)
@@ -311,13 +294,6 @@ func TestWrongKeysThrottledPerIPv6Prefix(t *testing.T) {
 // keys must not use up the buckets of the good agents on the same address
 // (a NAT): they have their own (--auth-failures).
 func TestWrongKeysDoNotDrainRateLimits(t *testing.T) {
-	t.Skip("BUG: Registry.write (http.go) takes a token of the per-address route bucket (--rate-limit-write, " +
-		"--rate-limit-heartbeat) before the key is checked, for requests whose key is then refused: 200 wrong-key " +
-		"registrations and heartbeats from one address (answered 403, then 429 by --auth-failures) leave the " +
-		"good agent on that address 429 \"Rate limit exceeded: 120 per 1 minute\" on its heartbeats and 60 on its " +
-		"registrations, so a keyless flood from behind the same NAT makes agents miss heartbeats and go " +
-		"inactive. The answer order of v1 (429 before 403) can stay if the token is given back " +
-		"(Reservation.Cancel) when the key turns out wrong, since wrong keys have their own bucket")
 	bin := sharedBinary(t)
 	p := newPKI(t)
 	k := newFleetKeys(t)
