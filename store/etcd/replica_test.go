@@ -43,7 +43,12 @@ func startReplica(t *testing.T, endpoints []string, prefix string, opts registry
 // startReplicaWith is startReplica with more of the etcd configuration.
 func startReplicaWith(t *testing.T, cfg etcd.Config, opts registry.Options) *replica {
 	t.Helper()
-	cfg.RequestTimeout, cfg.DialTimeout = 2*time.Second, 2*time.Second
+	if cfg.RequestTimeout == 0 {
+		cfg.RequestTimeout = 2 * time.Second
+	}
+	if cfg.DialTimeout == 0 {
+		cfg.DialTimeout = 2 * time.Second
+	}
 	st, err := etcd.Open(context.Background(), cfg)
 	if err != nil {
 		t.Fatal(err)

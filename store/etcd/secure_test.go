@@ -123,7 +123,10 @@ func TestAuth(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	a := startReplicaWith(t, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/auth/", Username: "root", Password: "secret", KeepAliveWindow: -1}, registry.Options{})
+	// With authentication each dial also authenticates (a bcrypt check on
+	// the server): under -race on a loaded machine 2 s was too short.
+	a := startReplicaWith(t, etcd.Config{Endpoints: c.Endpoints(), Prefix: "/auth/", Username: "root", Password: "secret", KeepAliveWindow: -1,
+		DialTimeout: 10 * time.Second, RequestTimeout: 10 * time.Second}, registry.Options{})
 	a.register("i1", "h1", 30)
 	a.must("POST", "/instances/i1/tools", `{"tools":[]}`, http.StatusOK)
 	for range 3 {
