@@ -5,6 +5,7 @@
 
 import {el, setText, setAttr, ago} from './dom.js';
 import * as api from './api.js';
+import {sortKey, searchOf} from './fleet-data.js';
 
 const columns = [
   {id: 'state', title: 'State', cls: 'c-state'},
@@ -17,7 +18,6 @@ const columns = [
 ];
 
 const stateOrder = {expiring: 0, active: 1, inactive: 2};
-const collator = new Intl.Collator(undefined, {numeric: true, sensitivity: 'base'});
 const overscan = 8;
 
 export class FleetView {
@@ -180,7 +180,10 @@ export class FleetView {
     const now = api.now();
     const data = this.data;
     return (row) => {
-      for (const w of words) if (!row.search.includes(w)) return false;
+      if (words.length) {
+        const text = searchOf(row);
+        for (const w of words) if (!text.includes(w)) return false;
+      }
       for (const [k, v] of labels) {
         if (!row.labels || !(k in row.labels)) return false;
         if (v !== null && row.labels[k] !== v) return false;
@@ -194,20 +197,26 @@ export class FleetView {
     const d = this.dir;
     const now = api.now();
     const data = this.data;
-    const byHost = (a, b) => collator.compare(a.host, b.host) || collator.compare(a.name, b.name);
+    const cmp = (a, b) => (a < b ? -1 : a > b ? 1 : 0);
+    const byHost = (a, b) => cmp(sortKey(a, 'host'), sortKey(b, 'host'));
     switch (this.sort) {
-      case 'state':
-        return (a, b) => d * (stateOrder[data.state(a, now)] - stateOrder[data.state(b, now)]) || byHost(a, b);
+      case 'state': {
+        // The marks move with time: computed once per sort.
+        const st = new Map();
+        for (const row of this.list) st.set(row, stateOrder[data.state(row, now)]);
+        const of = (row) => st.get(row) ?? stateOrder[data.state(row, now)];
+        return (a, b) => d * (of(a) - of(b)) || byHost(a, b);
+      }
       case 'name':
-        return (a, b) => d * collator.compare(a.name, b.name) || byHost(a, b);
+        return (a, b) => d * cmp(sortKey(a, 'name'), sortKey(b, 'name')) || byHost(a, b);
       case 'version':
-        return (a, b) => d * collator.compare(a.version, b.version) || byHost(a, b);
+        return (a, b) => d * cmp(sortKey(a, 'version'), sortKey(b, 'version')) || byHost(a, b);
       case 'tools':
         return (a, b) => d * (a.tool_count - b.tool_count) || byHost(a, b);
       case 'seen':
         return (a, b) => d * (a.last_seen - b.last_seen) || byHost(a, b);
       case 'labels':
-        return (a, b) => d * collator.compare(a.labelText, b.labelText) || byHost(a, b);
+        return (a, b) => d * cmp(sortKey(a, 'labels'), sortKey(b, 'labels')) || byHost(a, b);
       default:
         return (a, b) => d * byHost(a, b);
     }
@@ -217,8 +226,8 @@ export class FleetView {
     const match = this.matcher();
     const list = [];
     for (const row of this.data.rows.values()) if (match(row)) list.push(row);
-    list.sort(this.comparator());
     this.list = list;
+    list.sort(this.comparator());
     const total = this.data.rows.size;
     let active = 0;
     for (const row of this.data.rows.values()) if (row.active) active++;

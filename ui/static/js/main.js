@@ -105,15 +105,20 @@ function confirmDialog(title, text, ok) {
     const done = (v) => {
       $('confirm-ok').removeEventListener('click', yes);
       $('confirm-cancel').removeEventListener('click', no);
-      d.removeEventListener('close', no);
+      d.removeEventListener('close', closed);
       if (d.open) d.close();
       resolve(v);
     };
     const yes = () => done(true);
     const no = () => done(false);
+    // Escape closes the dialog; the close event of an earlier dialog may
+    // still be queued when this one opens, so a closed dialog is checked.
+    const closed = () => {
+      if (!d.open) done(false);
+    };
     $('confirm-ok').addEventListener('click', yes);
     $('confirm-cancel').addEventListener('click', no);
-    d.addEventListener('close', no);
+    d.addEventListener('close', closed);
     d.showModal();
     $('confirm-cancel').focus();
   });
