@@ -90,11 +90,16 @@ export function labelsText(labels) {
 
 // keyed updates the children of parent to show items, one element per key:
 // existing elements are kept and updated in place (update), new ones made
-// (create), gone ones removed, and the order made that of items.
-export function keyed(parent, items, key, create, update) {
+// (create), gone ones removed, and the order made that of items. They
+// follow after (a header element kept as it is), if given; any other child
+// without a key (such as an "empty" message) is removed.
+export function keyed(parent, items, key, create, update, after = null) {
   const old = new Map();
-  for (const c of parent.children) old.set(c.dataset.key, c);
-  let prev = null;
+  for (const c of [...parent.children]) {
+    if (c.dataset.key !== undefined) old.set(c.dataset.key, c);
+    else if (c !== after) c.remove();
+  }
+  let prev = after;
   for (const it of items) {
     const k = key(it);
     let node = old.get(k);

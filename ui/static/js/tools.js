@@ -133,7 +133,6 @@ export class ToolView {
     this.summary = el('p', {class: 'count'});
     this.argsBox = el('div');
     this.schemaPre = el('pre', {class: 'json'});
-    this.body = el('tbody');
     this.more = el('button', {type: 'button', hidden: true});
     this.more.addEventListener('click', () => {
       this.limit += pageSize * 5;
@@ -145,7 +144,10 @@ export class ToolView {
       this.renderHosts();
     });
     this.status = el('p', {class: 'muted', hidden: true});
-    const head = el('tr', null, ['State', 'Host', 'Agent', ...execFields, 'Run'].map((t) => el('th', {scope: 'col'}, t)));
+    // One tbody per host entry: its fields, and under them the command
+    // line that runs the tool there.
+    this.head = el('thead', null, el('tr', null, ['State', 'Host', 'Agent', ...execFields].map((t) => el('th', {scope: 'col'}, t))));
+    this.table = el('table', {class: 'tool-hosts'}, this.head);
     this.root = el('section', {class: 'card scroll-page', 'aria-labelledby': 'tool-title'},
       el('p', null, el('a', {href: '#/tools'}, '← Tools')),
       this.title, this.desc, this.status,
@@ -153,7 +155,7 @@ export class ToolView {
       el('details', null, el('summary', null, 'Input schema (JSON)'), this.schemaPre),
       el('h2', null, 'Hosts'),
       el('div', {class: 'toolbar'}, this.hostFilter, this.summary),
-      el('div', {class: 'table-wrap'}, el('table', {class: 'tool-hosts'}, el('thead', null, head), this.body)),
+      el('div', {class: 'table-wrap'}, this.table),
       el('p', null, this.more));
     this.title.id = 'tool-title';
     this.refetch = new Refetcher(() => this.load(), 250, 10000);
@@ -175,7 +177,7 @@ export class ToolView {
   tick() {
     if (!this.tool) return;
     const now = api.now();
-    for (const tr of this.body.children) if (tr.entry) this.fillState(tr, tr.entry, now);
+    for (const tb of this.table.tBodies) if (tb.entry) this.fillState(tb, tb.entry, now);
   }
 
   async load() {
@@ -194,7 +196,7 @@ export class ToolView {
         this.tool = null;
         this.status.hidden = false;
         setText(this.status, 'No instance offers this tool now.');
-        this.body.replaceChildren();
+        for (const tb of [...this.table.tBodies]) tb.remove();
         setText(this.summary, '');
         return;
       }
@@ -220,11 +222,11 @@ export class ToolView {
     this.more.hidden = list.length <= shown.length;
     setText(this.more, `Show more (${(list.length - shown.length).toLocaleString()} not shown)`);
     const now = api.now();
-    keyed(this.body, shown, (h) => h.instance_id || h.host, () => this.makeRow(), (tr, h) => this.fillRow(tr, h, now));
+    keyed(this.table, shown, (h) => h.instance_id || h.host, () => this.makeRow(), (tb, h) => this.fillRow(tb, h, now), this.head);
   }
 
   makeRow() {
-    const tr = el('tr');
+    const tr = el('tbody', {class: 'entry'});
     tr.state = el('span', {class: 'state'});
     tr.link = el('a');
     tr.agent = el('td');
@@ -240,8 +242,10 @@ export class ToolView {
       }
       setTimeout(() => setText(tr.copy, 'Copy'), 1500);
     });
-    tr.append(el('td', {class: 'nowrap'}, tr.state), el('td', null, tr.link), tr.agent, ...tr.exec,
-      el('td', null, el('div', {class: 'run'}, tr.run, tr.copy)));
+    tr.append(
+      el('tr', {class: 'fields-row'}, el('td', {class: 'nowrap'}, tr.state), el('td', {class: 'nowrap'}, tr.link), tr.agent, ...tr.exec),
+      el('tr', {class: 'run-row'}, el('td', {colspan: String(3 + execFields.length)},
+        el('div', {class: 'run'}, el('span', {class: 'muted'}, 'run'), tr.run, tr.copy))));
     return tr;
   }
 
