@@ -485,7 +485,7 @@ func testToolPage(t *testing.T, bctx context.Context) {
 	tb.waitFor(`[...document.querySelectorAll('tbody tr')].some((tr) => tr.textContent.includes('deploy') && tr.lastElementChild.textContent === '3')`,
 		5*time.Second, "deploy offered by 3 hosts in the tools list")
 	tb.do(chromedp.Click(chromedp.CSS(`a[href="#/tools/deploy"]`)))
-	tb.waitFor(`document.querySelectorAll('table.tool-hosts tbody tr').length === 3`, 5*time.Second, "the tool's hosts")
+	tb.waitFor(`document.querySelectorAll('table.tool-hosts tbody').length === 3`, 5*time.Second, "the tool's hosts")
 
 	// The arguments, as a form.
 	args := eval[[]string](tb, `[...document.querySelectorAll('.args .arg label')].map((l) => l.textContent)`)
@@ -496,9 +496,9 @@ func testToolPage(t *testing.T, bctx context.Context) {
 	// Each host's execution metadata and run command, as the API answers
 	// them.
 	type row struct{ Host, Command, RunAs, Become, Flags, Run string }
-	got := eval[[]row](tb, `[...document.querySelectorAll('table.tool-hosts tbody tr')].map((tr) => {
-		const c = [...tr.children].map((td) => td.textContent);
-		return {Host: c[1], Command: c[3], RunAs: c[4], Become: c[5], Flags: c[6], Run: tr.querySelector('.run code').textContent};
+	got := eval[[]row](tb, `[...document.querySelectorAll('table.tool-hosts tbody')].map((tb) => {
+		const c = [...tb.rows[0].children].map((td) => td.textContent);
+		return {Host: c[1], Command: c[3], RunAs: c[4], Become: c[5], Flags: c[6], Run: tb.querySelector('.run code').textContent};
 	})`)
 	tool, _, err := s.reg.Tool(context.Background(), "deploy", registry.Filter{})
 	if err != nil {
@@ -534,16 +534,16 @@ func testToolPage(t *testing.T, bctx context.Context) {
 			t.Fatal(err)
 		}
 	}
-	tb.do(chromedp.Click(chromedp.CSS(`table.tool-hosts tbody tr:first-child .run button`)))
-	tb.waitFor(`document.querySelector('table.tool-hosts tbody tr:first-child .run button').textContent === 'Copied'`, 2*time.Second, "the copy button")
+	tb.do(chromedp.Click(chromedp.CSS(`table.tool-hosts tbody:first-of-type .run button`)))
+	tb.waitFor(`document.querySelector('table.tool-hosts tbody:first-of-type .run button').textContent === 'Copied'`, 2*time.Second, "the copy button")
 	clip := eval[string](tb, `navigator.clipboard.readText()`)
-	if first := eval[string](tb, `document.querySelector('table.tool-hosts tbody tr:first-child .run code').textContent`); clip != first {
+	if first := eval[string](tb, `document.querySelector('table.tool-hosts tbody:first-of-type .run code').textContent`); clip != first {
 		t.Errorf("the clipboard holds %q, want %q", clip, first)
 	}
 
 	// A host that goes away leaves the table live, without a reload.
 	s.do(t, "DELETE", "/instances/i-2", "")
-	tb.waitFor(`[...document.querySelectorAll('table.tool-hosts tbody tr')].some((tr) => tr.children[1].textContent === 'web-2' && tr.querySelector('.state').dataset.state === 'inactive')`,
+	tb.waitFor(`[...document.querySelectorAll('table.tool-hosts tbody')].some((tb) => tb.rows[0].children[1].textContent === 'web-2' && tb.querySelector('.state').dataset.state === 'inactive')`,
 		2*time.Second, "web-2 inactive on the tool page")
 	tb.noErrors(nil)
 }
@@ -568,7 +568,7 @@ func testHostile(t *testing.T, bctx context.Context) {
 	tb.do(chromedp.Navigate(s.srv.URL + "/ui/#/instances/evil-1"))
 	tb.waitFor(`document.getElementById('inst-title').textContent.includes('<img')`, 5*time.Second, "the hostile instance page")
 	tb.do(chromedp.Navigate(s.srv.URL + "/ui/#/tools/" + "%3Cscript%3Ewindow.__pwned%3D2%3C%2Fscript%3E"))
-	tb.waitFor(`document.querySelectorAll('table.tool-hosts tbody tr').length === 1`, 5*time.Second, "the hostile tool page")
+	tb.waitFor(`document.querySelectorAll('table.tool-hosts tbody').length === 1`, 5*time.Second, "the hostile tool page")
 	if got := eval[string](tb, `document.getElementById('tool-title').textContent`); got != "<script>window.__pwned=2</script>" {
 		t.Errorf("the tool's name shows as %q", got)
 	}
@@ -797,8 +797,8 @@ func testScreenshots(t *testing.T, bctx context.Context) {
 	tb.do(chromedp.Navigate(s.srv.URL + "/ui/"))
 	tb.waitFor(`document.getElementById('stream').dataset.state === 'live'`, 5*time.Second, "the stream")
 	s.agent(t, "i-30", "ops", "web-09.fra1", 0, map[string]string{"env": "prod", "role": "web"}, deployTool("/usr/local/bin/deploy", "www-data", "sudo", ""))
-	tb.waitFor(jsState("web-03.fra1", "expiring"), 5*time.Second, "web-03 expiring")
-	tb.waitFor(jsHasHost("web-09.fra1"), time.Second, "web-09")
+	tb.waitFor(jsState("db-03.fra1", "expiring"), 5*time.Second, "db-03 expiring")
+	tb.waitFor(`document.querySelector(".count").textContent.includes("25 agents")`, time.Second, "web-09 in the count")
 	time.Sleep(300 * time.Millisecond)
 	shot := func(name string) {
 		b, err := chromedp.Run(tb.ctx, chromedp.CaptureScreenshot())
@@ -812,8 +812,9 @@ func testScreenshots(t *testing.T, bctx context.Context) {
 		t.Logf("wrote %s", path)
 	}
 	shot("dashboard-fleet.png")
+	tb.do(chromedp.EmulateViewport(1280, 1040))
 	tb.do(chromedp.Navigate(s.srv.URL + "/ui/#/tools/deploy"))
-	tb.waitFor(`document.querySelectorAll('table.tool-hosts tbody tr').length === 25`, 5*time.Second, "the tool's hosts")
+	tb.waitFor(`document.querySelectorAll('table.tool-hosts tbody').length === 25`, 5*time.Second, "the tool's hosts")
 	shot("dashboard-tool.png")
 	// A phone, in the dark.
 	tb.do(chromedp.EmulateViewport(390, 844, chromedp.EmulateScale(2)))
