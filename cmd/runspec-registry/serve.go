@@ -119,7 +119,7 @@ func (s *serveCmd) serve(ctx context.Context, log *slog.Logger, hangups <-chan o
 	st := reg.Stats()
 	log.Info("records loaded", "from", s.storeName(), "records", st.Instances, "active", st.Active)
 	warnIfOpen(log, s.Host, opts)
-	srv, ln, err := s.listen(reg, log)
+	srv, ln, err := s.listen(withDashboard(reg), log)
 	if err != nil {
 		return err
 	}
