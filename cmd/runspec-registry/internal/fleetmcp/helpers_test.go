@@ -272,7 +272,14 @@ func (f *fixture) connect(cfg clientConfig) *session {
 			return cfg.elicit(r.Params), nil
 		}
 	}
-	c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, opts)
+	s.ClientSession = f.connectClient(mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, opts), cfg.protocol)
+	return s
+}
+
+// connectClient connects c to the server over in-memory transports,
+// speaking protocol (the SDK's newest if empty).
+func (f *fixture) connectClient(c *mcp.Client, protocol string) *mcp.ClientSession {
+	f.t.Helper()
 	ct, st := mcp.NewInMemoryTransports()
 	ctx := f.t.Context()
 	ss, err := f.srv.MCP().Connect(ctx, st, nil)
@@ -280,13 +287,12 @@ func (f *fixture) connect(cfg clientConfig) *session {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(func() { ss.Close() })
-	cs, err := c.Connect(ctx, ct, &mcp.ClientSessionOptions{ProtocolVersion: cfg.protocol})
+	cs, err := c.Connect(ctx, ct, &mcp.ClientSessionOptions{ProtocolVersion: protocol})
 	if err != nil {
 		f.t.Fatal(err)
 	}
 	f.t.Cleanup(func() { cs.Close() })
-	s.ClientSession = cs
-	return s
+	return cs
 }
 
 // changes returns the number of list_changed notifications so far.
