@@ -128,6 +128,7 @@ type Server struct {
 	once  sync.Once
 
 	applied map[string]string // MCP name -> listing key in the SDK server; Run's applier only
+	gate    *notifyGate
 }
 
 // New checks the options and returns a Server. It starts nothing.
@@ -182,6 +183,11 @@ func New(o Options) (*Server, error) {
 		Capabilities: &mcp.ServerCapabilities{Tools: &mcp.ToolCapabilities{ListChanged: true}},
 		Logger:       s.log,
 	})
+	// The SDK sends a notification 10ms after the last of close changes:
+	// a change applied in pieces (tools added more than 10ms apart, under
+	// load) would be told twice. The gate keeps them apart on the wire.
+	s.gate = &notifyGate{interval: o.NotifyInterval, sessions: map[mcp.Session]*gateState{}}
+	s.mcp.AddSendingMiddleware(s.gate.middleware)
 	return s, nil
 }
 
@@ -225,7 +231,7 @@ func (s *Server) Run(ctx context.Context) error {
 
 // applyLoop applies the latest catalog to the SDK server after each
 // kick, waiting so that two changes of the listing are NotifyInterval
-// apart.
+// apart (the gate keeps the notifications so).
 func (s *Server) applyLoop(ctx context.Context) {
 	var last time.Time // of the last change applied
 	for {
@@ -305,4 +311,60 @@ func (s *Server) addTool(e *entry) (err error) {
 		return s.call(ctx, req, name), nil
 	})
 	return nil
+}
+
+// notifyGate lets notifications/tools/list_changed reach each session at
+// most once per interval: one that comes sooner is held and sent at the
+// end of the interval, and others that come meanwhile are folded into
+// it (a notification carries nothing but "list again").
+type notifyGate struct {
+	interval time.Duration
+	mu       sync.Mutex
+	sessions map[mcp.Session]*gateState
+}
+
+type gateState struct {
+	last    time.Time // of the last send
+	pending bool      // a send is scheduled
+}
+
+func (g *notifyGate) middleware(next mcp.MethodHandler) mcp.MethodHandler {
+	return func(ctx context.Context, method string, req mcp.Request) (mcp.Result, error) {
+		if method != "notifications/tools/list_changed" {
+			return next(ctx, method, req)
+		}
+		sess := req.GetSession()
+		now := time.Now()
+		g.mu.Lock()
+		for k, st := range g.sessions { // forget sessions quiet for an interval
+			if !st.pending && now.Sub(st.last) > g.interval {
+				delete(g.sessions, k)
+			}
+		}
+		st := g.sessions[sess]
+		if st == nil {
+			st = &gateState{}
+			g.sessions[sess] = st
+		}
+		switch {
+		case st.pending:
+			g.mu.Unlock()
+			return nil, nil
+		case now.Sub(st.last) >= g.interval:
+			st.last = now
+			g.mu.Unlock()
+			return next(ctx, method, req)
+		}
+		st.pending = true
+		delay := st.last.Add(g.interval).Sub(now)
+		g.mu.Unlock()
+		ctx = context.WithoutCancel(ctx)
+		time.AfterFunc(delay, func() {
+			g.mu.Lock()
+			st.pending, st.last = false, time.Now()
+			g.mu.Unlock()
+			next(ctx, method, req)
+		})
+		return nil, nil
+	}
 }
