@@ -1,23 +1,26 @@
 // mcp_test.go tests the mcp command: its flags (what goes together, TLS
 // or --insecure beyond loopback), and the built binary over real stdio and
-// over streamable HTTP (without, with a wrong and with the right token, a
-// bad Origin, a generated token file) against internal/sshtest's sshd: a
-// call arrives on the host with its arguments byte for byte and as its
-// x-run-as user.
+// over streamable HTTP and HTTPS (without, with a wrong and with the right
+// token, a bad Origin, a generated token file) against internal/sshtest's
+// sshd: a call arrives on the host with its arguments byte for byte and as
+// its x-run-as user, and a cancelled call stops the remote command.
 
 package main
 
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"os/exec"
 	"regexp"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -84,11 +87,12 @@ const argvSchema = `{"type":"object","properties":{
 // mcpFleet is a registry in the test process with agents whose tools run
 // on an sshtest host.
 type mcpFleet struct {
-	ssh    *sshtest.Server
-	reg    *registry.Registry
-	url    string
-	runAs  string // the user the tools run as: a sudo target as root, else the SSH user
-	marker string // a file that the confirm tool creates when it runs
+	ssh     *sshtest.Server
+	reg     *registry.Registry
+	url     string
+	runAs   string // the user the tools run as: a sudo target as root, else the SSH user
+	marker  string // a file that the confirm tool creates when it runs
+	pidFile string // where the sleeper tool writes its pid
 }
 
 func newMCPFleet(t *testing.T) *mcpFleet {
@@ -112,11 +116,14 @@ func newMCPFleet(t *testing.T) *mcpFleet {
 	t.Cleanup(hs.Close)
 	f.url = hs.URL
 	touch := s.Script(t, "touch-marker", "#!/bin/sh\ntouch "+f.marker+"\necho touched\n")
+	f.pidFile = s.Dir + "/sleeper.pid"
+	sleeper := s.Script(t, "sleeper", "#!/bin/sh\necho $$ > "+f.pidFile+"\nexec sleep 120\n")
 	tools := []string{
 		`{"name":"argv","description":"Print the arguments","x-command":` + quoteJSON(s.Tool) + `,"x-run-as":` + quoteJSON(runAs) +
 			`,"x-autonomy":"autonomous","inputSchema":` + argvSchema + `}`,
 		`{"name":"needs-ok","description":"Touch a file","x-command":` + quoteJSON(touch) + `,"x-autonomy":"confirm"}`,
 		`{"name":"by-hand","description":"Only by hand","x-command":` + quoteJSON(touch) + `,"x-autonomy":"manual"}`,
+		`{"name":"sleeper","description":"Sleep","x-command":` + quoteJSON(sleeper) + `,"x-autonomy":"autonomous"}`,
 	}
 	f.agent(t, "a1", "web-1", tools...)
 	f.agent(t, "a2", "web-2", tools[0])
@@ -171,7 +178,7 @@ func checkFleetCalls(t *testing.T, f *mcpFleet, cs *mcp.ClientSession) {
 	for _, tl := range tools.Tools {
 		listed = append(listed, tl.Name)
 	}
-	if diff := cmp.Diff([]string{"argv", "needs-ok"}, listed); diff != "" {
+	if diff := cmp.Diff([]string{"argv", "needs-ok", "sleeper"}, listed); diff != "" {
 		t.Errorf("listing mismatch (-want +got):\n%s", diff)
 	}
 
@@ -215,6 +222,47 @@ func checkFleetCalls(t *testing.T, f *mcpFleet, cs *mcp.ClientSession) {
 	}
 	if !res.IsError || !strings.Contains(resultText(res), "web-1, web-2") {
 		t.Errorf("an unknown host: %s", resultText(res))
+	}
+}
+
+// checkCancel cancels a call of the sleeper tool once it runs on the
+// host, and checks that the remote command stops.
+func checkCancel(t *testing.T, f *mcpFleet, cs *mcp.ClientSession) {
+	t.Helper()
+	os.Remove(f.pidFile)
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	called := make(chan error, 1)
+	go func() {
+		_, err := cs.CallTool(ctx, &mcp.CallToolParams{Name: "sleeper", Arguments: map[string]any{"runspec_host": "web-1"}})
+		called <- err
+	}()
+	pid := 0
+	waitUntil(t, "the sleeper to start on the host", func() bool {
+		b, err := os.ReadFile(f.pidFile)
+		if err != nil {
+			return false
+		}
+		pid, err = strconv.Atoi(strings.TrimSpace(string(b)))
+		return err == nil
+	})
+	cancel()
+	if err := <-called; err == nil {
+		t.Error("a cancelled call answered without an error")
+	}
+	waitUntil(t, "the remote command to stop", func() bool { return syscall.Kill(pid, 0) != nil })
+}
+
+// waitUntil polls cond (every 20ms, for at most 20s): for conditions of
+// other processes, which send nothing to wait on.
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("waited 20s for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
 
@@ -302,6 +350,37 @@ func TestMCPBinary(t *testing.T) {
 		}
 		defer cs.Close()
 		checkFleetCalls(t, f, cs)
+		checkCancel(t, f, cs)
+	})
+
+	t.Run("https", func(t *testing.T) {
+		dir := t.TempDir()
+		pool := writeCert(t, dir)
+		const token = "tls-t0ken-0123456789"
+		cmd := exec.Command(bin, append(base, "--listen", "127.0.0.1:0", "--tls-cert", dir+"/cert.pem", "--tls-key", dir+"/key.pem")...)
+		cmd.Env = append(os.Environ(), tokenEnv+"="+token)
+		logs := collect(t, cmd)
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Kill(); cmd.Wait() })
+		url := logs.find(t, regexp.MustCompile(`msg=listening url=(\S+)`))
+		if !strings.HasPrefix(url, "https://") {
+			t.Fatalf("listening on %s, want https", url)
+		}
+		tr := http.DefaultTransport.(*http.Transport).Clone()
+		tr.TLSClientConfig = &tls.Config{RootCAs: pool}
+		c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
+		cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
+			Endpoint: url, HTTPClient: &http.Client{Transport: bearer{token, tr}}}, nil)
+		if err != nil {
+			t.Fatalf("connect: %v\n%s", err, logs)
+		}
+		defer cs.Close()
+		res, err := cs.CallTool(t.Context(), &mcp.CallToolParams{Name: "argv", Arguments: map[string]any{"runspec_host": "web-1", "message": "over TLS"}})
+		if err != nil || res.IsError {
+			t.Fatalf("call over TLS: %v %s", err, resultText(res))
+		}
 	})
 
 	t.Run("http", func(t *testing.T) {
@@ -342,7 +421,7 @@ func TestMCPBinary(t *testing.T) {
 		}
 		c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
 		cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
-			Endpoint: url, HTTPClient: &http.Client{Transport: bearer{token}}}, nil)
+			Endpoint: url, HTTPClient: &http.Client{Transport: bearer{token: token}}}, nil)
 		if err != nil {
 			t.Fatalf("connect: %v\n%s", err, logs)
 		}
@@ -386,7 +465,7 @@ func TestMCPBinary(t *testing.T) {
 		}
 		c := mcp.NewClient(&mcp.Implementation{Name: "test", Version: "1"}, nil)
 		cs, err := c.Connect(t.Context(), &mcp.StreamableClientTransport{
-			Endpoint: url, HTTPClient: &http.Client{Transport: bearer{token}}}, nil)
+			Endpoint: url, HTTPClient: &http.Client{Transport: bearer{token: token}}}, nil)
 		if err != nil {
 			t.Fatalf("connect with the generated token: %v\n%s", err, logs)
 		}
@@ -399,11 +478,18 @@ func TestMCPBinary(t *testing.T) {
 	})
 }
 
-// bearer adds a bearer token to each request.
-type bearer struct{ token string }
+// bearer adds a bearer token to each request, sent by next (or
+// http.DefaultTransport).
+type bearer struct {
+	token string
+	next  http.RoundTripper
+}
 
 func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
 	r = r.Clone(r.Context())
 	r.Header.Set("Authorization", "Bearer "+b.token)
-	return http.DefaultTransport.RoundTrip(r)
+	if b.next == nil {
+		return http.DefaultTransport.RoundTrip(r)
+	}
+	return b.next.RoundTrip(r)
 }
