@@ -10,6 +10,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -93,7 +94,11 @@ func (s *Server) currentAutonomy(ctx context.Context, e *entry, h registry.ToolH
 		return 0, errorResult("Not run: cannot read the record of instance %s on %s from the registry: %v.", h.InstanceID, h.Host, err)
 	}
 	if !rec.Active {
-		return 0, errorResult("Not run: host %s is no longer active for %s; try again with another host.", h.Host, e.name)
+		others := slices.DeleteFunc(slices.Clone(e.hosts), func(x string) bool { return x == h.Host })
+		if len(others) == 0 {
+			return 0, errorResult("Not run: host %s is no longer active, and no other active host offers %s.", h.Host, e.name)
+		}
+		return 0, errorResult("Not run: host %s is no longer active; the active hosts that offer %s: %s.", h.Host, e.name, strings.Join(others, ", "))
 	}
 	for _, raw := range rec.Tools {
 		name, m, ok := readToolMeta(raw)

@@ -109,8 +109,8 @@ func TestInactiveHost(t *testing.T) {
 	// may not know yet; either way nothing runs there.
 	f.reg.Deregister(t.Context(), "a2")
 	res := s.call(t, "deploy", map[string]any{"runspec_host": "web-2", "message": "m"})
-	if !res.IsError || !strings.Contains(text(res), "web-2") {
-		t.Errorf("a call on a host gone inactive: %s", text(res))
+	if !res.IsError || !strings.Contains(text(res), "web-2") || !strings.Contains(text(res), "web-1") {
+		t.Errorf("a call on a host gone inactive must name it and the active host: %s", text(res))
 	}
 	if runs := f.run.taken(); len(runs) > 0 {
 		t.Errorf("ran on an inactive host: %v", runs[0].Host)
