@@ -97,8 +97,9 @@ type Options struct {
 	// Now returns the current time, for approval expiry. If nil, defaults
 	// to time.Now.
 	Now func() time.Time
-	// OnUpdate, if not nil, is called after each change of the catalog
-	// has been applied to the listing, from Run's goroutine.
+	// OnUpdate, if not nil, is called each time a catalog (built from an
+	// answer of the registry) has been applied to the listing, also when
+	// nothing listed changed, from a goroutine of Run.
 	OnUpdate func(Update)
 }
 
