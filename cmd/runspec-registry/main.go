@@ -31,6 +31,7 @@ type cli struct {
 	Serve   serveCmd   `cmd:"" default:"withargs" help:"Serve the registry (the default command)."`
 	Backup  backupCmd  `cmd:"" help:"Write a consistent copy of the data file, also while the registry runs."`
 	Version versionCmd `cmd:"" help:"Print the version."`
+	MCP     mcpCmd     `cmd:"" name:"mcp" help:"Serve the fleet's tools as one MCP server (stdio, or streamable HTTP with --listen)."`
 
 	// Client commands, which talk to a running registry (run, which, mcp,
 	// tools, hosts, instances, watch, deregister, export), go here, each
