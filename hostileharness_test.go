@@ -264,6 +264,27 @@ const (
 	mib = 1 << 20
 )
 
+// goroutinesIn counts the goroutines whose stack holds frame (a function
+// name such as "registry.(*Registry).block").
+func goroutinesIn(frame string) int {
+	buf := make([]byte, 1<<20)
+	for {
+		n := runtime.Stack(buf, true)
+		if n < len(buf) {
+			buf = buf[:n]
+			break
+		}
+		buf = make([]byte, 2*len(buf))
+	}
+	count := 0
+	for _, g := range strings.Split(string(buf), "\n\n") {
+		if strings.Contains(g, frame) {
+			count++
+		}
+	}
+	return count
+}
+
 // knownBug skips the rest of a check that fails today, naming the bug. Set
 // REGISTRY_RUN_BUGS=1 to run it anyway and see it fail.
 func knownBug(t *testing.T, bug string) {
