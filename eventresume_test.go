@@ -23,7 +23,7 @@ import (
 
 func TestEventResume(t *testing.T) {
 	lb := serveLoopback(t, registry.Options{}, 0)
-	registerMany(t, lb.reg, "r", 9000) // more than the ring's 8,192
+	registerMany(t, lb.reg, "r", 9000)                    // more than the ring's 8,192
 	oldest := indexOf(t, lb.reg, "/instances") - 9000 + 1 // the first registration's index
 	// Each case's Last-Event-ID (or query) and expected events, from the
 	// index when it runs (the cases before it made changes).
