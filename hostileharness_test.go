@@ -11,6 +11,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -195,6 +196,79 @@ func answerSize(t testing.TB, reg *registry.Registry, target string) int {
 		t.Fatalf("GET %s: status %d: %.200s", target, rec.Code, rec.Body)
 	}
 	return rec.Body.Len()
+}
+
+// serveReq serves one request in-process; a non-empty body is sent as
+// JSON. hdr are header name, value pairs.
+func serveReq(reg http.Handler, method, target, body string, hdr ...string) *httptest.ResponseRecorder {
+	var rd io.Reader
+	if body != "" {
+		rd = strings.NewReader(body)
+	}
+	req := httptest.NewRequest(method, target, rd)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	rec := httptest.NewRecorder()
+	reg.ServeHTTP(rec, req)
+	return rec
+}
+
+// detailOf is the detail of an error body: a string, or the JSON of a list.
+func detailOf(rec *httptest.ResponseRecorder) string {
+	var body struct{ Detail json.RawMessage }
+	if json.Unmarshal(rec.Body.Bytes(), &body) != nil {
+		return "(not JSON: " + rec.Body.String() + ")"
+	}
+	var s string
+	if json.Unmarshal(body.Detail, &s) == nil {
+		return s
+	}
+	return string(body.Detail)
+}
+
+// logLines collects what a registry logs, as text lines.
+type logLines struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logLines) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.Write(p)
+}
+
+func (l *logLines) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// logger is a text logger into l.
+func (l *logLines) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
+
+// manualClock is a clock for Options.Now that moves only when told.
+type manualClock struct {
+	mu  sync.Mutex
+	now time.Time
+}
+
+func newManualClock() *manualClock { return &manualClock{now: time.Unix(1_700_000_000, 0)} }
+
+func (c *manualClock) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.now
+}
+
+func (c *manualClock) Advance(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.now = c.now.Add(d)
 }
 
 // silentRcvBuf is the receive buffer of a silent connection: as small as
