@@ -278,9 +278,10 @@ const (
 	bugSlowFirstWrite = "a listing's first 1 MiB goes out in one Write under one deadline (respond.go emit): " +
 		"a client reading steadily but slower than 1 MiB per WriteTimeout (~105 KB/s with the default 10 s) " +
 		"is cut from every listing over 1 MiB"
-	bugSlowSingleWrite = "buffered answers (GET /tools/{name} up to any size, the exports, /instances/{id}) go " +
-		"out in one Write under one deadline (respond.go finish): a client reading steadily but slower than " +
-		"size/WriteTimeout is cut (a 2 MB lookup needs 200 KB/s with the default 10 s)"
+	bugSlowSingleWrite = "buffered answers (every answer up to 1 MiB, GET /tools/{name} of any size, the " +
+		"exports) go out in one Write under one deadline (respond.go finish): a client reading steadily but " +
+		"slower than size/WriteTimeout is cut (a 2 MB lookup needs 200 KB/s with the default 10 s; a 300 KB " +
+		"listing read at 8 KiB/s is cut after 12 s)"
 )
 
 // replayEvents is how many events the slow reader of /events replays.
