@@ -48,7 +48,7 @@ type loopback struct {
 type requestEnd struct {
 	target  string
 	written int64         // answer bytes the connection accepted
-	gap     time.Duration // from the start of the last write (or of the handler) to its return
+	gap     time.Duration // from the end of the last write or flush that succeeded (or the handler's start) to its return
 }
 
 // serveLoopback serves a new Registry with opts on loopback until the test
@@ -67,7 +67,7 @@ func serveLoopback(t testing.TB, opts registry.Options, sndBuf int) *loopback {
 		pw := &progressWriter{ResponseWriter: w, lb: lb}
 		pw.touch() // the start counts as progress
 		reg.ServeHTTP(pw, req)
-		end := requestEnd{target: req.URL.RequestURI(), written: pw.n, gap: time.Since(time.Unix(0, pw.lastStart))}
+		end := requestEnd{target: req.URL.RequestURI(), written: pw.n, gap: time.Since(time.Unix(0, pw.lastOK))}
 		lb.mu.Lock()
 		lb.ends = append(lb.ends, end)
 		lb.mu.Unlock()
@@ -128,30 +128,35 @@ type progressWriter struct {
 	http.ResponseWriter
 	lb *loopback
 	// Used by the handler's goroutine only.
-	n         int64 // bytes accepted
-	lastStart int64 // when the last write or flush started (the registry has just moved the deadline), UnixNano
+	n      int64 // bytes accepted
+	lastOK int64 // when the last write or flush that succeeded ended, UnixNano
 }
 
 func (w *progressWriter) touch() {
-	w.lastStart = time.Now().UnixNano()
-	w.lb.progress.Store(w.lastStart)
+	w.lastOK = time.Now().UnixNano()
+	w.lb.progress.Store(w.lastOK)
 }
 
 func (w *progressWriter) Write(b []byte) (int, error) {
-	w.lastStart = time.Now().UnixNano()
 	n, err := w.ResponseWriter.Write(b)
 	if n > 0 {
 		w.n += int64(n)
 		w.lb.written.Add(int64(n))
 		w.lb.progress.Store(time.Now().UnixNano())
 	}
+	if err == nil {
+		w.lastOK = time.Now().UnixNano()
+	}
 	return n, err
 }
 
 // FlushError is what http.ResponseController calls to flush.
 func (w *progressWriter) FlushError() error {
-	w.lastStart = time.Now().UnixNano()
-	return http.NewResponseController(w.ResponseWriter).Flush()
+	err := http.NewResponseController(w.ResponseWriter).Flush()
+	if err == nil {
+		w.lastOK = time.Now().UnixNano()
+	}
+	return err
 }
 
 func (w *progressWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }

@@ -1,6 +1,6 @@
 // slowclients_test.go checks what clients that stop reading cost: at most
 // perClientBound of the server's memory each, whatever the answer's size,
-// dropped WriteTimeout after the server's last write to them started, with
+// dropped WriteTimeout after the server's last write to them went through, with
 // their memory freed; that a client reading slowly but steadily still gets
 // its whole answer; and that slow request bodies are cut at BodyTimeout
 // (408). Checks that fail today are skipped with knownBug, naming the bug.
@@ -180,9 +180,9 @@ func holdSilent(t *testing.T, lb *loopback, n int, c silentCase) ([]net.Conn, in
 }
 
 // TestNeverReadingDropped: a client that stops reading is dropped
-// WriteTimeout after the server's last write to it started (not before:
-// each write moves the deadline), its connection is closed, and its memory
-// is freed.
+// WriteTimeout after the server's last write to it that went through (not
+// before: each write moves the deadline), its connection is closed, and its
+// memory is freed.
 func TestNeverReadingDropped(t *testing.T) {
 	const wt = time.Second
 	cases := []struct {
@@ -209,7 +209,7 @@ func TestNeverReadingDropped(t *testing.T) {
 					t.Errorf("GET %s: the connection took all %d bytes: the case does not block", e.target, e.written)
 				}
 				if e.gap < wt*9/10 || e.gap > 2*wt {
-					t.Errorf("GET %s: ended %v after its last write started, want WriteTimeout %v (at most %v)", e.target, e.gap, wt, 2*wt)
+					t.Errorf("GET %s: ended %v after its last write that went through, want WriteTimeout %v (at most %v)", e.target, e.gap, wt, 2*wt)
 				}
 			}
 			pollUntil(t, 5*time.Second, "the server to close the silent connections", func() bool {

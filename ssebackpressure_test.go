@@ -220,7 +220,7 @@ func TestEventStreamsNeverReading(t *testing.T) {
 		})
 		for _, e := range lb.endsSince(finished) {
 			if e.gap < wt*9/10 || e.gap > 2*wt {
-				t.Errorf("GET %s: ended %v after its last write started, want WriteTimeout %v", e.target, e.gap, wt)
+				t.Errorf("GET %s: ended %v after its last write that went through, want WriteTimeout %v", e.target, e.gap, wt)
 			}
 		}
 		pollUntil(t, 5*time.Second, "the server to close them", func() bool { return lb.closed.Load()-closed >= int64(streams) })

@@ -71,8 +71,8 @@ func timeWrites(t *testing.T, url, prefix string, n int, pace time.Duration) wri
 // watcher gets at most one answer per flush (NotifyInterval is 100 ms here,
 // to make the bound visible), every watcher ends with the last write's
 // index, and the writes take at most 3× their time without watchers (+2 s:
-// the watchers' encoding competes with them for the CPU). With -short or
-// -race, 50 (10) watchers of a 1.2 MB listing.
+// the watchers' encoding competes with them for the CPU; not checked with
+// -race). With -short or -race, 50 (10) watchers of a 1.2 MB listing.
 func TestBlockingQueriesOnLargeListing(t *testing.T) {
 	const notify = 100 * time.Millisecond
 	lb := serveLoopback(t, registry.Options{NotifyInterval: notify}, 0)
@@ -156,7 +156,9 @@ func TestBlockingQueriesOnLargeListing(t *testing.T) {
 		"%d answers (%.1f per watcher) in %v, %d MB sent (an answer per write would be %d MB)",
 		writes, pace, baseline.took, baseline.slowest, load.took, load.slowest, watchers, size/1000,
 		answers, float64(answers)/float64(watchers), window, bytesSent>>20, int64(writes*watchers*size)>>20)
-	if load.took > 3*baseline.took+2*time.Second {
+	// The race detector multiplies the watchers' encoding work ~10×: the
+	// comparison means nothing then.
+	if load.took > 3*baseline.took+2*time.Second && !raceEnabled {
 		t.Errorf("the writes took %v with %d watchers, %v without", load.took, watchers, baseline.took)
 	}
 }
