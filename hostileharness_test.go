@@ -364,6 +364,10 @@ func goroutinesIn(frame string) int {
 	return count
 }
 
+// lighter reports whether the heavy tests should shrink their loads: with
+// -short, and with -race, which makes each request ~10× slower.
+func lighter() bool { return testing.Short() || raceEnabled }
+
 // knownBug skips the rest of a check that fails today, naming the bug. Set
 // REGISTRY_RUN_BUGS=1 to run it anyway and see it fail.
 func knownBug(t *testing.T, bug string) {

@@ -33,6 +33,9 @@ func TestLimiterTableBounded(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
+			if raceOn && tt.name != "IPv6, one /64 each" {
+				t.Skip("-race: the IPv6 case, two keys a request, covers the bound")
+			}
 			now := time.Unix(1_700_000_000, 0)
 			// A large prefix factor, so that one /64 does not stop the flood
 			// before the table fills.

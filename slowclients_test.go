@@ -59,7 +59,7 @@ type silentFleet func(t *testing.T, opts registry.Options, sndBuf int) *loopback
 func recordsFleet(t *testing.T, opts registry.Options, sndBuf int) *loopback {
 	lb := serveLoopback(t, opts, sndBuf)
 	n := 1500
-	if testing.Short() {
+	if lighter() {
 		n = 600
 	}
 	fillFleet(t, lb.reg, n, bigTools(40))
@@ -71,7 +71,7 @@ func recordsFleet(t *testing.T, opts registry.Options, sndBuf int) *loopback {
 func wideFleet(t *testing.T, opts registry.Options, sndBuf int) *loopback {
 	lb := serveLoopback(t, opts, sndBuf)
 	n := 30000
-	if testing.Short() {
+	if lighter() {
 		n = 15000
 	}
 	fillFleet(t, lb.reg, n, []json.RawMessage{json.RawMessage(`{"name":"deploy","description":"Deploy the app","x-command":"/usr/local/bin/deploy","x-run-as":"svc"}`)})
@@ -80,7 +80,7 @@ func wideFleet(t *testing.T, opts registry.Options, sndBuf int) *loopback {
 
 // silentClients is how many clients that never read each case opens.
 func silentClients() int {
-	if testing.Short() {
+	if lighter() {
 		return 8
 	}
 	return 20
@@ -116,19 +116,19 @@ func TestNeverReadingWideAnswers(t *testing.T) {
 // runSilentCases measures each case against a registry (one per send
 // buffer size) whose WriteTimeout is long, so that the clients stay
 // connected until they close; TestNeverReadingDropped checks the timeout.
-// With -short, cases with a known bug are left out: they add evidence, not
-// coverage.
+// With -short or -race, cases with a known bug are left out: they add
+// evidence, not coverage.
 func runSilentCases(t *testing.T, fleet silentFleet, clients int, cases []silentCase) {
 	servers := map[int]*loopback{}
 	for _, c := range cases {
-		if servers[c.sndBuf] == nil && (c.bug == "" || !testing.Short()) {
+		if servers[c.sndBuf] == nil && (c.bug == "" || !lighter()) {
 			servers[c.sndBuf] = fleet(t, registry.Options{WriteTimeout: time.Minute}, c.sndBuf)
 		}
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.bug != "" && testing.Short() {
-				t.Skip("known bug, left out with -short: BUG: " + c.bug)
+			if c.bug != "" && lighter() {
+				t.Skip("known bug, left out with -short and -race: BUG: " + c.bug)
 			}
 			conns, held := holdSilent(t, servers[c.sndBuf], clients, c)
 			t.Run("bound", func(t *testing.T) {
@@ -200,7 +200,9 @@ func TestNeverReadingDropped(t *testing.T) {
 			base := liveBytes()
 			finished, closed := int(lb.finished.Load()), lb.closed.Load()
 			n := silentClients()
-			holdSilent(t, lb, n, c.silentCase)
+			for range n {
+				dialSilent(t, lb.addr, getRequest(c.target))
+			}
 			pollUntil(t, 10*wt+10*time.Second, "the silent requests to end", func() bool {
 				return int(lb.finished.Load()) == finished+n
 			})
@@ -232,7 +234,7 @@ func TestSlowReaderGetsWholeAnswer(t *testing.T) {
 	const wt = 500 * time.Millisecond
 	lb := serveLoopback(t, registry.Options{WriteTimeout: wt}, 16*kib)
 	n := 10000
-	if testing.Short() {
+	if lighter() {
 		n = 3000
 	}
 	fillFleet(t, lb.reg, n, []json.RawMessage{json.RawMessage(`{"name":"deploy","description":"Deploy the app","x-command":"/usr/local/bin/deploy","x-run-as":"svc"}`)})
@@ -341,7 +343,7 @@ func TestSlowBodies(t *testing.T) {
 	const bt = 2 * time.Second
 	lb := serveLoopback(t, registry.Options{BodyTimeout: bt, WriteTimeout: 5 * time.Second}, 0)
 	n := 100
-	if testing.Short() {
+	if lighter() {
 		n = 25
 	}
 	const sent = 64 * kib

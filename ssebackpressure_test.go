@@ -104,7 +104,7 @@ func registerMany(t *testing.T, reg *registry.Registry, prefix string, n int) ti
 func TestEventStreamsReadersGetEveryEvent(t *testing.T) {
 	lb := serveLoopback(t, registry.Options{}, 0)
 	streams, writes := 200, 200
-	if testing.Short() || raceEnabled {
+	if lighter() {
 		streams = 50
 	}
 	baseline := timeWrites(t, lb.url, "base", writes, 0)
@@ -182,7 +182,7 @@ func TestEventStreamsReadersGetEveryEvent(t *testing.T) {
 func TestEventStreamsNeverReading(t *testing.T) {
 	const changes = 9000
 	streams := 100
-	if testing.Short() || raceEnabled {
+	if lighter() {
 		streams = 30
 	}
 	t.Run("dropped at WriteTimeout", func(t *testing.T) {

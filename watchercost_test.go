@@ -72,14 +72,15 @@ func timeWrites(t *testing.T, url, prefix string, n int, pace time.Duration) wri
 // to make the bound visible), every watcher ends with the last write's
 // index, and the writes take at most 3× their time without watchers (+2 s:
 // the watchers' encoding competes with them for the CPU; not checked with
-// -race). With -short or -race, 50 (10) watchers of a 1.2 MB listing.
+// -race). With -short, 50 watchers of a 1.2 MB listing; with -race, 10
+// watchers and 50 writes.
 func TestBlockingQueriesOnLargeListing(t *testing.T) {
 	const notify = 100 * time.Millisecond
 	lb := serveLoopback(t, registry.Options{NotifyInterval: notify}, 0)
 	watchers, writes, records := 200, 200, 200 // a 2.3 MB listing
 	switch {
 	case raceEnabled:
-		watchers, records = 10, 100 // 1.2 MB: still streamed to each
+		watchers, writes, records = 10, 50, 100 // 1.2 MB: still streamed to each
 	case testing.Short():
 		watchers, records = 50, 100
 	}
@@ -183,7 +184,7 @@ func checkSharedFanOut(t *testing.T, shared bool) {
 	lb := serveLoopback(t, registry.Options{}, 0)
 	fillFleet(t, lb.reg, 60, bigTools(40)) // ~700 KB
 	waiters := 200
-	if testing.Short() || raceEnabled {
+	if lighter() {
 		waiters = 50
 	}
 	idx := indexOf(t, lb.reg, "/instances")
