@@ -1,0 +1,62 @@
+// hostile_test.go runs the watchers and silent scenarios against an
+// in-process registry (this test process is the server for -pid).
+
+package main
+
+import (
+	"net/http/httptest"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/runspec/registry"
+)
+
+func TestHostileScenarios(t *testing.T) {
+	if runtime.GOOS != "linux" {
+		t.Skip("-pid needs /proc")
+	}
+	reg, err := registry.New(registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(reg)
+	defer srv.Close()
+	defer reg.ReleaseWaiters()
+	oldSettle, oldPoll := settleTime, memPoll
+	settleTime, memPoll = 100*time.Millisecond, 100*time.Millisecond
+	defer func() { settleTime, memPoll = oldSettle, oldPoll }()
+
+	res, out := runJSON(t, append([]string{"-url", srv.URL, "-scenarios", "watchers,silent", "-rounds", "2",
+		"-watch-readers", "5", "-watch-queries", "6", "-watch-hot", "2", "-watch-silent", "3",
+		"-silent-conns", "3", "-silent-target", "/instances", "-silent-hold", "100ms",
+		"-pid", strconv.Itoa(os.Getpid())}, tiny...)...)
+	for _, name := range []string{"watch-alone", "watch-readers", "watch-silent"} {
+		r, ok := res[name]
+		switch {
+		case !ok:
+			t.Errorf("no %s result in:\n%s", name, out)
+		case r.Requests == 0 || r.Errors != 0 || r.ReqPerS <= 0 || r.Round != 2:
+			t.Errorf("%s: bad result %+v", name, r)
+		case name != "watch-alone" && (r.Ratio <= 0 || r.RatioOf != "alone"):
+			t.Errorf("%s: no ratio to the writes alone: %+v", name, r)
+		}
+	}
+	for _, want := range []string{
+		"# round 1 watch-readers: 5 reading streams: events per stream min ",
+		" 0 resets, 0 errors; 6 blocking queries (2 hot): ",
+		"# round 2 watch-silent: 3 silent streams",
+		"# watch-readers / alone: median ",
+		"# silent: median ",
+	} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	if r, ok := res["silent"]; !ok || r.Clients != 3 || r.RSSKiB == 0 {
+		t.Errorf("silent: %+v", r)
+	}
+}
