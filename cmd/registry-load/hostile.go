@@ -290,10 +290,15 @@ func closedByServer(conns []net.Conn) int {
 // each phase, its ratio to the writes alone of its round, and the medians.
 func watchersScenario(ctx context.Context, c config, t *target, f *Fleet, rp *reporter) {
 	wb := newWriteBodies(c.seed)
-	plans := []watchPlan{
+	var plans []watchPlan
+	for _, p := range []watchPlan{
 		{name: "watch-alone"},
 		{name: "watch-readers", readers: c.watchReaders, queries: c.watchQueries, hot: c.watchHot},
 		{name: "watch-silent", silent: c.watchSilent},
+	} {
+		if slices.Contains(c.watchPhases, strings.TrimPrefix(p.name, "watch-")) {
+			plans = append(plans, p)
+		}
 	}
 	ratios := map[string][]float64{}
 	for round := range c.rounds {

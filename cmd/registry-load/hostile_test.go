@@ -4,9 +4,11 @@
 package main
 
 import (
+	"io"
 	"net/http/httptest"
 	"os"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -58,5 +60,38 @@ func TestHostileScenarios(t *testing.T) {
 	}
 	if r, ok := res["silent"]; !ok || r.Clients != 3 || r.RSSKiB == 0 {
 		t.Errorf("silent: %+v", r)
+	}
+}
+
+func TestHostileFlags(t *testing.T) {
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"unknown phase", []string{"-watch-phases", "alone,loud"}, `unknown -watch-phases phase "loud"`},
+		{"zero rounds", []string{"-rounds", "0"}, "at least 1"},
+		{"more hot than queries", []string{"-watch-queries", "10", "-watch-hot", "11"}, "at most -watch-queries"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := parseFlags(tt.args, io.Discard)
+			if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
+				t.Errorf("parseFlags(%q) = %v, want error containing %q", tt.args, err, tt.wantErr)
+			}
+		})
+	}
+	c, err := parseFlags([]string{"-scenarios", "silent,watchers,register", "-watch-phases", "silent, alone"}, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"register", "watchers", "silent"}; !slices.Equal(c.scenarios, want) {
+		t.Errorf("scenarios %q, want %q", c.scenarios, want)
+	}
+	if want := []string{"silent", "alone"}; !slices.Equal(c.watchPhases, want) {
+		t.Errorf("phases %q, want %q", c.watchPhases, want)
+	}
+	if c, _ := parseFlags(nil, io.Discard); slices.Contains(c.scenarios, "watchers") || slices.Contains(c.scenarios, "silent") {
+		t.Errorf("default scenarios %q include the hostile ones", c.scenarios)
 	}
 }

@@ -99,6 +99,7 @@ type config struct {
 
 	// The hostile-client scenarios (hostile.go).
 	rounds                                            int
+	watchPhases                                       []string
 	watchReaders, watchQueries, watchHot, watchSilent int
 	silentConns                                       int
 	silentTarget                                      string
@@ -125,6 +126,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.compare, "compare", "", "also run heartbeat against this `URL` and print the ratio")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed (fleet, instance ids, request sequence)")
 	fs.IntVar(&c.rounds, "rounds", 3, "alternating rounds of the watchers and silent scenarios")
+	phases := fs.String("watch-phases", "alone,readers,silent", "watchers: the phases of each round (alone is the ratios' base)")
 	fs.IntVar(&c.watchReaders, "watch-readers", 2000, "watchers: event streams that read everything")
 	fs.IntVar(&c.watchQueries, "watch-queries", 2000, "watchers: blocking queries on GET /tools/{name}")
 	fs.IntVar(&c.watchHot, "watch-hot", 200, "watchers: of the blocking queries, those on the tool the writes post")
@@ -145,6 +147,12 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, nil
 	}
 
+	for p := range strings.SplitSeq(*phases, ",") {
+		if p = strings.TrimSpace(p); p != "alone" && p != "readers" && p != "silent" {
+			return c, fmt.Errorf("unknown -watch-phases phase %q (want some of alone,readers,silent)", p)
+		}
+		c.watchPhases = append(c.watchPhases, p)
+	}
 	want := map[string]bool{}
 	for s := range strings.SplitSeq(*scen, ",") {
 		s = strings.TrimSpace(s)
