@@ -16,6 +16,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -58,7 +59,35 @@ type watchFigures struct {
 	answers      int64 // of the blocking queries
 	hotAnswers   int64
 	queryErrors  int64
-	silentClosed int // by the server, seen when the phase ended
+	silentHeld   int // server sockets beyond those before the phase, when the writes end (-pid)
+
+	// CPU time used during the writes by the server (-pid) and by this
+	// process, the load generator, and the writes' wall time.
+	serverCPU, selfCPU, elapsed time.Duration
+}
+
+// cpuTime is the user and system CPU time process pid has used (0 if it
+// cannot tell).
+func cpuTime(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The fields after the command (which may hold spaces) in parentheses.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseInt(f[11], 10, 64)
+	stime, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(utime+stime) * time.Second / 100 // USER_HZ
 }
 
 // writeBodies are the registration and tool bodies of the write pool.
@@ -194,7 +223,6 @@ func startWatchers(ctx context.Context, base string, f *Fleet, plan watchPlan) (
 	ch := make(chan struct{})
 	go func() {
 		<-ctx.Done()
-		fig.silentClosed = closedByServer(silent)
 		for _, c := range silent {
 			c.Close()
 		}
@@ -266,25 +294,6 @@ func dialSilentMany(ctx context.Context, base, target string, n int) ([]net.Conn
 	return conns, nil
 }
 
-// closedByServer reads what each connection holds, for at most a second
-// in all, and counts those the server has closed.
-func closedByServer(conns []net.Conn) int {
-	var closed atomic.Int64
-	var wg sync.WaitGroup
-	deadline := time.Now().Add(time.Second)
-	for _, c := range conns {
-		wg.Go(func() {
-			c.SetReadDeadline(deadline)
-			_, err := io.Copy(io.Discard, c)
-			if ne, ok := err.(net.Error); err == nil || !(ok && ne.Timeout()) {
-				closed.Add(1) // EOF or reset: the server closed it
-			}
-		})
-	}
-	wg.Wait()
-	return int(closed.Load())
-}
-
 // watchersScenario alternates, for rounds rounds, the writes alone, with
 // readers and blocking queries, and with silent event streams, and reports
 // each phase, its ratio to the writes alone of its round, and the medians.
@@ -319,7 +328,14 @@ func watchersScenario(ctx context.Context, c config, t *target, f *Fleet, rp *re
 				fmt.Fprintf(rp.log, "registry-load: %s: %v\n", plan.name, err)
 				return
 			}
+			sockets := serverSockets(rp.pid)
+			srvCPU, selfCPU := cpuTime(rp.pid), cpuTime(os.Getpid())
 			s := writeLoad(ctx, t, wb, c.registerClients, c.duration, c.seed^uint64(round)<<40)
+			fig.serverCPU, fig.selfCPU = cpuTime(rp.pid)-srvCPU, cpuTime(os.Getpid())-selfCPU
+			fig.elapsed = s.Elapsed
+			if plan.silent > 0 && rp.pid > 0 {
+				fig.silentHeld = serverSockets(rp.pid) - sockets + plan.silent
+			}
 			// Let the readers drain what the last writes made.
 			time.Sleep(settleTime / 2)
 			stop()
@@ -364,10 +380,14 @@ func (fig *watchFigures) describe(plan watchPlan, writes int) string {
 			plan.queries, plan.hot, fig.answers, fig.hotAnswers, fig.queryErrors)
 	}
 	if plan.silent > 0 {
-		fmt.Fprintf(&b, "%d silent streams, %d closed by the server at the end; ", plan.silent, fig.silentClosed)
+		fmt.Fprintf(&b, "%d silent streams, %d still held by the server when the writes ended; ", plan.silent, fig.silentHeld)
 	}
 	if b.Len() == 0 {
-		return "no watchers"
+		b.WriteString("no watchers; ")
+	}
+	if fig.elapsed > 0 {
+		fmt.Fprintf(&b, "CPU during the writes: server %.2f cores, load generator %.2f cores",
+			fig.serverCPU.Seconds()/fig.elapsed.Seconds(), fig.selfCPU.Seconds()/fig.elapsed.Seconds())
 	}
 	return strings.TrimSuffix(b.String(), "; ")
 }
@@ -391,9 +411,9 @@ func fmtRatios(xs []float64) string {
 
 // silentScenario opens c.silentConns connections that request
 // c.silentTarget and never read, for rounds rounds, and reports the
-// server's resident memory per connection while they are held (-pid),
-// whether the server dropped them within c.silentHold, and its memory once
-// they are gone.
+// server's resident memory per connection while they are held (-pid), how
+// many of them the server still holds after c.silentHold (its open
+// sockets), and its memory once they are gone.
 func silentScenario(ctx context.Context, c config, t *target, rp *reporter) {
 	if rp.pid == 0 {
 		fmt.Fprintln(rp.log, "registry-load: silent: needs -pid to measure the server's memory")
@@ -406,6 +426,7 @@ func silentScenario(ctx context.Context, c config, t *target, rp *reporter) {
 			fmt.Fprintf(rp.log, "registry-load: silent: %v\n", err)
 			return
 		}
+		fds0 := serverSockets(rp.pid)
 		start := time.Now()
 		conns, err := dialSilentMany(ctx, t.base, c.silentTarget, c.silentConns)
 		if err != nil {
@@ -413,27 +434,48 @@ func silentScenario(ctx context.Context, c config, t *target, rp *reporter) {
 			return
 		}
 		held, _ := settledMem(ctx, rp.pid, 10*time.Second)
+		fdsHeld := serverSockets(rp.pid)
 		if wait := c.silentHold - time.Since(start); wait > 0 {
 			select {
 			case <-time.After(wait):
 			case <-ctx.Done():
 			}
 		}
-		closed := closedByServer(conns)
+		fdsLater := serverSockets(rp.pid)
 		for _, cn := range conns {
 			cn.Close()
 		}
 		after, _ := settledMem(ctx, rp.pid, 10*time.Second)
 		kib := float64(held.RSS-before.RSS) / float64(len(conns))
 		per = append(per, kib)
-		fmt.Fprintf(rp.out, "silent            %4d conns on %s: rss %s before, %s held (%+.0f KiB per conn), %s after; %d of %d closed by the server within %v\n",
-			len(conns), c.silentTarget, fmtKiB(before.RSS), fmtKiB(held.RSS), kib, fmtKiB(after.RSS), closed, len(conns), c.silentHold)
+		fmt.Fprintf(rp.out, "silent            %4d conns on %s: rss %s before, %s held (%+.0f KiB per conn), %s after they closed; "+
+			"server sockets %d before, %d held, %d after %v\n",
+			len(conns), c.silentTarget, fmtKiB(before.RSS), fmtKiB(held.RSS), kib, fmtKiB(after.RSS),
+			fds0, fdsHeld, fdsLater, c.silentHold)
 		rp.results = append(rp.results, Result{Scenario: "silent", Target: t.base, Clients: len(conns), Requests: len(conns),
 			RSSKiB: held.RSS, HWMKiB: held.HWM, ElapsedS: time.Since(start).Seconds(),
-			PerConnKiB: kib, ClosedByServer: closed, Round: round + 1})
+			PerConnKiB: kib, ClosedByServer: max(fdsHeld-fdsLater, 0), Round: round + 1})
 	}
 	fmt.Fprintf(rp.out, "# silent: median %.0f KiB of server RSS per connection that never reads, over %d rounds %s (target ≤ 256)\n",
 		median(per), len(per), fmtRatios(per))
+}
+
+// serverSockets counts the sockets process pid has open (-1 if it cannot
+// tell): a connection the server dropped is no longer among them, even
+// while the kernel still delivers what it had sent.
+func serverSockets(pid int) int {
+	dir := fmt.Sprintf("/proc/%d/fd", pid)
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return -1
+	}
+	n := 0
+	for _, e := range ents {
+		if l, err := os.Readlink(dir + "/" + e.Name()); err == nil && strings.HasPrefix(l, "socket:") {
+			n++
+		}
+	}
+	return n
 }
 
 // settledMem waits until the server's RSS has moved less than 1 MiB over

@@ -4,9 +4,13 @@
 package main
 
 import (
+	"context"
 	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"os"
+	"path/filepath"
 	"runtime"
 	"slices"
 	"strconv"
@@ -53,6 +57,7 @@ func TestHostileScenarios(t *testing.T) {
 		"# round 2 watch-silent: 3 silent streams",
 		"# watch-readers / alone: median ",
 		"# silent: median ",
+		" server sockets ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)
@@ -93,5 +98,40 @@ func TestHostileFlags(t *testing.T) {
 	}
 	if c, _ := parseFlags(nil, io.Discard); slices.Contains(c.scenarios, "watchers") || slices.Contains(c.scenarios, "silent") {
 		t.Errorf("default scenarios %q include the hostile ones", c.scenarios)
+	}
+}
+
+func TestProfiledServer(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	profile := filepath.Join(t.TempDir(), "cpu.pprof")
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- runProfiled(ctx, addr, t.TempDir(), profile, io.Discard) }()
+	var resp *http.Response
+	for range 100 {
+		if resp, err = http.Post("http://"+addr+"/instances", "application/json",
+			strings.NewReader(`{"instance_id":"a","name":"app","version":"1","host":"h"}`)); err == nil {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		t.Errorf("register: %s", resp.Status)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("runProfiled: %v", err)
+	}
+	if fi, err := os.Stat(profile); err != nil || fi.Size() == 0 {
+		t.Errorf("no CPU profile: %v", err)
 	}
 }

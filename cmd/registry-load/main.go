@@ -97,6 +97,8 @@ type config struct {
 	trivial           string
 	seed              uint64
 
+	profiled, dataDir, cpuProfile string // the profiled server (profiled.go)
+
 	// The hostile-client scenarios (hostile.go).
 	rounds                                            int
 	watchPhases                                       []string
@@ -123,6 +125,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	scen := fs.String("scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios to run (also: watchers, silent)")
 	fs.BoolVar(&c.json, "json", false, "also print the results as JSON lines")
 	fs.StringVar(&c.trivial, "trivial", "", "run the trivial reference server on `ADDR` instead of loading")
+	fs.StringVar(&c.profiled, "profiled", "", "run the registry with a CPU profile (profiled.go) on `ADDR` instead of loading")
+	fs.StringVar(&c.dataDir, "data-dir", "", "-profiled: the data directory (default: a new temporary one)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "registry.cpu.pprof", "-profiled: the CPU profile `FILE`")
 	fs.StringVar(&c.compare, "compare", "", "also run heartbeat against this `URL` and print the ratio")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed (fleet, instance ids, request sequence)")
 	fs.IntVar(&c.rounds, "rounds", 3, "alternating rounds of the watchers and silent scenarios")
@@ -143,7 +148,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if c.trivial != "" {
+	if c.trivial != "" || c.profiled != "" {
 		return c, nil
 	}
 
@@ -313,6 +318,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if c.trivial != "" {
 		return runTrivial(ctx, c.trivial, stderr)
+	}
+	if c.profiled != "" {
+		dir := c.dataDir
+		if dir == "" {
+			var err error
+			if dir, err = os.MkdirTemp("", "registry-profiled-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+		}
+		return runProfiled(ctx, c.profiled, dir, c.cpuProfile, stderr)
 	}
 	fleet, err := NewFleet(c.agents, c.tools, c.share, c.seed)
 	if err != nil {
