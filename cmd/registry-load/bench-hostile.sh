@@ -26,9 +26,16 @@ echo "# $(date -u +%Y-%m-%dT%H:%MZ) $(nproc) cores, $(go version | cut -d' ' -f3
 serve watchers 9311 --data-dir "$work/data-watchers"
 echo "## watchers: 32 writers (a registration and a tool post each), alone / beside watchers"
 "$load" -url http://127.0.0.1:9311 -scenarios watchers -rounds "$ROUNDS" -duration "$DURATION" -pid "$pid_watchers" | grep -v '^# target'
-kill "$pid_watchers"
+kill "$pid_watchers"; wait "$pid_watchers" 2>/dev/null || true
 
-serve silent 9312 --data-dir "$work/data-silent"
-echo "## silent: 100 connections that request GET /instances?limit=100000 and never read"
-"$load" -url http://127.0.0.1:9312 -scenarios silent -rounds "$ROUNDS" -pid "$pid_silent" | grep -v '^# target\|^{'
+echo "## silent: 100 connections that request GET /instances?limit=100000 and never read, a fresh registry each round"
+: >"$work/silent"
+for r in $(seq "$ROUNDS"); do
+	serve silent 9312 --data-dir "$work/data-silent-$r"
+	out=$("$load" -url http://127.0.0.1:9312 -scenarios silent -rounds 1 -pid "$pid_silent")
+	echo "$out" | grep '^silent' | sed "s/^/round $r /"
+	echo "$out" | sed -n 's/^# silent: median \(-*[0-9]*\) KiB.*/\1/p' >>"$work/silent"
+	kill "$pid_silent"; wait "$pid_silent" 2>/dev/null || true
+done
+echo "median server RSS per connection that never reads: $(median <"$work/silent") KiB (target ≤ 256)"
 echo "# load average at the end $(cut -d' ' -f1-3 /proc/loadavg)"
