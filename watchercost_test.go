@@ -40,10 +40,15 @@ func postJSON(hc *http.Client, url, body string) (int, error) {
 type writeFigures struct {
 	took    time.Duration // first to last
 	slowest time.Duration // the longest write
+	done    int           // writes made (fewer than asked if the cap came first)
 }
 
+// writesCap bounds a run of writes: a test whose writes are starved ends
+// anyway, with the writes it could make.
+const writesCap = 20 * time.Second
+
 // timeWrites registers n new instances over HTTP, one after the other, at
-// most one per pace, and returns how long they took.
+// most one per pace, for at most writesCap, and returns how long they took.
 func timeWrites(t *testing.T, url, prefix string, n int, pace time.Duration) writeFigures {
 	t.Helper()
 	hc := &http.Client{Timeout: 30 * time.Second}
@@ -51,6 +56,9 @@ func timeWrites(t *testing.T, url, prefix string, n int, pace time.Duration) wri
 	var f writeFigures
 	start := time.Now()
 	for i := range n {
+		if time.Since(start) > writesCap {
+			break
+		}
 		if wait := time.Until(start.Add(time.Duration(i) * pace)); wait > 0 {
 			time.Sleep(wait)
 		}
@@ -60,30 +68,57 @@ func timeWrites(t *testing.T, url, prefix string, n int, pace time.Duration) wri
 			t.Fatalf("write %d: status %d, %v", i, st, err)
 		}
 		f.slowest = max(f.slowest, time.Since(t0))
+		f.done++
 	}
 	f.took = time.Since(start)
 	return f
 }
 
-// TestBlockingQueriesOnLargeListing: 200 watchers that loop on a blocking
-// query of a 2.3 MB GET /instances (larger than 1 MiB: each answer is
-// encoded for each watcher) while 200 writes arrive over a second. Each
-// watcher gets at most one answer per flush (NotifyInterval is 100 ms here,
-// to make the bound visible), every watcher ends with the last write's
-// index, and the writes take at most 3× their time without watchers (+2 s:
-// the watchers' encoding competes with them for the CPU; not checked with
-// -race). With -short, 50 watchers of a 1.2 MB listing; with -race, 10
-// watchers and 50 writes.
+// TestBlockingQueriesOnLargeListing: watchers that loop on a blocking
+// query of GET /instances larger than 1 MiB (each answer is encoded for
+// each watcher) while 200 writes arrive over a second. Each watcher gets
+// at most one answer per flush (NotifyInterval is 100 ms here, to make the
+// bound visible), every watcher ends with the last write's index, and the
+// writes take at most 3× their time without watchers (+2 s: the watchers'
+// encoding competes with them for the CPU; not checked with -race). 50
+// watchers of a 1.2 MB listing; with -race, 10 watchers and 50 writes.
+// 200 watchers of 2.3 MB is a known bug: the writes are starved.
 func TestBlockingQueriesOnLargeListing(t *testing.T) {
+	tests := []struct {
+		name                      string
+		watchers, writes, records int
+		bug                       string
+	}{
+		{"50 watchers of 1.2 MB", 50, 200, 100, ""},
+		{"200 watchers of 2.3 MB", 200, 200, 200, bugWatchersStarveWriters},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			knownBug(t, tt.bug)
+			if tt.bug != "" && lighter() {
+				t.Skip("left out with -short and -race")
+			}
+			watchers, writes, records := tt.watchers, tt.writes, tt.records
+			if raceEnabled {
+				watchers, writes = 10, 50
+			}
+			checkLargeListingWatchers(t, watchers, writes, records)
+		})
+	}
+}
+
+// bugWatchersStarveWriters: coalescing bounds the answers, not their cost.
+const bugWatchersStarveWriters = "writes are not protected from the CPU cost of watchers of a listing " +
+	"larger than 1 MiB: each watcher gets its own encoding at each flush (flights.go shares only up to " +
+	"1 MiB), so a flush costs watchers × size (here 200 × 2.3 MB = 466 MB); once that exceeds the CPU " +
+	"between flushes the watchers are always runnable and each write gets about 1/watchers of the CPU: " +
+	"200 paced writes took 1.2 s to 91 s instead of 1.0 s on this shared 2-core machine (3.9 s, slowest " +
+	"write 1.3 s, at load average 9; 91 s, slowest 4.6 s, at 17), where 50 watchers of 1.2 MB cost 1.1 s; " +
+	"the attack's 2,000 × 4 MB is 8 GB per flush"
+
+func checkLargeListingWatchers(t *testing.T, watchers, writes, records int) {
 	const notify = 100 * time.Millisecond
 	lb := serveLoopback(t, registry.Options{NotifyInterval: notify}, 0)
-	watchers, writes, records := 200, 200, 200 // a 2.3 MB listing
-	switch {
-	case raceEnabled:
-		watchers, writes, records = 10, 50, 100 // 1.2 MB: still streamed to each
-	case testing.Short():
-		watchers, records = 50, 100
-	}
 	fillFleet(t, lb.reg, records, bigTools(40))
 	size := answerSize(t, lb.reg, "/instances")
 	if size <= mib {
@@ -153,10 +188,13 @@ func TestBlockingQueriesOnLargeListing(t *testing.T) {
 			t.Errorf("watcher %d: %d answers in %v, want at most %d (one per %v flush)", i, w.answers.Load(), window, maxAnswers, notify)
 		}
 	}
-	t.Logf("%d writes, one per %v: %v (slowest %v) alone, %v (slowest %v) with %d watchers of a %d KB listing; "+
+	t.Logf("%d writes, one per %v: %v (slowest %v) alone, %d in %v (slowest %v) with %d watchers of a %d KB listing; "+
 		"%d answers (%.1f per watcher) in %v, %d MB sent (an answer per write would be %d MB)",
-		writes, pace, baseline.took, baseline.slowest, load.took, load.slowest, watchers, size/1000,
+		writes, pace, baseline.took, baseline.slowest, load.done, load.took, load.slowest, watchers, size/1000,
 		answers, float64(answers)/float64(watchers), window, bytesSent>>20, int64(writes*watchers*size)>>20)
+	if load.done < writes {
+		t.Errorf("only %d of %d writes in %v with %d watchers", load.done, writes, writesCap, watchers)
+	}
 	// The race detector multiplies the watchers' encoding work ~10×: the
 	// comparison means nothing then.
 	if load.took > 3*baseline.took+2*time.Second && !raceEnabled {
