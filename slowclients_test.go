@@ -206,7 +206,13 @@ func TestNeverReadingDropped(t *testing.T) {
 			pollUntil(t, 10*wt+10*time.Second, "the silent requests to end", func() bool {
 				return int(lb.finished.Load()) == finished+n
 			})
-			for _, e := range lb.endsSince(finished) {
+			ends := lb.endsSince(finished)
+			lo, hi := ends[0].gap, ends[0].gap
+			for _, e := range ends {
+				lo, hi = min(lo, e.gap), max(hi, e.gap)
+			}
+			t.Logf("%d clients of GET %s dropped %v to %v after their last write that went through", n, c.target, lo, hi)
+			for _, e := range ends {
 				if e.written >= size {
 					t.Errorf("GET %s: the connection took all %d bytes: the case does not block", e.target, e.written)
 				}
