@@ -29,8 +29,8 @@ func regJSON(id string) string {
 	return fmt.Sprintf(`{"instance_id":%q,"name":"app","version":"1","host":"h-%s"}`, id, id)
 }
 
-// ids is the instance ids of GET /instances, in registration order.
-func ids(t *testing.T, reg http.Handler) []string {
+// instanceIDs is the instance ids of GET /instances, in registration order.
+func instanceIDs(t *testing.T, reg http.Handler) []string {
 	t.Helper()
 	rec := serveReq(reg, "GET", "/instances", "")
 	var list []struct {
@@ -138,7 +138,7 @@ func TestMaxInstances(t *testing.T) {
 			run(tt.steps)
 			clock.Advance(tt.advance)
 			run(tt.after)
-			if diff := cmp.Diff(tt.want, ids(t, reg)); diff != "" {
+			if diff := cmp.Diff(tt.want, instanceIDs(t, reg)); diff != "" {
 				t.Errorf("GET /instances mismatch (-want +got):\n%s", diff)
 			}
 			var deleted []string

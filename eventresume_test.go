@@ -23,8 +23,8 @@ import (
 
 func TestEventResume(t *testing.T) {
 	lb := serveLoopback(t, registry.Options{}, 0)
-	registerMany(t, lb.reg, "r", 9000)                    // more than the ring's 8,192
-	oldest := indexOf(t, lb.reg, "/instances") - 9000 + 1 // the first registration's index
+	registerMany(t, lb.reg, "r", 9000)                          // more than the ring's 8,192
+	oldest := registryIndex(t, lb.reg, "/instances") - 9000 + 1 // the first registration's index
 	// Each case's Last-Event-ID (or query) and expected events, from the
 	// index when it runs (the cases before it made changes).
 	tests := []struct {
@@ -47,7 +47,7 @@ func TestEventResume(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			now := indexOf(t, lb.reg, "/instances")
+			now := registryIndex(t, lb.reg, "/instances")
 			ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
 			defer cancel()
 			target := lb.url + "/events"

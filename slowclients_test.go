@@ -246,7 +246,7 @@ func TestSlowReaderGetsWholeAnswer(t *testing.T) {
 	fillFleet(t, lb.reg, n, []json.RawMessage{json.RawMessage(`{"name":"deploy","description":"Deploy the app","x-command":"/usr/local/bin/deploy","x-run-as":"svc"}`)})
 	// Events to replay: 4,000 from the ring, ~700 KB of stream in
 	// batches of at most 256.
-	evStart := fmt.Sprintf("/events?index=%d", indexOf(t, lb.reg, "/instances")-replayEvents)
+	evStart := fmt.Sprintf("/events?index=%d", registryIndex(t, lb.reg, "/instances")-replayEvents)
 	tests := []struct {
 		name   string
 		target string
@@ -328,8 +328,8 @@ func readSlowly(c net.Conn, chunk int, period time.Duration, target string) (str
 	}
 }
 
-// indexOf is the X-Registry-Index of GET target, served in-process.
-func indexOf(t testing.TB, reg *registry.Registry, target string) uint64 {
+// registryIndex is the X-Registry-Index of GET target, served in-process.
+func registryIndex(t testing.TB, reg *registry.Registry, target string) uint64 {
 	t.Helper()
 	rec := httptest.NewRecorder()
 	reg.ServeHTTP(rec, httptest.NewRequest("GET", target, nil))
@@ -456,7 +456,7 @@ func TestBodyDeadlineClearedAfterBody(t *testing.T) {
 	if resp, body := roundTrip(post(`{"instance_id":"a","name":"app","version":"1","host":"h1"}`)); resp.StatusCode != http.StatusCreated {
 		t.Fatalf("register: %s %s", resp.Status, body)
 	}
-	idx := indexOf(t, lb.reg, "/instances")
+	idx := registryIndex(t, lb.reg, "/instances")
 	const wait = 4 * bt
 	start := time.Now()
 	resp, body := roundTrip(getRequest(fmt.Sprintf("/instances?index=%d&wait=%dms", idx, wait.Milliseconds())))

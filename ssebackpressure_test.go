@@ -242,7 +242,7 @@ func TestEventStreamsNeverReading(t *testing.T) {
 			return goroutinesIn("registry.(*Registry).handleEvents") == streams
 		})
 		registerMany(t, lb.reg, "load", changes)
-		now := indexOf(t, lb.reg, "/instances")
+		now := registryIndex(t, lb.reg, "/instances")
 		var first *sseReader
 		for i, br := range conns {
 			resp, err := http.ReadResponse(br, nil)

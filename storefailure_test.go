@@ -149,7 +149,7 @@ func TestStoreFailure(t *testing.T) {
 					t.Fatalf("setup %s %s: %d %s", s[0], s[1], rec.Code, rec.Body)
 				}
 			}
-			before := indexOf(t, reg, "/instances")
+			before := registryIndex(t, reg, "/instances")
 			mu.Lock()
 			on = true
 			mu.Unlock()
@@ -161,7 +161,7 @@ func TestStoreFailure(t *testing.T) {
 				}
 			}
 			tt.check(reg)
-			if after := indexOf(t, reg, "/instances"); after != before {
+			if after := registryIndex(t, reg, "/instances"); after != before {
 				t.Errorf("index moved from %d to %d: the failed write changed memory", before, after)
 			}
 			// Heartbeats do not write to the store one by one.
@@ -174,7 +174,7 @@ func TestStoreFailure(t *testing.T) {
 			if rec := serveReq(reg, tt.write[0], tt.write[1], tt.write[2]); rec.Code != tt.wantCode {
 				t.Errorf("once the store works: %d %s, want %d", rec.Code, rec.Body, tt.wantCode)
 			}
-			if after := indexOf(t, reg, "/instances"); after == before {
+			if after := registryIndex(t, reg, "/instances"); after == before {
 				t.Errorf("index still %d after the write succeeded", before)
 			}
 		})

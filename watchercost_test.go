@@ -25,8 +25,8 @@ import (
 	"github.com/runspec/registry"
 )
 
-// postJSON posts body to url and returns the status.
-func postJSON(hc *http.Client, url, body string) (int, error) {
+// postWrite posts body to url and returns the status.
+func postWrite(hc *http.Client, url, body string) (int, error) {
 	resp, err := hc.Post(url, "application/json", bytes.NewReader([]byte(body)))
 	if err != nil {
 		return 0, err
@@ -63,7 +63,7 @@ func timeWrites(t *testing.T, url, prefix string, n int, pace time.Duration) wri
 			time.Sleep(wait)
 		}
 		t0 := time.Now()
-		st, err := postJSON(hc, url+"/instances", fmt.Sprintf(`{"instance_id":"%s-%d","name":"app","version":"1","host":"w-%d"}`, prefix, i, i))
+		st, err := postWrite(hc, url+"/instances", fmt.Sprintf(`{"instance_id":"%s-%d","name":"app","version":"1","host":"w-%d"}`, prefix, i, i))
 		if err != nil || st != http.StatusCreated {
 			t.Fatalf("write %d: status %d, %v", i, st, err)
 		}
@@ -138,7 +138,7 @@ func checkLargeListingWatchers(t *testing.T, watchers, writes, records int) {
 	}
 	ws := make([]watcher, watchers)
 	var wg sync.WaitGroup
-	start := indexOf(t, lb.reg, "/instances")
+	start := registryIndex(t, lb.reg, "/instances")
 	for i := range ws {
 		w := &ws[i]
 		w.last.Store(start)
@@ -164,7 +164,7 @@ func checkLargeListingWatchers(t *testing.T, watchers, writes, records int) {
 	pollUntil(t, 10*time.Second, "the watchers to park", func() bool { return goroutinesIn("registry.(*Registry).block") == watchers })
 	began := time.Now()
 	load := timeWrites(t, lb.url, "load", writes, pace)
-	final := indexOf(t, lb.reg, "/instances")
+	final := registryIndex(t, lb.reg, "/instances")
 	pollUntil(t, 30*time.Second, "every watcher to see the last write", func() bool {
 		for i := range ws {
 			if ws[i].last.Load() < final {
@@ -225,7 +225,7 @@ func checkSharedFanOut(t *testing.T, shared bool) {
 	if lighter() {
 		waiters = 50
 	}
-	idx := indexOf(t, lb.reg, "/instances")
+	idx := registryIndex(t, lb.reg, "/instances")
 	tr := &http.Transport{MaxIdleConnsPerHost: waiters}
 	defer tr.CloseIdleConnections()
 	hc := &http.Client{Transport: tr, Timeout: 30 * time.Second}
