@@ -17,6 +17,19 @@
 //	lookup     -read-clients workers sending GET /tools/{name} for -duration
 //	list       one client reading GET /tools for -duration, then GET /instances once
 //	mixed      -clients workers, 10% GET /tools/{name} and 90% heartbeats
+//	watchers   registration throughput with and without watchers, -rounds
+//	           alternating rounds of -duration each: -register-clients writers,
+//	           each write a registration and a tool post (an agent's start);
+//	           alone, then beside -watch-readers event streams that read and
+//	           -watch-queries blocking queries on GET /tools/{name}
+//	           (-watch-hot of them on a tool the writes post, the others on the
+//	           fleet's tools), then beside -watch-silent event streams that
+//	           never read; the ratios to the writes alone, and their medians
+//	silent     -silent-conns connections that request -silent-target and never
+//	           read, -rounds times: the server's RSS per connection (-pid),
+//	           and whether it dropped them within -silent-hold
+//
+// watchers and silent run only when listed in -scenarios.
 //
 // Typical use, against a registry compared with the trivial reference server
 // (which answers {"status":"ack"} to everything: the ceiling of any HTTP
@@ -64,7 +77,10 @@ func main() {
 var errUsage = errors.New("usage error")
 
 // allScenarios are the scenarios in the order they run.
-var allScenarios = []string{"register", "heartbeat", "lookup", "list", "mixed"}
+var allScenarios = []string{"register", "heartbeat", "lookup", "list", "mixed", "watchers", "silent"}
+
+// defaultScenarios run when -scenarios is not given.
+var defaultScenarios = allScenarios[:5]
 
 // config is the parsed command line.
 type config struct {
@@ -80,6 +96,16 @@ type config struct {
 	json              bool
 	trivial           string
 	seed              uint64
+
+	profiled, dataDir, cpuProfile string // the profiled server (profiled.go)
+
+	// The hostile-client scenarios (hostile.go).
+	rounds                                            int
+	watchPhases                                       []string
+	watchReaders, watchQueries, watchHot, watchSilent int
+	silentConns                                       int
+	silentTarget                                      string
+	silentHold                                        time.Duration
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -96,11 +122,23 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.readClients, "read-clients", 32, "concurrent workers for lookup")
 	fs.IntVar(&c.registerClients, "register-clients", 32, "concurrent workers for register")
 	fs.IntVar(&c.pid, "pid", 0, "server `PID` whose VmRSS/VmHWM to report after each scenario (Linux)")
-	scen := fs.String("scenarios", strings.Join(allScenarios, ","), "comma-separated scenarios to run")
+	scen := fs.String("scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios to run (also: watchers, silent)")
 	fs.BoolVar(&c.json, "json", false, "also print the results as JSON lines")
 	fs.StringVar(&c.trivial, "trivial", "", "run the trivial reference server on `ADDR` instead of loading")
+	fs.StringVar(&c.profiled, "profiled", "", "run the registry with a CPU profile (profiled.go) on `ADDR` instead of loading")
+	fs.StringVar(&c.dataDir, "data-dir", "", "-profiled: the data directory (default: a new temporary one)")
+	fs.StringVar(&c.cpuProfile, "cpuprofile", "registry.cpu.pprof", "-profiled: the CPU profile `FILE`")
 	fs.StringVar(&c.compare, "compare", "", "also run heartbeat against this `URL` and print the ratio")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed (fleet, instance ids, request sequence)")
+	fs.IntVar(&c.rounds, "rounds", 3, "alternating rounds of the watchers and silent scenarios")
+	phases := fs.String("watch-phases", "alone,readers,silent", "watchers: the phases of each round (alone is the ratios' base)")
+	fs.IntVar(&c.watchReaders, "watch-readers", 2000, "watchers: event streams that read everything")
+	fs.IntVar(&c.watchQueries, "watch-queries", 2000, "watchers: blocking queries on GET /tools/{name}")
+	fs.IntVar(&c.watchHot, "watch-hot", 200, "watchers: of the blocking queries, those on the tool the writes post")
+	fs.IntVar(&c.watchSilent, "watch-silent", 1000, "watchers: event streams that never read")
+	fs.IntVar(&c.silentConns, "silent-conns", 100, "silent: connections that never read")
+	fs.StringVar(&c.silentTarget, "silent-target", "/instances?limit=100000", "silent: the `PATH` they request")
+	fs.DurationVar(&c.silentHold, "silent-hold", 15*time.Second, "silent: how long they stay (more than the server's write timeout)")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -110,10 +148,16 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	if fs.NArg() > 0 {
 		return c, fmt.Errorf("unexpected arguments %q", fs.Args())
 	}
-	if c.trivial != "" {
+	if c.trivial != "" || c.profiled != "" {
 		return c, nil
 	}
 
+	for p := range strings.SplitSeq(*phases, ",") {
+		if p = strings.TrimSpace(p); p != "alone" && p != "readers" && p != "silent" {
+			return c, fmt.Errorf("unknown -watch-phases phase %q (want some of alone,readers,silent)", p)
+		}
+		c.watchPhases = append(c.watchPhases, p)
+	}
 	want := map[string]bool{}
 	for s := range strings.SplitSeq(*scen, ",") {
 		s = strings.TrimSpace(s)
@@ -139,6 +183,10 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 		return c, errors.New("-clients, -read-clients and -register-clients must be at least 1")
 	case c.duration <= 0:
 		return c, errors.New("-duration must be positive")
+	case c.rounds < 1 || c.silentConns < 1:
+		return c, errors.New("-rounds and -silent-conns must be at least 1")
+	case c.watchHot > c.watchQueries || c.watchReaders < 0 || c.watchSilent < 0:
+		return c, errors.New("-watch-hot must be at most -watch-queries, and the watch counts not negative")
 	}
 	for _, u := range []string{c.url, c.compare} {
 		if u == "" {
@@ -172,6 +220,10 @@ type Result struct {
 	HWMKiB     int64          `json:"hwm_kib,omitempty"`
 	Ratio      float64        `json:"ratio,omitempty"`    // req/s divided by that of RatioOf
 	RatioOf    string         `json:"ratio_of,omitempty"` // the result the ratio is taken against
+	Round      int            `json:"round,omitempty"`    // of the watchers and silent scenarios
+
+	PerConnKiB     float64 `json:"per_conn_kib,omitempty"`     // silent: server RSS per connection held
+	ClosedByServer int     `json:"closed_by_server,omitempty"` // silent: connections the server dropped
 
 	stats Stats
 }
@@ -267,6 +319,17 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	if c.trivial != "" {
 		return runTrivial(ctx, c.trivial, stderr)
 	}
+	if c.profiled != "" {
+		dir := c.dataDir
+		if dir == "" {
+			var err error
+			if dir, err = os.MkdirTemp("", "registry-profiled-"); err != nil {
+				return err
+			}
+			defer os.RemoveAll(dir)
+		}
+		return runProfiled(ctx, c.profiled, dir, c.cpuProfile, stderr)
+	}
 	fleet, err := NewFleet(c.agents, c.tools, c.share, c.seed)
 	if err != nil {
 		return err
@@ -348,6 +411,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			rp.add(r, false)
 			rp.add(newResult("mixed-lookup", c.url, c.clients, lk), false)
+		case "watchers":
+			watchersScenario(ctx, c, tgt, fleet, rp)
+		case "silent":
+			silentScenario(ctx, c, tgt, rp)
 		}
 		if err := interrupted(); err != nil {
 			return err
