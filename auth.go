@@ -155,7 +155,8 @@ func (l *limiter) allow(addr netip.Addr, rt route) (time.Duration, bool) {
 }
 
 // take is allow, and returns the tokens taken, to give back when the
-// request turns out not to count against the bucket.
+// request turns out not to count against the bucket; when refused, the
+// refusing bucket's size is in taken.limit.
 func (l *limiter) take(addr netip.Addr, rt route) (taken, time.Duration, bool) {
 	n := l.perMinute[rt]
 	if n == 0 {
@@ -170,7 +171,7 @@ func (l *limiter) take(addr netip.Addr, rt route) (taken, time.Duration, bool) {
 	res := l.bucket(limitKey{addr: addr, route: rt}, n).ReserveN(now, 1)
 	if d := res.DelayFrom(now); d > 0 {
 		res.CancelAt(now)
-		return taken{}, d, false
+		return taken{limit: n}, d, false
 	}
 	t := taken{at: now, res: [2]*rate.Reservation{res}}
 	if addr.Is6() && l.factor > 0 {
@@ -179,7 +180,7 @@ func (l *limiter) take(addr netip.Addr, rt route) (taken, time.Duration, bool) {
 		if d := net.DelayFrom(now); d > 0 {
 			net.CancelAt(now)
 			res.CancelAt(now)
-			return taken{}, d, false
+			return taken{limit: n * l.factor, prefix: true}, d, false
 		}
 		t.res[1] = net
 	}
@@ -190,6 +191,9 @@ func (l *limiter) take(addr netip.Addr, rt route) (taken, time.Duration, bool) {
 type taken struct {
 	at  time.Time
 	res [2]*rate.Reservation
+
+	limit  int  // when refused: the size of the bucket that refused
+	prefix bool // when refused: the bucket is the IPv6 /64's
 }
 
 // giveBack returns the tokens to their buckets (as far as later requests

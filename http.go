@@ -152,8 +152,11 @@ func (r *Registry) write(rt route, h writeHandler) httprouter.Handle {
 		tokens, wait, ok := r.limiter.take(r.clientAddr(req), rt)
 		if !ok {
 			w.Header().Set("Retry-After", strconv.Itoa(int(math.Ceil(wait.Seconds()))))
-			writeDetail(w, http.StatusTooManyRequests,
-				fmt.Sprintf("Rate limit exceeded: %d per 1 minute", r.limiter.perMinute[rt]))
+			detail := fmt.Sprintf("Rate limit exceeded: %d per 1 minute", tokens.limit)
+			if tokens.prefix {
+				detail += " for the addresses of this IPv6 /64 together (--rate-limit-prefix-factor)"
+			}
+			writeDetail(w, http.StatusTooManyRequests, detail)
 			return
 		}
 		name, instance := routeNames[rt], param(req, ps, "id")

@@ -113,9 +113,6 @@ func TestRateLimitPrefix(t *testing.T) {
 	}
 
 	t.Run("the /64's 429 names its limit", func(t *testing.T) {
-		knownBug(t, "a 429 of the /64's bucket says \"Rate limit exceeded: 2 per 1 minute\", the per-address "+
-			"limit (http.go write), to a client that sent one request from that address; it should name the "+
-			"/64's limit (200 per minute) so that an operator behind one /64 knows which flag to raise")
 		reg, err := registry.New(registry.Options{RateLimitWrite: perAddr, Now: newManualClock().Now})
 		if err != nil {
 			t.Fatal(err)
