@@ -100,6 +100,9 @@ type toolSet struct {
 // A parsedTool is a validated tool before interning.
 type parsedTool struct {
 	name, inner, head, exec string
+	// lossyName reports a name whose escapes decoded to U+FFFD (an
+	// unpaired surrogate): two names posted differently would read alike.
+	lossyName bool
 }
 
 // toolObjects writes parsed tools back as tool objects.
@@ -168,6 +171,10 @@ func parseTools(tools []json.RawMessage, max int, posted bool) ([]parsedTool, er
 		p, fe := parseTool(raw)
 		if fe == nil && posted {
 			fe = checkText(p.name, "name")
+			if fe == nil && p.lossyName {
+				e := errText("name")
+				fe = &e
+			}
 		}
 		if fe != nil {
 			fe.Loc = append(loc, fe.Loc...)
@@ -271,6 +278,7 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 				fe := errKind(kindString, "name")
 				return parsedTool{}, &fe
 			}
+			p.lossyName = lossy(b[m.kend+1 : m.end])
 		}
 		inner = appendMember(inner, kv)
 	}
