@@ -103,10 +103,6 @@ func TestMaxInstances(t *testing.T) {
 		},
 		{
 			name: "an expired record makes room",
-			bug: "a registration at the cap does not apply the expiries that are due (local.go makeRoom reads " +
-				"v.oldest without settleDue, which only reads call): an instance past its deadline is inactive in " +
-				"every answer, yet the registration is refused 507 \"all active\" until a read (or Run's timer) " +
-				"settles it; a registry without Run refuses until some read comes",
 			steps: []step{{"POST", "/instances", `{"instance_id":"a","name":"app","version":"1","host":"h-a","heartbeat_interval":1}`, 201, ""},
 				register("b", 201), register("c", 201)},
 			advance: 4 * time.Second,

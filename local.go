@@ -96,6 +96,7 @@ func (w *localWriter) register(ctx context.Context, reg Registration) error {
 // as they are.)
 func (w *localWriter) makeRoom(ctx context.Context, id string) error {
 	r := w.r
+	settled := false
 	for {
 		r.mu.RLock()
 		full := len(r.v.insts) >= r.opts.MaxInstances
@@ -103,6 +104,14 @@ func (w *localWriter) makeRoom(ctx context.Context, id string) error {
 		r.mu.RUnlock()
 		if !full || r.lookup(id) != nil {
 			return nil
+		}
+		if oldest == nil && !settled {
+			// Expiries may be due that Run has not applied yet: an
+			// instance past its deadline is inactive in every answer,
+			// so it makes room too.
+			settled = true
+			r.settleDue(ctx)
+			continue
 		}
 		if oldest == nil {
 			return ErrFull
