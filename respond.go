@@ -12,7 +12,9 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"io/fs"
 	"net/http"
+	"path/filepath"
 	"strconv"
 	"strings"
 )
@@ -278,9 +280,14 @@ func (r *Registry) strongETag(body []byte) string {
 }
 
 // unavailableDetail is the detail of a 503: what the store said, without
-// the wrapping (e.g. "Store unavailable, retry later: write registry.db:
-// no space left on device").
+// the wrapping, and with a file's name but not its directory, which is
+// the server's business (e.g. "Store unavailable, retry later: write
+// registry.db: no space left on device"). The log has the whole error.
 func unavailableDetail(err error) string {
 	msg := strings.TrimPrefix(err.Error(), ErrUnavailable.Error()+": ")
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Path != "" {
+		msg = strings.ReplaceAll(msg, pe.Path, filepath.Base(pe.Path))
+	}
 	return "Store unavailable, retry later: " + msg
 }

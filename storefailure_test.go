@@ -61,7 +61,7 @@ func (s *faultStore) Delete(ctx context.Context, ids []string) error {
 var diskFull = &fs.PathError{Op: "write", Path: "/var/lib/runspec-registry/registry.db", Err: syscall.ENOSPC}
 
 // fullDiskDetail is the 503 detail of diskFull.
-const fullDiskDetail = "Store unavailable, retry later: write /var/lib/runspec-registry/registry.db: no space left on device"
+const fullDiskDetail = "Store unavailable, retry later: write registry.db: no space left on device" // the file, not its directory
 
 // failing makes every write of s fail with err while *on is true.
 func failing(s *faultStore, on *bool, mu *sync.Mutex, err error) {
