@@ -1,8 +1,9 @@
 // monitoring_test.go tests serve's operator endpoints with the built
 // binary: /metrics on the main listener (promtool checks a live scrape),
-// behind a read key under --read-auth, on --metrics-addr only, off with
-// --metrics=false; pprof on --debug-addr only; and the rules on the
-// monitoring flags.
+// behind a read key under --read-auth (while /health, /openapi.json,
+// /docs and /version stay open, /version saying the binary's version), on
+// --metrics-addr only, off with --metrics=false; pprof on --debug-addr
+// only; and the rules on the monitoring flags.
 
 package main
 
@@ -14,6 +15,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
 	"testing"
 )
@@ -148,8 +150,18 @@ func TestMetricsEndpoints(t *testing.T) {
 				t.Errorf("GET /metrics refused with %s, want the reads' detail", body)
 			}
 		}
-		if code, _ := get(t, s.url+"/health", ""); code != 200 {
-			t.Errorf("GET /health under read auth: %d, want 200", code)
+		for _, path := range []string{"/health", "/openapi.json", "/docs", "/version"} {
+			if code, _ := get(t, s.url+path, ""); code != 200 {
+				t.Errorf("GET %s under read auth: %d, want 200", path, code)
+			}
+		}
+		out, err := exec.Command(bin, "version").Output()
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := `{"version":` + strconv.Quote(strings.TrimSpace(string(out))) + `}`
+		if _, body := get(t, s.url+"/version", ""); body != want {
+			t.Errorf("GET /version: %s, want %s (what runspec-registry version prints)", body, want)
 		}
 		s.stop(t)
 	})

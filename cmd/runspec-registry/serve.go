@@ -267,6 +267,7 @@ func (s *serveCmd) options(log *slog.Logger) (registry.Options, error) {
 		RateLimitHeartbeat:    s.RateLimitHeartbeat,
 		TrustedProxies:        proxies,
 		Logger:                log,
+		Version:               buildVersion(),
 	}, nil
 }
 
