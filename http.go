@@ -125,6 +125,10 @@ func (r *Registry) newHandler() http.Handler {
 	read("/export/mobaxterm", r.handleMobaXterm)
 	read("/events", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) { r.handleEvents(w, req) })
 	open("/health", r.handleHealth)
+	open("/openapi.json", r.handleOpenAPI) // apidoc.go: always open, like /health
+	open("/docs", r.handleDocs)
+	open("/docs/:file", r.handleDocs)
+	open("/version", r.handleVersion)
 	rt.DELETE("/expiry-guard", r.write(routeDelete, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params, _ []byte) {
 		if id := identityOf(req.Context()); id != nil && !id.Roles.Has(RoleAdmin) {
 			r.refused(req, "release expiry guard", "", id, http.StatusForbidden, "role")

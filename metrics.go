@@ -77,12 +77,12 @@ type RouteMetrics struct {
 type Metrics struct {
 	Registrations      uint64 // successful POST /instances (Register)
 	Heartbeats         uint64 // successful heartbeats
-	HeartbeatRefreshes uint64 // heartbeats answered refresh
+	HeartbeatRefreshes uint64 // of which answered refresh (the others: ack)
 	ToolPosts          uint64
 	Deregistrations    uint64
 	Purges             uint64 // hard deletes (Delete)
 	Expiries           uint64 // instances that went inactive at their deadline
-	Deletions          uint64 // records deleted after their retention, or to make room
+	Deletions          uint64 // records deleted: after their retention, to make room, or purged (Purges are a part)
 	Refused            uint64 // requests refused for their identity (a wrong or missing key, a role, an owner)
 	RateLimited        uint64 // requests answered 429 by the rate limits
 	Waiters            int64  // blocking queries parked now
@@ -114,19 +114,24 @@ func statusSlot(code int) int {
 
 // counters are the registry's counters.
 type counters struct {
-	registrations, heartbeats, refreshes, toolPosts, deregistrations, purges atomic.Uint64
-	refused, rateLimited, storeWrites, storeErrors                           atomic.Uint64
-	waiters, streams                                                         atomic.Int64
-	storeTime                                                                histogram
-	routes                                                                   []*routeStats // fixed once the handler is built
-	other                                                                    routeStats    // paths that match no route
+	registrations, toolPosts, deregistrations, purges atomic.Uint64
+	// Heartbeats answered ack and refresh are counted apart, so that
+	// each count only grows in every snapshot (one total and its refresh
+	// part, read one after the other, could make acks seem to shrink).
+	acks, refreshes                                atomic.Uint64
+	refused, rateLimited, storeWrites, storeErrors atomic.Uint64
+	waiters, streams                               atomic.Int64
+	storeTime                                      histogram
+	routes                                         []*routeStats // fixed once the handler is built
+	other                                          routeStats    // paths that match no route
 }
 
 // Metrics returns a snapshot of the registry's counters.
 func (r *Registry) Metrics() Metrics {
 	c := &r.counts
+	acks, refreshes := c.acks.Load(), c.refreshes.Load()
 	m := Metrics{
-		Registrations: c.registrations.Load(), Heartbeats: c.heartbeats.Load(), HeartbeatRefreshes: c.refreshes.Load(),
+		Registrations: c.registrations.Load(), Heartbeats: acks + refreshes, HeartbeatRefreshes: refreshes,
 		ToolPosts: c.toolPosts.Load(), Deregistrations: c.deregistrations.Load(), Purges: c.purges.Load(),
 		Refused: c.refused.Load(), RateLimited: c.rateLimited.Load(),
 		Waiters: c.waiters.Load(), Streams: c.streams.Load(),

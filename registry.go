@@ -163,6 +163,11 @@ type Options struct {
 	// Now returns the current time. If nil, defaults to time.Now.
 	Now func() time.Time
 
+	// Version is the version of the program that serves the registry, as
+	// GET /version answers it (the library cannot know its binary's
+	// version). If empty, /version answers "unknown".
+	Version string
+
 	// Logger receives the audit trail (a line per write, and refusals
 	// counted per client address per minute) at info and warn level,
 	// errors at error level, and a line per request at debug level. If

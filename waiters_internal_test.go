@@ -45,7 +45,7 @@ func TestFlushIntervalGrowsWithWatchers(t *testing.T) {
 		{20 * time.Millisecond, 4000, 400 * time.Millisecond},
 		{20 * time.Millisecond, 1_000_000, time.Second},
 		{2 * time.Second, 1_000_000, 2 * time.Second}, // a configured interval beyond the cap stays
-		{-1, 1_000_000, -1},                           // every change told at once, as asked
+		{-1, 1_000_000, -1}, // every change told at once, as asked
 	}
 	for _, tt := range tests {
 		w := watchers{interval: tt.configured, watching: func() int64 { return tt.watching }}

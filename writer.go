@@ -109,7 +109,6 @@ func (r *Registry) heartbeat(ctx context.Context, id string, system json.RawMess
 	}
 	in := r.lookup(id)
 	if in == nil {
-		r.counts.heartbeats.Add(1)
 		r.counts.refreshes.Add(1)
 		return Refresh, false, nil
 	}
@@ -118,9 +117,10 @@ func (r *Registry) heartbeat(ctx context.Context, id string, system json.RawMess
 	}
 	st, changed, err := r.w.heartbeat(ctx, in, system)
 	if err == nil {
-		r.counts.heartbeats.Add(1)
 		if st == Refresh {
 			r.counts.refreshes.Add(1)
+		} else {
+			r.counts.acks.Add(1)
 		}
 	}
 	return st, changed, err

@@ -65,5 +65,5 @@ func (s *serveCmd) checkFlags(set setFlags) error {
 		}
 		return fmt.Errorf("%s needs --%s: HTTPS takes both", set.describe(given), missing)
 	}
-	return nil
+	return s.monitoringFlags.check(set)
 }

@@ -60,6 +60,7 @@ type serveCmd struct {
 	ShutdownTimeout    time.Duration `default:"10s" type:"interval" env:"RUNSPEC_REGISTRY_SHUTDOWN_TIMEOUT" help:"How long a graceful shutdown waits for requests in flight."`
 	Reload             bool          `hidden:"" help:"Accepted for compatibility with the reference (a development option); ignored."`
 	storeFlags         `embed:""`
+	monitoringFlags    `embed:""`
 
 	tls *liveTLS           // the TLS configuration, reloaded on SIGHUP
 	reg *registry.Registry // the registry served, for reloads
@@ -119,7 +120,12 @@ func (s *serveCmd) serve(ctx context.Context, log *slog.Logger, hangups <-chan o
 	st := reg.Stats()
 	log.Info("records loaded", "from", s.storeName(), "records", st.Instances, "active", st.Active)
 	warnIfOpen(log, s.Host, opts)
-	srv, ln, err := s.listen(withDashboard(reg), log)
+	mon, h, err := s.monitoringFlags.start(reg, withDashboard(reg), serverTimeouts{s.HeaderTimeout, s.IdleTimeout}, log)
+	if err != nil {
+		return err
+	}
+	defer mon.shutdown(s.ShutdownTimeout)
+	srv, ln, err := s.listen(h, log)
 	if err != nil {
 		return err
 	}
@@ -267,6 +273,7 @@ func (s *serveCmd) options(log *slog.Logger) (registry.Options, error) {
 		RateLimitHeartbeat:    s.RateLimitHeartbeat,
 		TrustedProxies:        proxies,
 		Logger:                log,
+		Version:               buildVersion(),
 	}, nil
 }
 
