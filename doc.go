@@ -28,12 +28,17 @@
 //
 // # HTTP API
 //
-// Writes (they need X-API-Key when Options.APIKey is set):
+// The whole protocol, v1 and every addition, is described in the
+// repository's docs/protocol.md, and served as an OpenAPI 3.1 document at
+// GET /openapi.json (rendered at GET /docs). In short:
+//
+// Writes (they need an identity when keys or client certificates are set:
+// Options.APIKey, Options.Keys, Options.ClientCertificates):
 //
 //	POST   /instances                  register: {"instance_id","name","version","host"[,"heartbeat_interval"]} → 201
 //	POST   /instances/{id}/heartbeat   {} or {"system":{...}} or no body → {"status":"ack"|"refresh"}
 //	POST   /instances/{id}/tools       {"tools":[...]} → 200, 404 for an unknown id
-//	DELETE /instances/{id}             mark inactive → 200 (also for an unknown id)
+//	DELETE /instances/{id}             mark inactive → 200 (also for an unknown id); ?purge=true (admin) deletes
 //
 // Reads:
 //
@@ -44,14 +49,21 @@
 //	GET /hosts[?active=&name=]             one entry per (host, agent name)
 //	GET /export/superputty[?user=]         SSH sessions for SuperPuTTY (XML)
 //	GET /export/mobaxterm[?user=]          SSH sessions for MobaXterm
-//	GET /health
+//	GET /events                            Server-Sent Events of every change
+//	GET /health[?detail=true]
+//	GET /openapi.json, /docs, /version
+//
+// Reads take ?detail=true for the fields v1 leaves out (instance ids,
+// liveness, owners, labels, and the command that runs a tool: RunCommand),
+// and ?label=k=v filters.
 //
 // Listings also take ?limit=N (and the cursor the answer's Link header
 // gives): the body stays a JSON array and the next page is in a
 // Link: <?cursor=…&limit=N>; rel="next" header, relative so that it works
 // under any prefix. Errors are JSON {"detail": ...}; 422 details list each bad
 // field as {"loc","msg","type"}. On writes the checks run in the order rate
-// limit (429, with Retry-After), key (403), body size (413), body (422).
+// limit (429, with Retry-After), identity and origin (403), content type
+// (415), body size (413), body (422).
 //
 // # Watching
 //
@@ -118,8 +130,8 @@
 //
 // Who may do what (identity.go, auth.go, audit.go): keys and client
 // certificates are identities with roles; an instance belongs to the
-// identity that first registered it; refusals are throttled and logged
-// once per address per minute.
+// identity that first registered it; refusals are throttled, and logged
+// once per address (IPv6: /64) and identity per minute.
 //
 // # Replicas
 //

@@ -140,15 +140,15 @@ const eventBatchSize = 256
 // batch at once, and a stream that falls a whole ring behind gets a reset,
 // so that streams never hold writers back.
 func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
-	resume := req.Header.Get("Last-Event-ID")
+	resume, loc := req.Header.Get("Last-Event-ID"), []string{"header", "Last-Event-ID"}
 	if resume == "" {
-		resume = req.URL.Query().Get("index")
+		resume, loc = req.URL.Query().Get("index"), []string{"query", "index"}
 	}
 	var s stream
 	if resume != "" {
 		n, err := strconv.ParseUint(resume, 10, 64)
 		if err != nil {
-			writeInvalid(w, errKind(kindUint, "header", "Last-Event-ID"))
+			writeInvalid(w, errKind(kindUint, loc...))
 			return
 		}
 		s = r.streamAfter(n)

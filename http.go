@@ -409,7 +409,11 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ ht
 // counts.
 func (r *Registry) handleHealth(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 	herr := r.Health()
-	detail, _ := parseBool(req.URL.Query().Get("detail"))
+	detail, ok := parseBool(req.URL.Query().Get("detail"))
+	if v := req.URL.Query().Get("detail"); v != "" && !ok {
+		writeInvalid(w, errKind(kindBool, "query", "detail"))
+		return
+	}
 	if !detail {
 		if herr != nil {
 			b := append([]byte(`{"status":"degraded","detail":`), appendString(nil, herr.Error())...)
@@ -534,6 +538,13 @@ func (r *Registry) handleSetTools(w http.ResponseWriter, req *http.Request, ps h
 }
 
 func (r *Registry) handleDeregister(w http.ResponseWriter, req *http.Request, ps httprouter.Params, _ []byte) {
+	if v := req.URL.Query().Get("purge"); v != "" {
+		if _, ok := parseBool(v); !ok {
+			// Not a silent deregistration for a purge misspelt.
+			writeInvalid(w, errKind(kindBool, "query", "purge"))
+			return
+		}
+	}
 	do, route, outcome := r.Deregister, "deregister", "deregistered"
 	if purgeAsked(req) {
 		do, route, outcome = r.Delete, "purge", "purged"

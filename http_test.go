@@ -5,6 +5,7 @@
 package registry_test
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
 
@@ -107,4 +108,22 @@ func TestEscapedPathSegments(t *testing.T) {
 	if got := h.get("/instances/" + esc).(map[string]any)["active"]; got != false {
 		t.Errorf("active after DELETE = %v, want false", got)
 	}
+}
+
+// A query value that is not what its parameter takes is a 422 naming it,
+// never a silent default: a misspelt purge must not deregister instead.
+func TestBadQueryValuesRefused(t *testing.T) {
+	const notBool = `{"detail":[{"loc":["query",%q],"msg":"Input should be a valid boolean, unable to interpret input","type":"bool_parsing"}]}`
+	h := newHarness(t, registry.Options{})
+	h.register("a", "app", "h1")
+	checkJSON(t, h.do("DELETE", "/instances/a?purge=yes-please", ""), http.StatusUnprocessableEntity, fmt.Sprintf(notBool, "purge"))
+	if got := h.get("/instances/a").(map[string]any)["active"]; got != true {
+		t.Errorf("active = %v after a refused purge, want true", got)
+	}
+	checkJSON(t, h.do("GET", "/health?detail=maybe", ""), http.StatusUnprocessableEntity, fmt.Sprintf(notBool, "detail"))
+	checkJSON(t, h.do("GET", "/events?index=soon", ""), http.StatusUnprocessableEntity,
+		`{"detail":[{"loc":["query","index"],"msg":"Input should be a valid unsigned integer","type":"int_parsing"}]}`)
+	checkJSON(t, h.do("GET", "/events", "", func(r *http.Request) { r.Header.Set("Last-Event-ID", "soon") }), http.StatusUnprocessableEntity,
+		`{"detail":[{"loc":["header","Last-Event-ID"],"msg":"Input should be a valid unsigned integer","type":"int_parsing"}]}`)
+	checkJSON(t, h.do("DELETE", "/instances/a?purge=false", ""), http.StatusOK, `{"status":"ok"}`)
 }

@@ -410,7 +410,7 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 			{method: "DELETE", target: "/expiry-guard", key: agentKey, want: 403}, // not an admin
 			{method: "DELETE", target: "/expiry-guard", key: adminKey, want: 200},
 			{method: "DELETE", target: "/instances/a1?purge=true", key: agentKey, want: 403},
-			{method: "DELETE", target: "/instances/a1?purge=maybe", key: agentKey, want: 200, breaks: true}, // not a purge: a deregistration
+			{method: "DELETE", target: "/instances/a1?purge=maybe", key: agentKey, want: 422, breaks: true}, // not a silent deregistration
 			{method: "DELETE", target: "/instances/nobody", key: agentKey, want: 200},
 			{method: "DELETE", target: "/instances/a2?purge=true", key: adminKey, want: 200},
 			{method: "DELETE", target: "/instances/a1", want: 403},
