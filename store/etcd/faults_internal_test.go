@@ -8,6 +8,10 @@
 // The short run is part of the tests; a long one runs by hand:
 //
 //	RUNSPEC_FAULTS_DURATION=10m go test -run TestHistoryUnderFaults -timeout 30m -v ./store/etcd/
+//
+// RUNSPEC_FAULTS_HOLD sets how long each fault lasts (2s by default), and
+// RUNSPEC_FAULTS_OUT where a failed check leaves the history and
+// porcupine's visualization (the system's temporary directory).
 
 package etcd
 
@@ -660,6 +664,12 @@ func TestHistoryUnderFaults(t *testing.T) {
 	t.Logf("%s; seed %d", m.what, seed)
 	f, o := newFaultRun(t, m, "/faults/", nil)
 	plan := faultPlan{duration: faultDuration(t), hold: 2 * time.Second, pace: 1500 * time.Millisecond, faults: true}
+	if s := os.Getenv("RUNSPEC_FAULTS_HOLD"); s != "" {
+		var err error
+		if plan.hold, err = time.ParseDuration(s); err != nil {
+			t.Fatalf("RUNSPEC_FAULTS_HOLD: %v", err)
+		}
+	}
 	rep, info, ops, states := f.drive(plan, o, seed)
 	logReport(t, "under faults", rep, f.faults, time.Since(began))
 	if rep.porcupine != porcupine.Ok {
