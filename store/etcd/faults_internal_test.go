@@ -1,5 +1,5 @@
-// faults_internal_test.go drives three registry replicas on a three-member
-// etcd cluster with concurrent clients while it injects faults (members
+// faults_internal_test.go drives four registry replicas (three writing, one
+// only serving reads) on a three-member etcd cluster with concurrent clients while it injects faults (members
 // killed with SIGKILL, the leader killed, a member paused with SIGSTOP, a
 // replica crashed, etcd cut off), records every operation, and checks the
 // history (history_internal_test.go). A seeded bug, a replica that answers
@@ -186,11 +186,20 @@ type faultRun struct {
 	client   *http.Client
 }
 
-// ids is how many instances each replica makes the writes of.
-const idsPerReplica = 4
+// Replicas 0 to writers-1 each make the writes of idsPerReplica instances;
+// the last replica, the observer, only serves reads: its change stream
+// gets no help from writes of its own waiting for it.
+const (
+	writers       = 3
+	idsPerReplica = 4
+)
 
-// homeIDs are the ids whose writes go through replica i.
+// homeIDs are the ids whose writes go through replica i (none for the
+// observer).
 func homeIDs(i int) []string {
+	if i >= writers {
+		return nil
+	}
 	ids := make([]string, idsPerReplica)
 	for j := range ids {
 		ids[j] = fmt.Sprintf("inst-%d-%d", i, j)
@@ -299,9 +308,10 @@ const (
 	retryAfter = 250 * time.Millisecond
 )
 
-// workload runs the clients until ctx is done: per replica, three writers
-// on its ids (register, tool posts, deregistrations, reads) and one reader
-// of the other replicas' ids.
+// workload runs the clients until ctx is done: per writing replica, three
+// writers on its ids (register, tool posts, deregistrations, reads) and one
+// reader of the other replicas' ids; on the observer, two readers of every
+// id.
 func (f *faultRun) workload(ctx context.Context, seed uint64) *sync.WaitGroup {
 	var wg sync.WaitGroup
 	client := 0
@@ -313,7 +323,11 @@ func (f *faultRun) workload(ctx context.Context, seed uint64) *sync.WaitGroup {
 				others = append(others, homeIDs(j)...)
 			}
 		}
-		for w := range 4 {
+		first := 0
+		if len(mine) == 0 {
+			first = 2 // the observer: readers only
+		}
+		for w := first; w < 4; w++ {
 			c := client
 			client++
 			rng := rand.New(rand.NewPCG(seed, uint64(c)))
@@ -323,7 +337,7 @@ func (f *faultRun) workload(ctx context.Context, seed uint64) *sync.WaitGroup {
 				pace := time.NewTicker(readerPace)
 				defer pace.Stop()
 				for ctx.Err() == nil {
-					if w == 3 { // the reader, at a bounded rate
+					if w >= 2 && len(mine) == 0 || w == 3 { // a reader, at a bounded rate
 						f.operate(ctx, c, rep, false, opRead, others[rng.IntN(len(others))], rng)
 						select {
 						case <-ctx.Done():
@@ -444,7 +458,8 @@ type faultPlan struct {
 	faults     bool
 }
 
-// newFaultRun starts members (or uses m), three replicas and the oracle.
+// newFaultRun starts the replicas (writers and the observer) on m, and
+// the oracle.
 func newFaultRun(t *testing.T, m *members, prefix string, wrap func(*Store) registry.Cluster) (*faultRun, *oracle) {
 	f := &faultRun{t: t, m: m, prefix: prefix, wrap: wrap, log: slog.New(slog.DiscardHandler), h: newHistory(),
 		client: &http.Client{Timeout: 15 * time.Second}}
@@ -472,7 +487,7 @@ func newFaultRun(t *testing.T, m *members, prefix string, wrap func(*Store) regi
 		stop()
 		<-odone
 	})
-	for i := range 3 {
+	for i := range writers + 1 {
 		r := &replica{i: i, run: f}
 		if err := r.start(); err != nil {
 			t.Fatal(err)
@@ -540,10 +555,12 @@ func (f *faultRun) converge(o *oracle) {
 	}
 	states, _ := o.history()
 	for _, r := range f.replicas {
-		for i := range f.replicas {
+		for i := range writers {
 			for _, id := range homeIDs(i) {
-				ss := states[id]
-				want := ss[len(ss)-1].st
+				var want recState // absent if never written
+				if ss := states[id]; len(ss) > 0 {
+					want = ss[len(ss)-1].st
+				}
 				for {
 					url, _ := r.current()
 					res, b := f.do(t.Context(), "GET", url+"/instances/"+id, "", http.StatusOK)
@@ -653,7 +670,7 @@ func faultDuration(t *testing.T) time.Duration {
 }
 
 // TestHistoryUnderFaults: with faults injected in turn, the history of
-// three replicas' clients is linearizable per instance (writes, and reads
+// four replicas' clients is linearizable per instance (writes, and reads
 // through the replica that makes the instance's writes), no acknowledged
 // write is lost, every replica's reads follow etcd's write order, and all
 // replicas end up showing etcd's last state.
