@@ -539,46 +539,61 @@ func (f *faultRun) drive(plan faultPlan, o *oracle, seed uint64) (report, porcup
 }
 
 // converge waits until the oracle has followed etcd to its last revision
-// and every replica shows the last state of every id.
+// and every replica shows the last state of every id. A write whose
+// request was cut at the workload's end may still commit meanwhile: the
+// last revision is read again until it stays put through a whole pass.
 func (f *faultRun) converge(o *oracle) {
 	t := f.t
-	resp, err := o.c.Get(t.Context(), f.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
-	if err != nil {
-		t.Fatal(err)
-	}
 	deadline := time.Now().Add(30 * time.Second)
-	for o.at() < resp.Header.Revision {
-		if time.Now().After(deadline) {
-			t.Fatalf("the oracle did not reach revision %d (at %d)", resp.Header.Revision, o.at())
+	var diff string
+	for time.Now().Before(deadline) {
+		rev := f.revision(o)
+		for o.at() < rev {
+			if time.Now().After(deadline) {
+				t.Fatalf("the oracle did not reach revision %d (at %d)", rev, o.at())
+			}
+			time.Sleep(10 * time.Millisecond)
 		}
-		time.Sleep(10 * time.Millisecond)
+		states, _ := o.history()
+		if diff = f.differ(states); diff == "" && f.revision(o) == rev {
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
-	states, _ := o.history()
+	t.Fatalf("the replicas do not converge: %s", diff)
+}
+
+// revision is etcd's current revision.
+func (f *faultRun) revision(o *oracle) int64 {
+	resp, err := o.c.Get(f.t.Context(), f.prefix, clientv3.WithPrefix(), clientv3.WithCountOnly())
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return resp.Header.Revision
+}
+
+// differ says where a replica does not show the last of states, or "".
+func (f *faultRun) differ(states map[string][]oracleState) string {
 	for _, r := range f.replicas {
+		url, _ := r.current()
 		for i := range writers {
 			for _, id := range homeIDs(i) {
 				var want recState // absent if never written
 				if ss := states[id]; len(ss) > 0 {
 					want = ss[len(ss)-1].st
 				}
-				for {
-					url, _ := r.current()
-					res, b := f.do(t.Context(), "GET", url+"/instances/"+id, "", http.StatusOK)
-					var got recState
-					if res == resOK {
-						got, _ = parseRecord(b)
-					}
-					if res != resUnknown && got == want {
-						break
-					}
-					if time.Now().After(deadline) {
-						t.Fatalf("replica %d does not converge on %s: shows %v, etcd's last state is %v", r.i, id, got, want)
-					}
-					time.Sleep(20 * time.Millisecond)
+				res, b := f.do(f.t.Context(), "GET", url+"/instances/"+id, "", http.StatusOK)
+				var got recState
+				if res == resOK {
+					got, _ = parseRecord(b)
+				}
+				if res == resUnknown || got != want {
+					return fmt.Sprintf("replica %d shows %s as %v, etcd's last state is %v", r.i, id, got, want)
 				}
 			}
 		}
 	}
+	return ""
 }
 
 // logReport logs a run's figures and what the checks found.
