@@ -40,14 +40,22 @@ import (
 // instance away from its owner. Implementations must be safe for concurrent
 // use.
 type Cluster interface {
-	// Snapshot returns every record, as a Change with Reset set, at the
-	// revision where Watch is to continue.
-	Snapshot(ctx context.Context) (Change, error)
+	// Snapshot calls apply with every record at one revision, in pages,
+	// and returns that revision, where Watch is to continue. Each page is a
+	// Change with Reset set and the snapshot's Rev, More set on all but the
+	// last; the records come in Seq order across the pages, so that the
+	// replica's ordered indexes append. A page holds a bounded number of
+	// tool lists: a replica starting on a large fleet never holds it whole
+	// twice. If Snapshot fails after some pages, a later snapshot starts
+	// over; one that starts over itself (its revision compacted while it
+	// read) does so at a new Rev, which is how apply knows (see Change).
+	Snapshot(ctx context.Context, apply func(Change)) (uint64, error)
 
 	// Watch calls apply with each change after revision rev, in revision
 	// order, one call per revision, until ctx is done. If it loses its
-	// place (history compacted), it calls apply with a fresh snapshot
-	// (Reset). It retries on its own while the Cluster is unreachable.
+	// place (history compacted), it calls apply with the pages of a fresh
+	// snapshot, as Snapshot does, then goes on after its revision. It
+	// retries on its own while the Cluster is unreachable.
 	Watch(ctx context.Context, rev uint64, apply func(Change)) error
 
 	// Register creates or replaces the record of rec.ID, active (with a
@@ -91,12 +99,21 @@ type Cluster interface {
 	Err() error
 }
 
-// A Change is one revision of a Cluster, or a whole snapshot. The Registry
-// takes it over: it clears the tool lists of its Records as it applies them.
+// A Change is one revision of a Cluster, or one page of a snapshot. The
+// Registry takes it over: it clears the tool lists of its Records as it
+// applies them.
 type Change struct {
 	Rev uint64
-	// Reset: Records hold every record at Rev; ids not among them are gone.
-	Reset   bool
+	// Reset: a page of a snapshot at Rev. The pages of one snapshot, taken
+	// together, hold every record at Rev; ids not among them are gone. A
+	// Reset page at another Rev than the pages before it begins a new
+	// snapshot (the one before was abandoned part way).
+	Reset bool
+	// More: a Reset page that is not the last of its snapshot. The replica
+	// shows Rev as applied (and deletes the ids that no page held) at the
+	// last page only; until then, its reads may show some records at Rev
+	// and others as they were before, each record only moving forward.
+	More    bool
 	Records []RecordChange
 }
 
@@ -120,6 +137,12 @@ type clusterWriter struct {
 	c       Cluster
 	applied applied // the revision the view shows
 	at      uint64  // the revision being applied; guarded by r.mu
+	// reset is the snapshot whose pages are being applied; guarded by r.mu.
+	reset struct {
+		on   bool
+		rev  uint64
+		keep map[string]bool // the ids its pages held so far
+	}
 }
 
 var _ writer = (*clusterWriter)(nil)
@@ -128,11 +151,9 @@ var _ writer = (*clusterWriter)(nil)
 func newClusterWriter(ctx context.Context, r *Registry, c Cluster) (*clusterWriter, error) {
 	w := &clusterWriter{r: r, c: c}
 	r.v.init(0, w.index, r.opts.NotifyInterval)
-	snap, err := c.Snapshot(ctx)
-	if err != nil {
+	if _, err := c.Snapshot(ctx, w.apply); err != nil {
 		return nil, fmt.Errorf("registry: cluster snapshot: %w", err)
 	}
-	w.apply(snap)
 	return w, nil
 }
 
@@ -371,28 +392,27 @@ func (w *clusterWriter) run(ctx context.Context) error {
 	return w.c.Watch(ctx, rev, w.apply)
 }
 
-// apply makes the view show ch.
+// apply makes the view show ch. The pages of a snapshot (Reset) are
+// applied as they come; the ids they held are collected, and at the last
+// page the others are deleted and the snapshot's revision is applied.
 func (w *clusterWriter) apply(ch Change) {
 	r := w.r
 	now := r.clock()
 	r.mu.Lock()
 	w.at = ch.Rev
-	if ch.Reset {
-		keep := make(map[string]bool, len(ch.Records))
-		for _, u := range ch.Records {
-			if !u.Deleted {
-				keep[u.ID] = true
-			}
-		}
-		var gone []*instance
-		for _, in := range r.v.insts {
-			if !keep[in.id] {
-				gone = append(gone, in)
-			}
-		}
-		r.v.delete(gone, r.shard)
+	switch {
+	case ch.Reset && (!w.reset.on || w.reset.rev != ch.Rev):
+		// A new snapshot. One abandoned part way leaves the records of its
+		// pages applied: each is at a later revision than the view was,
+		// and this snapshot brings them all to its own.
+		w.reset.on, w.reset.rev, w.reset.keep = true, ch.Rev, make(map[string]bool, len(ch.Records))
+	case !ch.Reset && w.reset.on:
+		w.reset.on, w.reset.keep = false, nil
 	}
 	for i, u := range ch.Records {
+		if ch.Reset && !u.Deleted {
+			w.reset.keep[u.ID] = true
+		}
 		if err := w.applyRecord(u, now); err != nil {
 			r.log.Error("cluster: bad record skipped", "id", u.ID, "rev", ch.Rev, "err", err)
 		}
@@ -400,7 +420,15 @@ func (w *clusterWriter) apply(ch Change) {
 		// while the rest of a large snapshot is applied.
 		ch.Records[i].Tools = nil
 	}
-	if ch.Reset {
+	if ch.Reset && !ch.More {
+		var gone []*instance
+		for _, in := range r.v.insts {
+			if !w.reset.keep[in.id] {
+				gone = append(gone, in)
+			}
+		}
+		r.v.delete(gone, r.shard)
+		w.reset.on, w.reset.keep = false, nil
 		r.v.oldest.sort()
 		// The events of a snapshot do not say what changed before it: a
 		// stream resumed from before it must re-list.
@@ -410,7 +438,9 @@ func (w *clusterWriter) apply(ch Change) {
 	}
 	w.at = 0
 	r.mu.Unlock()
-	w.applied.set(ch.Rev)
+	if !ch.More {
+		w.applied.set(ch.Rev)
+	}
 }
 
 // applyRecord applies one record's change. Called with r.mu held.

@@ -127,12 +127,13 @@ func (r *Registry) appendInstance(buf []byte, in *instance, now int64, detail bo
 
 // appendInstanceOf appends the record of id as GET /instances/{id} shows it.
 func (r *Registry) appendInstanceOf(buf []byte, id string, detail bool) ([]byte, error) {
+	// Looked up under the lock, as in Instance.
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	in := r.lookup(id)
 	if in == nil {
 		return buf, fmt.Errorf("instance %q: %w", id, ErrNotFound)
 	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
 	return r.appendInstance(buf, in, r.clock(), detail), nil
 }
 

@@ -48,5 +48,8 @@ func TestRingSplitsRevision(t *testing.T) {
 // panics (nil embedded interface).
 type snapshotCluster struct{ Cluster }
 
-func (snapshotCluster) Snapshot(context.Context) (Change, error) { return Change{Reset: true}, nil }
-func (snapshotCluster) Err() error                               { return nil }
+func (snapshotCluster) Snapshot(_ context.Context, apply func(Change)) (uint64, error) {
+	apply(Change{Reset: true})
+	return 0, nil
+}
+func (snapshotCluster) Err() error { return nil }

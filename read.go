@@ -55,12 +55,14 @@ func (f Filter) wait() waitFor { return waitFor{on: f.AfterIndex > 0, after: f.A
 // To wait for a change of one instance, follow Events.
 func (r *Registry) Instance(ctx context.Context, id string) (Instance, Meta, error) {
 	meta, _ := r.meta(ctx, topic{topicInstance, id}, Filter{}, func() uint64 { return r.v.instanceIndex(r.shard(id), id) })
+	// Looked up under the lock: an instance found before it and replaced
+	// (a re-registration) while waiting for it would show as inactive.
+	r.mu.RLock()
+	defer r.mu.RUnlock()
 	in := r.lookup(id)
 	if in == nil {
 		return Instance{}, meta, fmt.Errorf("instance %q: %w", id, ErrNotFound)
 	}
-	r.mu.RLock()
-	defer r.mu.RUnlock()
 	return r.instanceValue(in, r.clock()), meta, nil
 }
 

@@ -73,11 +73,14 @@ func TestSchemaCollection(t *testing.T) {
 	if n := schemaKeys(t, cli, "/gc2/"); n != 1 {
 		t.Fatalf("after a Put that needs a collected schema: %d schemas stored, want 1", n)
 	}
-	snap, err := st.Snapshot(context.Background())
-	if err != nil {
+	var recs []registry.RecordChange
+	if _, err := st.Snapshot(context.Background(), func(ch registry.Change) { recs = append(recs, ch.Records...) }); err != nil {
 		t.Fatal(err)
 	}
-	for _, r := range snap.Records {
+	if len(recs) != 2 {
+		t.Errorf("the snapshot holds %d records, want 2", len(recs))
+	}
+	for _, r := range recs {
 		if len(r.Tools) != 1 {
 			t.Errorf("record %s: %d tools, want 1", r.ID, len(r.Tools))
 		}

@@ -3,6 +3,7 @@ module github.com/runspec/registry/store/etcd
 go 1.26.0
 
 require (
+	github.com/anishathalye/porcupine v1.3.1
 	github.com/google/go-cmp v0.7.0
 	github.com/runspec/registry v0.2.0
 	go.etcd.io/etcd/api/v3 v3.7.3

@@ -112,6 +112,15 @@ type Store struct {
 
 var _ registry.Cluster = (*Store)(nil)
 
+// A connection to a member silent for keepAliveTime is pinged, and closed
+// if the ping is not answered within keepAliveTimeout: requests and
+// watches move to the other members. 10 s is gRPC's shortest ping interval
+// (etcd itself refuses pings more often than every 5 s).
+const (
+	keepAliveTime    = 10 * time.Second
+	keepAliveTimeout = 2 * time.Second
+)
+
 // Open connects to etcd and checks that it answers.
 func Open(ctx context.Context, cfg Config) (*Store, error) {
 	if len(cfg.Endpoints) == 0 {
@@ -135,11 +144,16 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	c, err := clientv3.New(clientv3.Config{
 		Endpoints:   cfg.Endpoints,
 		DialTimeout: cfg.DialTimeout,
-		TLS:         cfg.TLS,
-		Username:    cfg.Username,
-		Password:    cfg.Password,
-		Logger:      zap.NewNop(),
-		Context:     ctx,
+		// A member that hangs (paused, frozen) keeps its connections open:
+		// without pings the client went on sending it requests, which
+		// timed out, and writes failed for as long as it hung.
+		DialKeepAliveTime:    keepAliveTime,
+		DialKeepAliveTimeout: keepAliveTimeout,
+		TLS:                  cfg.TLS,
+		Username:             cfg.Username,
+		Password:             cfg.Password,
+		Logger:               zap.NewNop(),
+		Context:              ctx,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("etcd: connect to %s: %w", strings.Join(cfg.Endpoints, ","), err)

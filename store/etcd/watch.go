@@ -1,5 +1,5 @@
-// watch.go reads the registry's keys back: Load and Snapshot list them at
-// one revision, and Watch follows their changes from there.
+// watch.go reads the registry's keys back: Snapshot lists them at one
+// revision, in pages, and Watch follows their changes from there.
 
 package etcd
 
@@ -22,57 +22,158 @@ import (
 	"github.com/runspec/registry"
 )
 
-// pageSize is how many keys one range request of a snapshot reads.
+// pageSize is how many keys one range request of a listing reads.
 const pageSize = 2000
 
-// Snapshot implements registry.Cluster. It reads every key under the prefix
-// at one revision, page by page, and makes that the Store's state.
-func (s *Store) Snapshot(ctx context.Context) (registry.Change, error) {
-	ents := make(map[string]*entry)
-	recs := make(map[string]*recordValue)
-	schemas := make(map[string][]byte)
-	rev, err := s.scan(ctx, s.prefix, 0, false, func(kv *mvccpb.KeyValue) error {
-		return s.load(kv, ents, recs, schemas)
-	})
-	if err != nil {
-		return registry.Change{}, err
-	}
-	ch := registry.Change{Rev: uint64(rev), Reset: true}
-	for id, e := range ents {
-		if e.rec == nil {
-			continue // a seen or live key without its record
+// A snapshot hands its records over in pages of at most snapshotPage
+// records, fewer when their values are large: a page aims at pageBytes of
+// record values, the next one shrinking (or growing back) to fit.
+const (
+	snapshotPage = 100
+	pageBytes    = 1 << 20
+)
+
+// snapshotTries is how often Snapshot starts over when the revision it
+// reads at is compacted meanwhile.
+const snapshotTries = 3
+
+// Snapshot implements registry.Cluster. It reads at one revision: the
+// schemas, the liveness keys (empty: the lease is in their metadata) and
+// the seen keys first, then the record keys (keys only) to learn the
+// ids and their create revisions, the registration order; then the record
+// values in that order, a page at a time, each page's tool lists built and
+// handed to apply before the next page is read. Memory holds one page of
+// tool lists, the schemas and what the Store keeps of each id anyway.
+func (s *Store) Snapshot(ctx context.Context, apply func(registry.Change)) (uint64, error) {
+	for try := 1; ; try++ {
+		rev, err := s.snapshot(ctx, apply)
+		if errors.Is(err, rpctypes.ErrCompacted) && try < snapshotTries && ctx.Err() == nil {
+			// Compacted while it read: start over at the current revision,
+			// which tells apply that this is a new snapshot.
+			s.log.Warn("etcd snapshot compacted while it read; starting over", "rev", rev)
+			continue
 		}
-		rec := e.record(id)
-		var err error
-		if rec.Tools, err = tools(recs[id], schemas); err != nil {
-			s.log.Error("etcd: tool list skipped", "id", id, "err", err)
-		}
-		delete(recs, id) // its tool references are not needed any more
-		ch.Records = append(ch.Records, registry.RecordChange{Record: rec, Fields: true})
+		return uint64(rev), err
 	}
-	slices.SortFunc(ch.Records, func(a, b registry.RecordChange) int { return cmp.Compare(a.Seq, b.Seq) })
-	s.mu.Lock()
-	s.ents, s.schemas = ents, schemas
-	s.mu.Unlock()
-	return ch, nil
 }
 
-// load adds one listed key to a snapshot's state.
-func (s *Store) load(kv *mvccpb.KeyValue, ents map[string]*entry, recs map[string]*recordValue, schemas map[string][]byte) error {
-	dir, id, ok := s.split(kv.Key)
-	if !ok {
-		return nil // not ours (e.g. the probe's key)
+// recordKey is a record's id and create revision, from a keys-only listing.
+type recordKey struct {
+	id        string
+	createRev int64
+}
+
+func (s *Store) snapshot(ctx context.Context, apply func(registry.Change)) (int64, error) {
+	ents := make(map[string]*entry)
+	ent := func(id string) *entry {
+		e := ents[id]
+		if e == nil {
+			e = &entry{}
+			ents[id] = e
+		}
+		return e
 	}
-	if dir == schemaDir {
-		schemas[id] = kv.Value
+	schemas := make(map[string][]byte)
+	rev, err := s.scan(ctx, s.prefix+schemaDir, 0, false, func(kv *mvccpb.KeyValue) error {
+		schemas[string(kv.Key[len(s.prefix)+len(schemaDir):])] = kv.Value
 		return nil
+	})
+	if err != nil {
+		return 0, err
 	}
-	e := ents[id]
-	if e == nil {
-		e = &entry{}
-		ents[id] = e
+	// Liveness keys are empty: read whole, as keys only they would cost
+	// the same, and etcd 3.7 answers keys only from its index, without the
+	// lease.
+	if _, err := s.scan(ctx, s.prefix+liveDir, rev, false, func(kv *mvccpb.KeyValue) error {
+		ent(string(kv.Key[len(s.prefix)+len(liveDir):])).lease = kv.Lease
+		return nil
+	}); err != nil {
+		return rev, err
 	}
-	return e.apply(dir, id, kv, false, recs)
+	if _, err := s.scan(ctx, s.prefix+seenDir, rev, false, func(kv *mvccpb.KeyValue) error {
+		id := string(kv.Key[len(s.prefix)+len(seenDir):])
+		return ent(id).apply(seenDir, id, kv, false, nil)
+	}); err != nil {
+		return rev, err
+	}
+	var keys []recordKey
+	if _, err := s.scan(ctx, s.prefix+recordDir, rev, true, func(kv *mvccpb.KeyValue) error {
+		keys = append(keys, recordKey{string(kv.Key[len(s.prefix)+len(recordDir):]), kv.CreateRevision})
+		return nil
+	}); err != nil {
+		return rev, err
+	}
+	slices.SortFunc(keys, func(a, b recordKey) int { return cmp.Compare(a.createRev, b.createRev) })
+	n := snapshotPage
+	for {
+		page := keys[:min(n, len(keys))]
+		keys = keys[len(page):]
+		ch, size, err := s.page(ctx, rev, page, ents, schemas)
+		if err != nil {
+			return rev, err
+		}
+		ch.More = len(keys) > 0
+		if !ch.More {
+			// The Store's state before the last page is applied: once it
+			// is, writes waiting for the snapshot go on, keep-alives too.
+			s.mu.Lock()
+			s.ents, s.schemas = ents, schemas
+			s.mu.Unlock()
+		}
+		apply(ch)
+		if !ch.More {
+			return rev, nil
+		}
+		if size > 0 {
+			n = max(1, min(snapshotPage, 2*n, n*pageBytes/size))
+		}
+	}
+}
+
+// page reads the values of the records of keys at rev and returns them as
+// one page of a snapshot, with the bytes of record values it read.
+func (s *Store) page(ctx context.Context, rev int64, keys []recordKey, ents map[string]*entry, schemas map[string][]byte) (registry.Change, int, error) {
+	ch := registry.Change{Rev: uint64(rev), Reset: true}
+	if len(keys) == 0 {
+		return ch, 0, nil
+	}
+	ops := make([]clientv3.Op, len(keys))
+	for i, k := range keys {
+		ops[i] = clientv3.OpGet(s.key(recordDir, k.id), clientv3.WithRev(rev))
+	}
+	resp, err := s.txn(ctx, nil, ops...)
+	if err != nil {
+		return ch, 0, fmt.Errorf("etcd: list records: %w", err)
+	}
+	size := 0
+	for i, k := range keys {
+		kv := first(resp, i)
+		if kv == nil {
+			continue // listed at rev, so not possible; skip it rather than fail
+		}
+		size += len(kv.Value)
+		var rv recordValue
+		if err := json.Unmarshal(kv.Value, &rv); err != nil {
+			return ch, 0, fmt.Errorf("etcd: record %q: %w", k.id, err)
+		}
+		e := ents[k.id]
+		if e == nil {
+			e = &entry{}
+			ents[k.id] = e
+		}
+		fields := rv
+		fields.Tools = nil
+		e.rec, e.createRev = &fields, kv.CreateRevision
+		rec := e.record(k.id)
+		if rec.Tools, err = tools(&rv, schemas); err != nil {
+			s.log.Error("etcd: tool list skipped", "id", k.id, "err", err)
+		}
+		ch.Records = append(ch.Records, registry.RecordChange{Record: rec, Fields: true})
+	}
+	// Records stored with their own Seq may come out of create-revision
+	// order: the page, at least, is in Seq order.
+	slices.SortStableFunc(ch.Records, func(a, b registry.RecordChange) int { return cmp.Compare(a.Seq, b.Seq) })
+	return ch, size, nil
 }
 
 // split returns the directory and id of one of the Store's keys.
@@ -139,10 +240,9 @@ func (s *Store) Watch(ctx context.Context, rev uint64, apply func(registry.Chang
 		s.watchErr.Store(&err)
 		s.log.Warn("etcd watch lost; resuming", "rev", rev, "err", err)
 		if errors.Is(err, rpctypes.ErrCompacted) {
-			snap, err := s.Snapshot(ctx)
+			snap, err := s.Snapshot(ctx, apply)
 			if err == nil {
-				apply(snap)
-				rev = snap.Rev
+				rev = snap
 				continue
 			}
 			s.log.Warn("etcd snapshot failed", "err", err)

@@ -34,7 +34,14 @@ type Options struct {
 	// MinTTL is the shortest lease. If zero, 3 x the heartbeat interval is
 	// the lease, however short (etcd's minimum is about 2 s).
 	MinTTL time.Duration
+	// PageSize is the most records one page of a snapshot holds. If zero,
+	// defaults to DefaultPageSize.
+	PageSize int
 }
+
+// DefaultPageSize is the page size of snapshots when Options.PageSize is
+// zero: the etcd Cluster's.
+const DefaultPageSize = 100
 
 // Cluster is a registry.Cluster in memory. Create one with New; its methods
 // are safe for concurrent use. One Cluster is shared by every replica.
@@ -64,6 +71,9 @@ var _ registry.Cluster = (*Cluster)(nil)
 func New(opts Options) *Cluster {
 	if opts.Now == nil {
 		opts.Now = time.Now
+	}
+	if opts.PageSize <= 0 {
+		opts.PageSize = DefaultPageSize
 	}
 	return &Cluster{opts: opts, recs: make(map[string]*entry), changed: make(chan struct{})}
 }
@@ -348,26 +358,41 @@ func (c *Cluster) Rev() uint64 {
 	return c.rev
 }
 
-// Snapshot implements registry.Cluster.
-func (c *Cluster) Snapshot(ctx context.Context) (registry.Change, error) {
+// Snapshot implements registry.Cluster: pages of Options.PageSize records.
+func (c *Cluster) Snapshot(ctx context.Context, apply func(registry.Change)) (uint64, error) {
 	c.mu.Lock()
-	defer c.mu.Unlock()
 	if err := c.writable(); err != nil {
-		return registry.Change{}, err
+		c.mu.Unlock()
+		return 0, err
 	}
 	c.expire()
-	return c.snapshot(), nil
+	rev, recs := c.snapshot()
+	c.mu.Unlock()
+	c.pages(rev, recs, apply)
+	return rev, nil
 }
 
-// snapshot is every record at the current revision. Called with mu held.
-func (c *Cluster) snapshot() registry.Change {
-	ch := registry.Change{Rev: c.rev, Reset: true}
+// snapshot is every record at the current revision, in Seq order. Called
+// with mu held.
+func (c *Cluster) snapshot() (uint64, []registry.RecordChange) {
+	recs := make([]registry.RecordChange, 0, len(c.recs))
 	for _, e := range c.recs {
-		rc := registry.RecordChange{Record: e.rec, Fields: true}
-		ch.Records = append(ch.Records, rc)
+		recs = append(recs, registry.RecordChange{Record: e.rec, Fields: true})
 	}
-	slices.SortFunc(ch.Records, func(a, b registry.RecordChange) int { return cmp.Compare(a.Seq, b.Seq) })
-	return ch
+	slices.SortFunc(recs, func(a, b registry.RecordChange) int { return cmp.Compare(a.Seq, b.Seq) })
+	return c.rev, recs
+}
+
+// pages calls apply with the pages of a snapshot of recs at rev: at least
+// one (an empty fleet makes one empty page).
+func (c *Cluster) pages(rev uint64, recs []registry.RecordChange, apply func(registry.Change)) {
+	for {
+		n := min(len(recs), c.opts.PageSize)
+		apply(registry.Change{Rev: rev, Reset: true, More: n < len(recs), Records: recs[:n:n]})
+		if recs = recs[n:]; len(recs) == 0 {
+			return
+		}
+	}
 }
 
 // Watch implements registry.Cluster. It also ends the leases that come due
@@ -379,11 +404,12 @@ func (c *Cluster) Watch(ctx context.Context, rev uint64, apply func(registry.Cha
 		c.mu.Lock()
 		c.expire()
 		var out []registry.Change
+		var snap []registry.RecordChange
+		snapRev, relist := uint64(0), false
 		if !c.stalled {
 			if rev < c.compacted {
-				snap := c.snapshot()
-				out = append(out, snap)
-				rev = snap.Rev
+				snapRev, snap = c.snapshot()
+				relist, rev = true, snapRev
 			}
 			i, _ := slices.BinarySearchFunc(c.history, rev+1, func(ch registry.Change, r uint64) int { return cmp.Compare(ch.Rev, r) })
 			for _, ch := range c.history[i:] {
@@ -397,6 +423,9 @@ func (c *Cluster) Watch(ctx context.Context, rev uint64, apply func(registry.Cha
 		wake := c.changed
 		next, ok := c.nextLease()
 		c.mu.Unlock()
+		if relist {
+			c.pages(snapRev, snap, apply)
+		}
 		for _, ch := range out {
 			apply(ch)
 		}

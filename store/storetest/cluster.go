@@ -26,6 +26,18 @@ type ClusterHarness struct {
 	// Compact discards the cluster's history up to its current revision,
 	// so that a Watch from an older revision must re-list (Reset).
 	Compact func(t *testing.T)
+	// PageSize is the most records one page of the Cluster's snapshots
+	// holds. The suite checks it, and writes fleets of more than two pages
+	// to check that snapshots and re-lists are paged. If zero, 100.
+	PageSize int
+}
+
+// pageSize is h.PageSize or its default.
+func (h ClusterHarness) pageSize() int {
+	if h.PageSize > 0 {
+		return h.PageSize
+	}
+	return 100
 }
 
 // A ClusterOpener returns a harness on a new, empty cluster (for etcd, a new
@@ -41,8 +53,10 @@ type ClusterOpener func(t *testing.T) ClusterHarness
 // a lease and a lease that ends makes its instance inactive, Touch keeps the
 // later last_seen and system, DeleteInactive spares active records, a
 // second handle sees the first's writes, a compacted history makes Watch
-// deliver a Reset, and concurrent writers end in the state a sequential
-// model predicts.
+// deliver a Reset, snapshots and the re-lists after a compaction come in
+// pages (Reset on each, More on all but the last, in registration order,
+// at most PageSize records each), and concurrent writers end in the state
+// a sequential model predicts.
 func RunCluster(t *testing.T, open ClusterOpener) {
 	tests := []struct {
 		name string
@@ -58,6 +72,8 @@ func RunCluster(t *testing.T, open ClusterOpener) {
 		{"SecondHandle", testClusterSecondHandle},
 		{"Ownership", testClusterOwnership},
 		{"Compaction", testClusterCompaction},
+		{"SnapshotPages", testClusterSnapshotPages},
+		{"CompactionPaged", testClusterCompactionPaged},
 		{"Concurrent", testClusterConcurrent},
 	}
 	for _, tt := range tests {
@@ -89,21 +105,72 @@ func clusterRecord(id string) registry.Record {
 
 func snapshot(t *testing.T, c registry.Cluster) (uint64, map[string]registry.Record) {
 	t.Helper()
-	ch, err := c.Snapshot(t.Context())
+	rev, pages := snapshotPages(t, c)
+	recs := make(map[string]registry.Record)
+	for _, rc := range records(pages) {
+		recs[rc.ID] = rc.Record
+	}
+	return rev, recs
+}
+
+// snapshotPages takes a snapshot and checks that its pages are one: Reset
+// on each, More on all but the last, the Rev Snapshot returned on all.
+func snapshotPages(t *testing.T, c registry.Cluster) (uint64, []registry.Change) {
+	t.Helper()
+	var pages []registry.Change
+	rev, err := c.Snapshot(t.Context(), func(ch registry.Change) { pages = append(pages, ch) })
 	if err != nil {
 		t.Fatalf("Snapshot: %v", err)
 	}
-	if !ch.Reset {
-		t.Errorf("Snapshot: Reset is false")
+	if err := checkPages(pages); err != nil {
+		t.Errorf("Snapshot: %v", err)
 	}
-	recs := make(map[string]registry.Record)
-	for _, rc := range ch.Records {
-		if rc.Deleted {
-			t.Errorf("Snapshot holds a deleted record %q", rc.ID)
+	if len(pages) > 0 && pages[0].Rev != rev {
+		t.Errorf("Snapshot returned revision %d, its pages are at %d", rev, pages[0].Rev)
+	}
+	return rev, pages
+}
+
+// checkPages checks that pages are the pages of one snapshot: at least one,
+// each Reset at the first one's Rev, More on all but the last, no deleted
+// record, and the records in Seq order across the pages, each id once.
+func checkPages(pages []registry.Change) error {
+	if len(pages) == 0 {
+		return errors.New("no page delivered")
+	}
+	seen := make(map[string]bool)
+	var last uint64
+	for i, p := range pages {
+		switch {
+		case !p.Reset:
+			return fmt.Errorf("page %d of %d: Reset is false", i+1, len(pages))
+		case p.Rev != pages[0].Rev:
+			return fmt.Errorf("page %d of %d at revision %d, the first at %d", i+1, len(pages), p.Rev, pages[0].Rev)
+		case p.More != (i < len(pages)-1):
+			return fmt.Errorf("page %d of %d: More is %v", i+1, len(pages), p.More)
 		}
-		recs[rc.ID] = rc.Record
+		for _, rc := range p.Records {
+			switch {
+			case rc.Deleted:
+				return fmt.Errorf("page %d holds a deleted record %q", i+1, rc.ID)
+			case seen[rc.ID]:
+				return fmt.Errorf("page %d holds %q again", i+1, rc.ID)
+			case rc.Seq <= last:
+				return fmt.Errorf("page %d: %q (seq %d) after seq %d: not in Seq order", i+1, rc.ID, rc.Seq, last)
+			}
+			seen[rc.ID], last = true, rc.Seq
+		}
 	}
-	return ch.Rev, recs
+	return nil
+}
+
+// records are the records of pages, in order.
+func records(pages []registry.Change) []registry.RecordChange {
+	var out []registry.RecordChange
+	for _, p := range pages {
+		out = append(out, p.Records...)
+	}
+	return out
 }
 
 // wrote checks the answer of a write that changes a record: no error, and
@@ -220,6 +287,9 @@ func summary(chs []registry.Change) []string {
 		s := fmt.Sprintf("rev %d", ch.Rev)
 		if ch.Reset {
 			s += " reset"
+		}
+		if ch.More {
+			s += " more"
 		}
 		for _, rc := range ch.Records {
 			s += fmt.Sprintf(" %s(active %v deleted %v fields %v)", rc.ID, rc.Active, rc.Deleted, rc.Fields)
@@ -492,8 +562,8 @@ func testClusterCompaction(t *testing.T, h ClusterHarness) {
 	h.Compact(t)
 	w := watch(t, c, start)
 	chs := w.until(t, "a reset", func(chs []registry.Change) bool { return len(chs) > 0 })
-	if !chs[0].Reset {
-		t.Fatalf("the first change after a compaction is not a Reset: %v", summary(chs[:1]))
+	if !chs[0].Reset || chs[0].More {
+		t.Fatalf("the first change after a compaction is not a Reset of one page: %v", summary(chs[:1]))
 	}
 	ids := []string{}
 	for _, rc := range chs[0].Records {
@@ -617,4 +687,116 @@ func testClusterOwnership(t *testing.T, h ClusterHarness) {
 		t.Errorf("SetTools on an ownerless record by another identity = %v, want ErrForbidden", err)
 	}
 	wrote(t, "SetTools by api-key")(c.SetTools(ctx, "legacy", registry.APIKeyIdentity, []json.RawMessage{}))
+}
+
+// fleet registers n records r-0000 ... in order, with two tools each on
+// every third one and every fifth one deactivated, and returns them as
+// written (Seq left to the Cluster).
+func fleet(t *testing.T, c registry.Cluster, n int) []registry.Record {
+	t.Helper()
+	ctx := t.Context()
+	recs := make([]registry.Record, n)
+	for i := range recs {
+		rec := clusterRecord(fmt.Sprintf("r-%04d", i))
+		if i%3 == 0 {
+			rec.Tools = []json.RawMessage{tool(i, 80), tool(i+1, 200)}
+		}
+		wrote(t, "Register "+rec.ID)(c.Register(ctx, rec, ""))
+		if i%5 == 0 {
+			rec.Active, rec.InactiveSince = false, rec.LastSeen.Add(time.Second)
+			wrote(t, "Deactivate "+rec.ID)(c.Deactivate(ctx, rec.ID, "", time.Time{}, rec.InactiveSince))
+		}
+		recs[i] = rec
+	}
+	return recs
+}
+
+// A fleet of more than two pages comes in pages of at most PageSize, in
+// registration order, every record whole; an empty one in one empty page.
+func testClusterSnapshotPages(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	if _, pages := snapshotPages(t, c); len(pages) != 1 || len(pages[0].Records) != 0 {
+		t.Errorf("an empty cluster's snapshot: %v; want one empty page", summary(pages))
+	}
+	size := h.pageSize()
+	want := fleet(t, c, 2*size+size/2)
+	last := wrote(t, "SetTools")(c.SetTools(t.Context(), want[1].ID, "", []json.RawMessage{tool(9, 60)}))
+	want[1].Tools = []json.RawMessage{tool(9, 60)}
+	rev, pages := snapshotPages(t, c)
+	if len(pages) < 3 {
+		t.Errorf("%d records in %d pages; want at least 3 of at most %d", len(want), len(pages), size)
+	}
+	if rev < last {
+		t.Errorf("Snapshot at revision %d, before the last write's %d", rev, last)
+	}
+	for i, p := range pages {
+		if len(p.Records) > size {
+			t.Errorf("page %d holds %d records, more than %d", i+1, len(p.Records), size)
+		}
+	}
+	got := records(pages)
+	if len(got) != len(want) {
+		t.Fatalf("the pages hold %d records, want %d", len(got), len(want))
+	}
+	for i, rc := range got {
+		w := want[i]
+		if rc.ID != w.ID {
+			t.Fatalf("record %d is %s, want %s: not in registration order", i, rc.ID, w.ID)
+		}
+		if !rc.Fields {
+			t.Errorf("%s: Fields not set in a snapshot", rc.ID)
+		}
+		w.Seq = rc.Seq
+		if d := diffRecord(w, rc.Record); d != nil {
+			t.Errorf("%s: %v", rc.ID, d)
+		}
+	}
+}
+
+// A Watch behind a compaction re-lists in pages: a fleet of more than two
+// pages comes as Reset pages, More on all but the last, without the
+// records deleted meanwhile, and the Watch goes on after them.
+func testClusterCompactionPaged(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	start, _ := snapshot(t, c)
+	size := h.pageSize()
+	recs := fleet(t, c, 2*size+size/2)
+	lastInactive := (len(recs) - 1) / 5 * 5                                   // fleet deactivates every fifth
+	dropped := map[string]bool{recs[0].ID: true, recs[lastInactive].ID: true} // the first page's and the last's
+	for id := range dropped {
+		wrote(t, "DeleteInactive "+id)(c.DeleteInactive(ctx, []string{id}))
+	}
+	h.Compact(t)
+	w := watch(t, c, start)
+	isLast := func(ch registry.Change) bool { return ch.Reset && !ch.More }
+	chs := w.until(t, "a whole re-list", func(chs []registry.Change) bool { return slices.ContainsFunc(chs, isLast) })
+	end := slices.IndexFunc(chs, isLast)
+	if err := checkPages(chs[:end+1]); err != nil {
+		t.Fatalf("the re-list after a compaction: %v", err)
+	}
+	if end < 2 {
+		t.Errorf("the re-list of %d records came in %d pages; want at least 3", len(recs)-len(dropped), end+1)
+	}
+	var ids []string
+	for _, rc := range records(chs[:end+1]) {
+		ids = append(ids, rc.ID)
+	}
+	var want []string
+	for _, rec := range recs {
+		if !dropped[rec.ID] {
+			want = append(want, rec.ID)
+		}
+	}
+	if !slices.Equal(ids, want) {
+		t.Errorf("the re-list holds %d records %v ... %v; want %d, %v ... %v", len(ids), ids[:min(3, len(ids))], ids[max(0, len(ids)-3):],
+			len(want), want[:3], want[len(want)-3:])
+	}
+	rev := wrote(t, "Register after")(c.Register(ctx, clusterRecord("after"), ""))
+	chs = w.until(t, "the write after the re-list", upTo(rev))
+	for _, ch := range chs[end+1:] {
+		if ch.Reset {
+			t.Errorf("a second re-list after the first: %v", summary([]registry.Change{ch}))
+		}
+	}
 }

@@ -34,7 +34,7 @@ type ReplicaHarness struct {
 // replica and lost on all when they stop; a replica lost while the others
 // go on, and a new one starting from the snapshot; a replica that was
 // stopped while the history it missed was compacted catches up by
-// re-listing; and an outage of the Cluster (writes refused with
+// re-listing, in pages; and an outage of the Cluster (writes refused with
 // ErrUnavailable, reads stale) that ends with every replica current.
 func RunReplicas(t *testing.T, open func(t *testing.T) ReplicaHarness) {
 	tests := []struct {
@@ -230,34 +230,48 @@ func testReplicaLost(t *testing.T, h ReplicaHarness) {
 }
 
 // A replica whose change stream missed history that was then compacted
-// re-lists: a record deleted meanwhile is gone from its view too.
+// re-lists, in pages (the fleet is more than two of them): records deleted
+// meanwhile, in the first page and in the last, are gone from its view too,
+// and the others are all there.
 func testCompactedWhileStopped(t *testing.T, h ReplicaHarness) {
 	a, b := startReplica(t, h, registry.Options{RetainInactive: time.Millisecond}), startReplica(t, h, registry.Options{})
 	ctx := t.Context()
-	for _, id := range []string{"keep", "drop"} {
+	ids := []string{"keep", "drop"}
+	for i := range 2 * h.pageSize() {
+		ids = append(ids, fmt.Sprintf("bulk-%04d", i))
+	}
+	ids = append(ids, "drop-last")
+	for _, id := range ids {
 		if err := a.reg.Register(ctx, reg(id, "h", time.Minute)); err != nil {
 			t.Fatal(err)
 		}
 	}
-	eventually(t, 2*time.Second, "b to see both", func() bool { return activeOn(b, "keep") && activeOn(b, "drop") })
+	eventually(t, 5*time.Second, "b to see every registration", func() bool { return activeOn(b, "keep") && activeOn(b, "drop-last") })
 	b.stop()
-	if err := a.reg.Deregister(ctx, "drop"); err != nil {
-		t.Fatal(err)
+	for _, id := range []string{"drop", "drop-last"} {
+		if err := a.reg.Deregister(ctx, id); err != nil {
+			t.Fatal(err)
+		}
+		eventually(t, 5*time.Second, "a to delete the record past its retention", func() bool {
+			_, _, err := a.reg.Instance(ctx, id)
+			return errors.Is(err, registry.ErrNotFound)
+		})
 	}
-	eventually(t, 5*time.Second, "a to delete the record past its retention", func() bool {
-		_, _, err := a.reg.Instance(ctx, "drop")
-		return errors.Is(err, registry.ErrNotFound)
-	})
 	if err := a.reg.UpdateTools(ctx, "keep", []json.RawMessage{json.RawMessage(`{"name":"t"}`)}); err != nil {
 		t.Fatal(err)
 	}
 	h.Compact(t)
 	b.run()
-	eventually(t, 5*time.Second, "b to re-list", func() bool {
-		_, _, err := b.reg.Instance(ctx, "drop")
+	eventually(t, 10*time.Second, "b to re-list", func() bool {
+		_, _, err1 := b.reg.Instance(ctx, "drop")
+		_, _, err2 := b.reg.Instance(ctx, "drop-last")
 		in, _, _ := b.reg.Instance(ctx, "keep")
-		return errors.Is(err, registry.ErrNotFound) && len(in.Tools) == 1
+		return errors.Is(err1, registry.ErrNotFound) && errors.Is(err2, registry.ErrNotFound) && len(in.Tools) == 1
 	})
+	got, _, err := b.reg.Instances(ctx, registry.Filter{})
+	if err != nil || len(got) != len(ids)-2 {
+		t.Errorf("b after the re-list: %d instances, %v; want %d", len(got), err, len(ids)-2)
+	}
 }
 
 // While the Cluster is unreachable, writes fail with ErrUnavailable and

@@ -1,3 +1,6 @@
+// binary.go runs etcd from an installed binary (Debian's etcd-server is 3.4) as
+// processes that a test can kill (SIGKILL), pause (SIGSTOP) and resume.
+
 package etcdtest
 
 import (
@@ -21,6 +24,9 @@ type Process struct {
 	Version  string // as etcd --version says, e.g. 3.4.23
 	cmd      *exec.Cmd
 	logs     *syncBuffer
+	// probe asks for health and metrics, with a timeout: a paused member
+	// must not hang the caller.
+	probe *http.Client
 }
 
 // StartBinary starts the etcd binary named by $ETCD_BIN, or found as "etcd"
@@ -53,9 +59,10 @@ func StartBinaryCluster(t testing.TB, n int) []*Process {
 	}
 	ps := make([]*Process, n)
 	var peers, initial []string
+	started := time.Now()
 	for i := range ps {
 		client, peer := freeURL(t), freeURL(t)
-		ps[i] = &Process{Endpoint: client.String(), Version: version}
+		ps[i] = &Process{Endpoint: client.String(), Version: version, probe: &http.Client{Timeout: time.Second}}
 		peers = append(peers, peer.String())
 		initial = append(initial, fmt.Sprintf("m%d=%s", i, peer.String()))
 	}
@@ -77,13 +84,9 @@ func StartBinaryCluster(t testing.TB, n int) []*Process {
 		}
 		t.Cleanup(p.Kill)
 	}
-	deadline := time.Now().Add(30 * time.Second)
 	for _, p := range ps {
-		for !p.healthy() {
-			if time.Now().After(deadline) {
-				t.Fatalf("etcd %s not healthy after 30s; its output:\n%s", version, p.logs.String())
-			}
-			time.Sleep(50 * time.Millisecond)
+		if err := p.waitHealthy(started.Add(30 * time.Second)); err != nil {
+			t.Fatal(err)
 		}
 	}
 	t.Logf("etcd %s (%s): %d member(s), first at %s", version, bin, n, ps[0].Endpoint)
@@ -91,12 +94,24 @@ func StartBinaryCluster(t testing.TB, n int) []*Process {
 }
 
 func (p *Process) healthy() bool {
-	resp, err := http.Get(p.Endpoint + "/health")
+	resp, err := p.probe.Get(p.Endpoint + "/health")
 	if err != nil {
 		return false
 	}
 	resp.Body.Close()
 	return resp.StatusCode == http.StatusOK
+}
+
+// waitHealthy waits until the member answers /health with 200 (it has a
+// leader), until deadline.
+func (p *Process) waitHealthy(deadline time.Time) error {
+	for !p.healthy() {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("etcd %s at %s not healthy in time; its output:\n%s", p.Version, p.Endpoint, p.logs.String())
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
 }
 
 // Kill kills the process with SIGKILL, as a crash, and waits for it.
@@ -107,9 +122,32 @@ func (p *Process) Kill() {
 	}
 }
 
-// IsLeader reports whether this member leads its cluster.
+// Restart starts the process again after Kill, on its data directory, and
+// waits up to 30 s until it is healthy (which needs a quorum).
+func (p *Process) Restart() error {
+	if p.cmd.ProcessState == nil {
+		return fmt.Errorf("etcd at %s: restarted while running", p.Endpoint)
+	}
+	cmd := exec.Command(p.cmd.Path, p.cmd.Args[1:]...)
+	cmd.Stdout, cmd.Stderr = p.logs, p.logs
+	if err := cmd.Start(); err != nil {
+		return fmt.Errorf("restart etcd at %s: %w", p.Endpoint, err)
+	}
+	p.cmd = cmd
+	return p.waitHealthy(time.Now().Add(30 * time.Second))
+}
+
+// Pause stops the process with SIGSTOP: it keeps its connections open and
+// answers nothing, as a member whose machine hangs. Resume continues it.
+func (p *Process) Pause() error { return p.cmd.Process.Signal(syscall.SIGSTOP) }
+
+// Resume continues the process after Pause, with SIGCONT.
+func (p *Process) Resume() error { return p.cmd.Process.Signal(syscall.SIGCONT) }
+
+// IsLeader reports whether this member leads its cluster (false if it does
+// not answer within a second).
 func (p *Process) IsLeader() bool {
-	resp, err := http.Get(p.Endpoint + "/metrics")
+	resp, err := p.probe.Get(p.Endpoint + "/metrics")
 	if err != nil {
 		return false
 	}
