@@ -105,17 +105,17 @@ func (v *view) eventPos(index uint64) (uint64, bool) {
 // eventsFrom returns at most limit events after position pos, with their
 // data, or false if some are gone from the ring.
 func (v *view) eventsFrom(pos uint64, limit int) ([]Event, bool) {
-	evs, _, ok := v.eventBatch(pos, limit)
+	evs, _, ok := v.eventBatch(pos, limit, nil, nil)
 	return evs, ok
 }
 
-// eventBatch is eventsFrom with the encoded data of each event.
-func (v *view) eventBatch(pos uint64, limit int) ([]Event, [][]byte, bool) {
+// eventBatch is eventsFrom with the encoded data of each event, appended
+// to evs and data (a stream passes the same ones each time, so that
+// following the ring allocates nothing).
+func (v *view) eventBatch(pos uint64, limit int, evs []Event, data [][]byte) ([]Event, [][]byte, bool) {
 	if pos+1 < v.oldestPos() {
-		return nil, nil, false
+		return evs, data, false
 	}
-	var evs []Event
-	var data [][]byte
 	for p := pos + 1; p <= v.eventSeq && len(evs) < limit; p++ {
 		i := v.ringAt(p)
 		evs = append(evs, v.events[i])
@@ -190,7 +190,9 @@ func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 			if _, err := w.Write(buf); err != nil {
 				return
 			}
-			rc.Flush()
+			if rc.Flush() != nil {
+				return // the client is gone, or stopped reading for WriteTimeout
+			}
 			continue
 		}
 		select {
@@ -199,7 +201,9 @@ func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 			if _, err := w.Write([]byte(": keep-alive\n\n")); err != nil {
 				return
 			}
-			rc.Flush()
+			if rc.Flush() != nil {
+				return
+			}
 		case <-req.Context().Done():
 			return
 		case <-r.v.w.closed:
@@ -253,6 +257,9 @@ func (r *Registry) Events(ctx context.Context, after uint64) iter.Seq2[Event, er
 type stream struct {
 	pos   uint64
 	reset bool
+
+	evs  []Event  // the last batch, reused
+	data [][]byte // its encodings
 }
 
 // streamFromNow is a stream of the changes to come.
@@ -278,18 +285,21 @@ func (r *Registry) streamAfter(index uint64) stream {
 // the event after the last one has the same index, and, when there are
 // none, a channel that closes at the next change. A stream that fell out
 // of the ring gets a reset event with the current index, and goes on from
-// there.
+// there. The events are appended to s's own slices, reused from one call
+// to the next: they are valid until the next call.
 func (r *Registry) next(s *stream, limit int) (evs []Event, data [][]byte, sameNext bool, wait <-chan struct{}) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	evs, data = s.evs[:0], s.data[:0]
 	if !s.reset {
 		var ok bool
-		evs, data, ok = r.v.eventBatch(s.pos, limit+1)
+		evs, data, ok = r.v.eventBatch(s.pos, limit+1, evs, data)
 		s.reset = !ok
 	}
+	s.evs, s.data = evs, data
 	if s.reset {
-		*s = stream{pos: r.v.eventSeq}
-		return []Event{{Index: r.v.index, Kind: EventReset}}, [][]byte{nil}, false, nil
+		s.pos, s.reset = r.v.eventSeq, false
+		return append(evs[:0], Event{Index: r.v.index, Kind: EventReset}), append(data[:0], nil), false, nil
 	}
 	if len(evs) == 0 {
 		return nil, nil, false, r.v.w.chanFor(topic{kind: topicAll})

@@ -238,9 +238,13 @@ func (w *answerWriter) Write(b []byte) (int, error) {
 }
 
 // Flush passes streaming answers through.
-func (w *answerWriter) Flush() {
+func (w *answerWriter) Flush() { w.FlushError() }
+
+// FlushError is Flush with its error, which http.ResponseController's
+// Flush returns: a stream learns at once that its client is gone.
+func (w *answerWriter) FlushError() error {
 	w.extend()
-	w.rc.Flush()
+	return w.rc.Flush()
 }
 
 // Unwrap lets http.ResponseController reach the connection.
