@@ -134,6 +134,9 @@ func (r *Registry) newHandler() http.Handler {
 	read("/hosts", r.handleHosts)
 	read("/export/superputty", r.handleSuperPuTTY)
 	read("/export/mobaxterm", r.handleMobaXterm)
+	read("/export/ansible", r.handleAnsible)
+	read("/export/rundeck", r.handleRundeck)
+	read("/export/ssh-config", r.handleSSHConfig)
 	read("/events", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) { r.handleEvents(w, req) })
 	open("/health", r.handleHealth)
 	rt.DELETE("/expiry-guard", r.write(routeDelete, func(w http.ResponseWriter, req *http.Request, _ httprouter.Params, _ []byte) {
