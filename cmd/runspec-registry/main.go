@@ -32,6 +32,13 @@ type cli struct {
 	Backup  backupCmd  `cmd:"" help:"Write a consistent copy of the data file, also while the registry runs."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 
+	Tools      toolsCmd      `cmd:"" help:"List the tools, or show one tool host by host."`
+	Hosts      hostsCmd      `cmd:"" help:"List the hosts and the agents on them."`
+	Instances  instancesCmd  `cmd:"" help:"List the instance records, or show one."`
+	Watch      watchCmd      `cmd:"" help:"Print each change of the tools (or of one tool) as it happens, until Ctrl-C."`
+	Deregister deregisterCmd `cmd:"" help:"Mark an instance inactive, as its agent does when it stops."`
+	Export     exportCmd     `cmd:"" help:"Print the fleet for Ansible, Rundeck, ssh, SuperPuTTY or MobaXterm."`
+
 	// Client commands, which talk to a running registry (run, which, mcp,
 	// tools, hosts, instances, watch, deregister, export), go here, each
 	// in its own file and each embedding the shared flags:
@@ -62,6 +69,9 @@ func main() {
 	err = kctx.Run()
 	if errors.As(err, new(loggedError)) {
 		os.Exit(1)
+	}
+	if status := exitStatus(0); errors.As(err, &status) {
+		os.Exit(int(status)) // the command has said why (run: the tool's status)
 	}
 	kctx.FatalIfErrorf(err)
 }
