@@ -137,7 +137,7 @@ func runCLIOut(ctx context.Context, t *testing.T, out *syncBuffer, args ...strin
 	if err != nil {
 		return cliResult{stderr: err.Error(), status: 1, err: err}
 	}
-	c.Tools.clock, c.Hosts.clock, c.Instances.clock, c.Watch.clock = fixedClock, fixedClock, fixedClock, fixedClock
+	c.Tools.clock, c.Hosts.clock, c.Instances.clock, c.Watch.clock, c.Which.clock = fixedClock, fixedClock, fixedClock, fixedClock, fixedClock
 	err = kctx.Run()
 	r := cliResult{stdout: w.String(), err: err}
 	var st exitStatus
@@ -226,8 +226,8 @@ func TestClientCommandsReadOnlyTheirEnvironment(t *testing.T) {
 			t.Errorf("%s has no --registry flag", path)
 		}
 	}
-	if clientCommands < 10 {
-		t.Errorf("found %d client commands, want at least 10", clientCommands)
+	if clientCommands < 12 {
+		t.Errorf("found %d client commands, want at least 12", clientCommands)
 	}
 	// And in effect: serve's variables do not reach run.
 	t.Setenv("RUNSPEC_REGISTRY_HOST", "web-9")
@@ -238,11 +238,11 @@ func TestClientCommandsReadOnlyTheirEnvironment(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := p.Parse([]string{"tools"}); err != nil {
+	if _, err := p.Parse([]string{"run", "deploy"}); err != nil {
 		t.Fatal(err)
 	}
-	if c2.Tools.Host != "" || c2.Tools.Registry != "http://registry.example:8765" {
-		t.Errorf("tools: --host %q, --registry %q; want the environment only in --registry", c2.Tools.Host, c2.Tools.Registry)
+	if c2.Run.Host != "" || c2.Run.Timeout != 0 || c2.Run.Registry != "http://registry.example:8765" {
+		t.Errorf("run: --host %q, --timeout %v, --registry %q; want the environment only in --registry", c2.Run.Host, c2.Run.Timeout, c2.Run.Registry)
 	}
 }
 

@@ -32,6 +32,8 @@ type cli struct {
 	Backup  backupCmd  `cmd:"" help:"Write a consistent copy of the data file, also while the registry runs."`
 	Version versionCmd `cmd:"" help:"Print the version."`
 
+	Run        runCmd        `cmd:"" help:"Run a tool on a host that offers it, over ssh, as the registry says it runs there. run's flags come before the tool's name: everything after it is the tool's."`
+	Which      whichCmd      `cmd:"" help:"Show the hosts that offer a tool and the command run would execute on each, without connecting."`
 	Tools      toolsCmd      `cmd:"" help:"List the tools, or show one tool host by host."`
 	Hosts      hostsCmd      `cmd:"" help:"List the hosts and the agents on them."`
 	Instances  instancesCmd  `cmd:"" help:"List the instance records, or show one."`
