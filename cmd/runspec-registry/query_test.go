@@ -242,3 +242,37 @@ func TestWatch(t *testing.T) {
 		})
 	}
 }
+
+// TestWhichArguments checks how which reads its command line: its flags
+// before or after the tool's name, the tool's arguments after "--".
+func TestWhichArguments(t *testing.T) {
+	r := newTestRegistry(t)
+	r.add(queryFleet...)
+	tests := []struct {
+		args   []string
+		status int
+		want   string // in stdout, or in stderr for an error
+	}{
+		{[]string{"which", "deploy", "--label", "env=staging"}, 0, "\nweb-2  active"},
+		{[]string{"which", "--label", "env=prod", "deploy"}, 0, "remote           sudo -H -u oracle /bin/deploy\n"},
+		{[]string{"which", "deploy", "--label", "env=prod", "--", "--dry_run"}, 1, "dry_run: not an argument of the tool: it takes no arguments"},
+		{[]string{"which", "deploy", "--dry-run"}, 1, "unknown flag --dry-run"},
+		{[]string{"which", "status", "--", "--x"}, 1, "x: not an argument of the tool"},
+		{[]string{"which", "status", "--args-json", "{}"}, 0, "remote           /bin/status\n"},
+	}
+	for _, tt := range tests {
+		t.Run(strings.Join(tt.args, " "), func(t *testing.T) {
+			res := runCLI(t.Context(), t, append(tt.args[:1:1], append([]string{"--registry", r.url}, tt.args[1:]...)...)...)
+			out := res.stdout
+			if tt.status != 0 {
+				out = res.stderr
+			}
+			if res.status != tt.status || !strings.Contains(out, tt.want) {
+				t.Errorf("status %d, stdout %q, stderr %q; want %d and %q", res.status, res.stdout, res.stderr, tt.status, tt.want)
+			}
+			if tt.args[2] == "--label" && tt.args[3] == "env=staging" && strings.Contains(res.stdout, "web-1") {
+				t.Errorf("--label after the tool's name was not applied:\n%s", res.stdout)
+			}
+		})
+	}
+}
