@@ -23,6 +23,7 @@ const MaxName = 256
 // HostError says why a host is not a plain host name.
 type HostError string
 
+// Error says what is wrong with the host.
 func (e HostError) Error() string { return string(e) }
 
 // Host checks that h is a host name or IP address that ssh reads as its
@@ -31,7 +32,7 @@ func (e HostError) Error() string { return string(e) }
 // without the characters that ssh_config patterns (* ? ! ,), shells or
 // inventory formats read specially: letters, digits, '.', '_' and '-', not
 // starting with '-', or an IPv6 address without a zone. It returns nil or
-// a *HostError saying what is wrong.
+// a HostError saying what is wrong.
 func Host(h string) error {
 	switch {
 	case h == "":
