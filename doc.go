@@ -49,6 +49,9 @@
 //	GET /hosts[?active=&name=]             one entry per (host, agent name)
 //	GET /export/superputty[?user=]         SSH sessions for SuperPuTTY (XML)
 //	GET /export/mobaxterm[?user=]          SSH sessions for MobaXterm
+//	GET /export/ansible[?user=&label=]     Ansible dynamic inventory (the --list JSON)
+//	GET /export/rundeck[?user=&format=]    Rundeck resource model (JSON; YAML with format=yaml)
+//	GET /export/ssh-config[?user=&label=]  an ssh_config with a Host block per host
 //	GET /events                            Server-Sent Events of every change
 //	GET /health[?detail=true]
 //	GET /openapi.json, /docs, /version

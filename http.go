@@ -123,6 +123,9 @@ func (r *Registry) newHandler() http.Handler {
 	read("/hosts", r.handleHosts)
 	read("/export/superputty", r.handleSuperPuTTY)
 	read("/export/mobaxterm", r.handleMobaXterm)
+	read("/export/ansible", r.handleAnsible)
+	read("/export/rundeck", r.handleRundeck)
+	read("/export/ssh-config", r.handleSSHConfig)
 	read("/events", func(w http.ResponseWriter, req *http.Request, _ httprouter.Params) { r.handleEvents(w, req) })
 	open("/health", r.handleHealth)
 	open("/openapi.json", r.handleOpenAPI) // apidoc.go: always open, like /health

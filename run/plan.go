@@ -11,6 +11,7 @@ import (
 	"time"
 
 	registry "github.com/runspec/registry"
+	"github.com/runspec/registry/internal/rules"
 	"github.com/runspec/registry/internal/shell"
 )
 
@@ -79,7 +80,7 @@ func New(o Options) (*Runner, error) {
 		r.prefix = append(r.prefix, "-o", opt)
 	}
 	if o.User != "" {
-		if !plainName(o.User, true) {
+		if !rules.UserName(o.User) {
 			return nil, fmt.Errorf("%w: User %q is not a plain user name", ErrOptions, o.User)
 		}
 		r.prefix = append(r.prefix, "-l", o.User)

@@ -8,16 +8,15 @@
 package run
 
 import (
-	"net/netip"
 	"strings"
-	"unicode/utf8"
 
 	registry "github.com/runspec/registry"
+	"github.com/runspec/registry/internal/rules"
 )
 
 // maxName is the longest user or host name accepted, the protocol's limit
 // for host names.
-const maxName = 256
+const maxName = rules.MaxName
 
 // execFields are an entry's execution fields, checked.
 type execFields struct {
@@ -63,15 +62,13 @@ func checkEntry(h registry.ToolHost) (execFields, error) {
 	}
 
 	e.runAs = h.RunAs.Value
-	if e.runAs != "" && !plainName(e.runAs, true) {
+	if e.runAs != "" && !rules.UserName(e.runAs) {
 		return execFields{}, refuse("x-run-as", h.RunAs, ErrRunAs,
 			"a user name is letters, digits, '_', '.', '@' and '-', not starting with '-' or '.'")
 	}
 
 	method := h.BecomeMethod.Value
-	switch method {
-	case "", "sudo", "su", "pbrun", "dzdo":
-	default:
+	if method != "" && !rules.BecomeMethod(method) {
 		return execFields{}, refuse("x-become-method", h.BecomeMethod, ErrBecomeMethod, "the become method must be sudo, su, pbrun or dzdo")
 	}
 	if method == "" {
@@ -108,122 +105,20 @@ func sameExec(a, b registry.ToolHost) bool {
 		eq(a.BecomeMethod, b.BecomeMethod) && eq(a.BecomeFlags, b.BecomeFlags)
 }
 
-// The become flags allowed, per method: flags that change neither the
-// user nor the command, take no value, and do not detach the command
-// from the session (which would defeat cancellation). Everything else is
-// refused, also flags that would be harmless: the lists are meant to stay
-// short.
-//
-//	sudo   -H --set-home  -n --non-interactive  -S --stdin
-//	       -k --reset-timestamp  -P --preserve-groups
-//	       (short ones may be combined: -Hn)
-//	su     -l --login
-//	pbrun  -n --null_input  -p --pipe_mode
-//	dzdo   -H  -n
-//
-// Refused, for instance: sudo -u -g -s -i -E -C -D -R -b -A -T -p --
-// (another user or group, a shell, the caller's environment, other file
-// descriptors or directories, the background, a program to ask for the
-// password, values); su -c -s -m -p -g -G -P - (another command or shell,
-// the caller's environment, groups, a terminal; write -l for -); pbrun -u
-// -h -b -l -d (another user or host, the background, local mode, debug
-// values).
-func allowedFlags(method string) []string {
-	switch method {
-	case "sudo":
-		return []string{"-H", "--set-home", "-n", "--non-interactive", "-S", "--stdin",
-			"-k", "--reset-timestamp", "-P", "--preserve-groups"}
-	case "su":
-		return []string{"-l", "--login"}
-	case "pbrun":
-		return []string{"-n", "--null_input", "-p", "--pipe_mode"}
-	case "dzdo":
-		return []string{"-H", "-n"}
-	}
-	return nil
-}
+// allowedFlags and allowedFlag are the become flags' allow-lists
+// (internal/rules, which the exports share).
+func allowedFlags(method string) []string { return rules.BecomeFlags(method) }
 
-// allowedFlag reports whether word is an allowed become flag of method.
-func allowedFlag(method, word string) bool {
-	for _, f := range allowedFlags(method) {
-		if word == f {
-			return true
-		}
-	}
-	if method == "sudo" && len(word) > 2 && word[0] == '-' && word[1] != '-' {
-		// Combined short flags, as sudo's getopt reads them.
-		for _, c := range word[1:] {
-			if !strings.ContainsRune("HnSkP", c) {
-				return false
-			}
-		}
-		return true
-	}
-	return false
-}
+func allowedFlag(method, word string) bool { return rules.BecomeFlag(method, word) }
 
-// checkHost checks that h is a host name or IP address that ssh reads as
-// its destination and nothing else: not an option (-oProxyCommand=…),
-// without a user (@), a port or a URI (ssh://), and without the % of
-// ssh's tokens.
-func checkHost(h string) error {
-	switch {
-	case h == "":
-		return errorString("the host is empty")
-	case len(h) > maxName:
-		return errorString("the host is longer than 256 bytes")
-	case h[0] == '-':
-		return errorString("it starts with '-' (ssh would read it as an option)")
-	}
-	if strings.ContainsRune(h, ':') {
-		if a, err := netip.ParseAddr(h); err == nil && a.Is6() && a.Zone() == "" {
-			return nil
-		}
-		return errorString("a host name is letters, digits, '.', '_' and '-', or an IP address")
-	}
-	if !plainName(h, false) {
-		return errorString("a host name is letters, digits, '.', '_' and '-', or an IP address")
-	}
-	return nil
-}
-
-// plainName reports whether s is made of ASCII letters, digits, '_', '.'
-// and '-' (and '@' if at is true, for user@domain accounts), does not
-// start with '-' or '.', and is at most maxName bytes.
-func plainName(s string, at bool) bool {
-	if s == "" || len(s) > maxName || s[0] == '-' || s[0] == '.' {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z', '0' <= c && c <= '9', c == '_', c == '.', c == '-':
-		case c == '@' && at:
-		default:
-			return false
-		}
-	}
-	return true
-}
+// checkHost checks that h is a plain host name or IP address (rules.Host):
+// not an ssh option (-oProxyCommand=…), without a user, a port, a URI or
+// ssh's % tokens.
+func checkHost(h string) error { return rules.Host(h) }
 
 // plainText reports whether s is valid UTF-8 without control characters
 // (C0, DEL, C1).
-func plainText(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, r := range s {
-		if r < 0x20 || (0x7f <= r && r <= 0x9f) {
-			return false
-		}
-	}
-	return true
-}
+func plainText(s string) bool { return rules.Text(s) }
 
 // quoteWord shows a word in a message.
 func quoteWord(w string) string { return "'" + w + "'" }
-
-// errorString is a constant error text.
-type errorString string
-
-func (e errorString) Error() string { return string(e) }

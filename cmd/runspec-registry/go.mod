@@ -11,6 +11,7 @@ require (
 	github.com/runspec/registry v0.2.0
 	github.com/runspec/registry/metrics v0.2.0
 	github.com/runspec/registry/store/etcd v0.2.0
+	go.yaml.in/yaml/v2 v2.4.4
 	google.golang.org/grpc v1.83.2
 )
 
@@ -66,7 +67,6 @@ require (
 	go.opentelemetry.io/proto/otlp v1.11.0 // indirect
 	go.uber.org/multierr v1.11.0 // indirect
 	go.uber.org/zap v1.27.1 // indirect
-	go.yaml.in/yaml/v2 v2.4.4 // indirect
 	golang.org/x/crypto v0.58.0 // indirect
 	golang.org/x/net v0.61.0 // indirect
 	golang.org/x/oauth2 v0.37.0 // indirect

@@ -75,9 +75,9 @@ func TestMCPFlags(t *testing.T) {
 	}
 }
 
-// argvSchema is the schema of sshtest's argument-printing tool, in the
+// mcpArgvSchema is the schema of sshtest's argument-printing tool, in the
 // order its flags are passed.
-const argvSchema = `{"type":"object","properties":{
+const mcpArgvSchema = `{"type":"object","properties":{
 	"message":{"type":"string"},
 	"tag":{"type":"array","items":{"type":"string"}},
 	"flag":{"type":"boolean"},
@@ -120,7 +120,7 @@ func newMCPFleet(t *testing.T) *mcpFleet {
 	sleeper := s.Script(t, "sleeper", "#!/bin/sh\necho $$ > "+f.pidFile+"\nexec sleep 120\n")
 	tools := []string{
 		`{"name":"argv","description":"Print the arguments","x-command":` + quoteJSON(s.Tool) + `,"x-run-as":` + quoteJSON(runAs) +
-			`,"x-autonomy":"autonomous","inputSchema":` + argvSchema + `}`,
+			`,"x-autonomy":"autonomous","inputSchema":` + mcpArgvSchema + `}`,
 		`{"name":"needs-ok","description":"Touch a file","x-command":` + quoteJSON(touch) + `,"x-autonomy":"confirm"}`,
 		`{"name":"by-hand","description":"Only by hand","x-command":` + quoteJSON(touch) + `,"x-autonomy":"manual"}`,
 		`{"name":"sleeper","description":"Sleep","x-command":` + quoteJSON(sleeper) + `,"x-autonomy":"autonomous"}`,
