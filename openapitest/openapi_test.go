@@ -295,7 +295,7 @@ func newRegistry(t *testing.T, opts registry.Options) *registry.Registry {
 
 // reads are the read operations that answer HEAD as well as GET.
 var reads = []string{"/instances", "/instances/a1", "/tools", "/tools/deploy", "/hosts", "/export/superputty",
-	"/export/mobaxterm", "/health", "/openapi.json", "/docs", "/docs/docs.js", "/version"}
+	"/export/mobaxterm", "/export/ansible", "/export/rundeck", "/export/ssh-config", "/health", "/openapi.json", "/docs", "/docs/docs.js", "/version"}
 
 func TestAnswersMatchTheDocument(t *testing.T) {
 	cov := &coverage{seen: make(map[string]map[int]bool)}
@@ -356,6 +356,14 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 			{method: "GET", target: "/export/superputty?user=admin", want: 200},
 			{method: "GET", target: "/export/superputty?user=a%20b", want: 422},
 			{method: "GET", target: "/export/mobaxterm?user=admin&active=off", want: 200},
+			{method: "GET", target: "/export/ansible", want: 200},
+			{method: "GET", target: "/export/ansible?user=admin&label=env=prod", want: 200},
+			{method: "GET", target: "/export/ansible?user=a%20b", want: 422},
+			{method: "GET", target: "/export/rundeck", want: 200},
+			{method: "GET", target: "/export/rundeck?format=yaml&user=admin", want: 200},
+			{method: "GET", target: "/export/rundeck", header: map[string]string{"Accept": "application/yaml"}, want: 200},
+			{method: "GET", target: "/export/ssh-config?user=admin", want: 200},
+			{method: "GET", target: "/export/ssh-config?user=a%20b", want: 422},
 			{method: "GET", target: "/health", want: 200},
 			{method: "GET", target: "/health?detail=true", want: 200},
 			{method: "GET", target: "/events", want: 200, stream: true},
@@ -379,7 +387,8 @@ func TestAnswersMatchTheDocument(t *testing.T) {
 		s.do(call{method: "HEAD", target: "/hosts?limit=x", want: 422, breaks: true})
 
 		// ETags: 304 for every read that has one.
-		for _, target := range []string{"/instances", "/instances/a1", "/tools", "/tools/deploy", "/hosts", "/export/superputty", "/export/mobaxterm"} {
+		for _, target := range []string{"/instances", "/instances/a1", "/tools", "/tools/deploy", "/hosts", "/export/superputty", "/export/mobaxterm",
+			"/export/ansible", "/export/rundeck", "/export/ssh-config"} {
 			a := s.do(call{method: "GET", target: target, want: 200})
 			etag := a.header.Get("ETag")
 			s.do(call{method: "GET", target: target, header: map[string]string{"If-None-Match": etag}, want: 304})
