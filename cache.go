@@ -70,6 +70,8 @@ func (r *Registry) serveTool(a *answer, name string, f Filter, detail bool) {
 	missing := false
 	write := func(s *chunker) bool {
 		idx, beats = r.v.toolIndex(name), r.beatsIf(detail)
+		next, pending := r.v.due.next()
+		fresh = !pending || s.now < next
 		a.index = idx
 		found, ok := r.writeTool(s, r.tools(f, detail).(toolIndex).members, name, f, detail)
 		missing = !found
@@ -85,7 +87,9 @@ func (r *Registry) serveTool(a *answer, name string, f Filter, detail bool) {
 			return
 		case err == nil:
 			b := kp.body()
-			c.put(k, idx, beats, b)
+			if fresh { // still: a deadline may have come due since
+				c.put(k, idx, beats, b)
+			}
 			a.shared(b)
 			b.release()
 			return
