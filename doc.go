@@ -122,11 +122,13 @@
 // pending.go retries the registry's own writes that its Store refused.
 //
 // Answers (list.go, encode.go, respond.go): fixed parts of records are
-// encoded to JSON once; listings and pages are encoded in 64 KiB chunks with
-// the read lock released between chunks, so a slow client never holds the
-// lock, concurrent full listings cost one chunk each, and no answer is
-// buffered whole past 1 MiB; the readers of one answer at one index share
-// one encoding (flights.go, and cache.go for GET /tools/{name}). The change
+// encoded to JSON once; every answer (listings, pages, lookups, exports) is
+// encoded in 32 KiB chunks with the read lock released between chunks, even
+// inside one large item, and written a chunk at a time, each write moving
+// the write deadline, so a slow client never holds the lock and a client
+// that never reads costs one chunk; the waiters that one change wakes share
+// one encoding, and lookups are cached, within byte budgets (flights.go,
+// cache.go for GET /tools/{name}). The change
 // index of each answer and the blocking queries that wait for it are in
 // waiters.go, whose wake-ups are coalesced; events.go keeps a ring of
 // changes encoded once for every stream.

@@ -1,13 +1,13 @@
 // encode.go writes the protocol's JSON answers straight from the indexes. The
 // fixed parts of a record are encoded once (at registration, at interning);
-// a listing is produced in chunks, with the registry's read lock held only
-// while a chunk is filled, so a slow client never holds up writers and
-// concurrent full listings cost one chunk of memory each.
+// an answer is produced into a stream of bounded chunks (list.go), with the
+// registry's read lock held only while a chunk is filled, so a slow client
+// never holds up writers and concurrent answers cost one chunk of memory
+// each, however large one record or grouped tool is.
 
 package registry
 
 import (
-	"fmt"
 	"maps"
 	"slices"
 	"strconv"
@@ -22,6 +22,12 @@ const hexDigits = "0123456789abcdef"
 // non-ASCII text as UTF-8; invalid UTF-8 becomes U+FFFD.
 func appendString(buf []byte, s string) []byte {
 	buf = append(buf, '"')
+	buf = appendStringBody(buf, s)
+	return append(buf, '"')
+}
+
+// appendStringBody is appendString without the quotes.
+func appendStringBody(buf []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -57,8 +63,7 @@ func appendString(buf []byte, s string) []byte {
 		}
 		i += size
 	}
-	buf = append(buf, s[start:]...)
-	return append(buf, '"')
+	return append(buf, s[start:]...)
 }
 
 // appendHead encodes the fixed start of an instance record, and returns
@@ -81,60 +86,84 @@ func appendSeconds(buf []byte, micros int64) []byte {
 	return strconv.AppendFloat(buf, float64(micros)/1e6, 'f', -1, 64)
 }
 
-// appendInstance appends the record of in as GET /instances shows it.
-// With detail it also shows the owner and, while inactive, inactive_since.
-// Called with r.mu held (inactiveAt).
-func (r *Registry) appendInstance(buf []byte, in *instance, now int64, detail bool) []byte {
-	buf = append(buf, in.head...)
-	if in.activeAt(now) {
-		buf = append(buf, `,"active":true`...)
-	} else {
-		buf = append(buf, `,"active":false`...)
+// writeInstance writes the record of in as GET /instances shows it. With
+// detail it also shows the owner and, while inactive, inactive_since.
+// Called with r.mu held; what it writes after a flush comes from what it
+// read before the first (the tool list and the system object are never
+// modified, only replaced), so a record is always one version of itself.
+func (r *Registry) writeInstance(s *chunker, in *instance, detail bool) bool {
+	active := in.activeAt(s.now)
+	var since int64
+	if detail && !active {
+		since = r.inactiveSince(in, s.now)
 	}
-	buf = append(buf, `,"last_seen":`...)
-	buf = appendSeconds(buf, r.wall(in.lastSeen()).UnixMicro())
-	buf = append(buf, `,"tools":[`...)
-	if ts := in.tools.Load(); ts != nil {
-		for i, t := range ts.list {
+	guarded, sys, ts := in.guarded, in.getSystem(), in.tools.Load()
+	if !s.bytes(in.head) {
+		return false
+	}
+	if active {
+		s.buf = append(s.buf, `,"active":true`...)
+	} else {
+		s.buf = append(s.buf, `,"active":false`...)
+	}
+	s.buf = append(s.buf, `,"last_seen":`...)
+	s.buf = appendSeconds(s.buf, r.wall(in.lastSeen()).UnixMicro())
+	s.buf = append(s.buf, `,"tools":[`...)
+	if ts != nil {
+		for i := range ts.list {
 			if i > 0 {
-				buf = append(buf, ',')
+				s.buf = append(s.buf, ',')
 			}
-			buf = appendToolObject(buf, t.s.inner, t.execInner())
+			if !s.next() || !writeToolObject(s, &ts.list[i]) {
+				return false
+			}
 		}
 	}
-	buf = append(buf, `],"heartbeat_interval":`...)
-	buf = appendSeconds(buf, in.interval.Microseconds())
+	s.buf = append(s.buf, `],"heartbeat_interval":`...)
+	s.buf = appendSeconds(s.buf, in.interval.Microseconds())
 	if in.labelsJSON != "" {
-		buf = append(buf, `,"labels":`...)
-		buf = append(buf, in.labelsJSON...)
+		s.buf = append(s.buf, `,"labels":`...)
+		if !s.text(in.labelsJSON) {
+			return false
+		}
 	}
-	if in.guarded {
-		buf = append(buf, `,"expiry_guarded":true`...)
+	if guarded {
+		s.buf = append(s.buf, `,"expiry_guarded":true`...)
 	}
 	if detail {
-		buf = appendOwner(buf, in)
-		if !in.activeAt(now) {
-			buf = append(buf, `,"inactive_since":`...)
-			buf = appendSeconds(buf, r.wall(r.inactiveSince(in, now)).UnixMicro())
+		if !writeOwner(s, in) {
+			return false
+		}
+		if !active {
+			s.buf = append(s.buf, `,"inactive_since":`...)
+			s.buf = appendSeconds(s.buf, r.wall(since).UnixMicro())
 		}
 	}
-	if sys := in.getSystem(); sys != nil {
-		buf = append(buf, `,"system":`...)
-		buf = append(buf, sys...)
+	if sys != nil {
+		s.buf = append(s.buf, `,"system":`...)
+		if !s.bytes(sys) {
+			return false
+		}
 	}
-	return append(buf, '}')
+	s.buf = append(s.buf, '}')
+	return true
 }
 
-// appendInstanceOf appends the record of id as GET /instances/{id} shows it.
-func (r *Registry) appendInstanceOf(buf []byte, id string, detail bool) ([]byte, error) {
-	// Looked up under the lock, as in Instance.
-	r.mu.RLock()
-	defer r.mu.RUnlock()
-	in := r.lookup(id)
-	if in == nil {
-		return buf, fmt.Errorf("instance %q: %w", id, ErrNotFound)
+// writeToolObject writes a tool of an instance's list as it was posted
+// (appendToolObject).
+func writeToolObject(s *chunker, t *toolRef) bool {
+	s.buf = append(s.buf, '{')
+	if !s.text(t.s.inner) {
+		return false
 	}
-	return r.appendInstance(buf, in, r.clock(), detail), nil
+	if x := t.execInner(); x != "" {
+		s.buf = append(s.buf, ',')
+		if !s.text(x) {
+			return false
+		}
+	}
+	s.buf = append(s.buf, '}')
+	return true
 }
 
 func (t *toolRef) execInner() string {
@@ -144,49 +173,76 @@ func (t *toolRef) execInner() string {
 	return t.x.inner
 }
 
-// appendTool appends the grouped tool of members (all offering one tool
-// name, by registration order), or reports false if no member qualifies.
-// With detail, each host entry also names its instance, agent and liveness.
-func (r *Registry) appendTool(buf []byte, members []member, f Filter, detail bool, now int64) ([]byte, bool) {
-	first := -1
-	for i, m := range members {
-		if f.selects(m.in, now) {
-			first = i
+// writeTool writes the grouped tool name as members(name) gives it (its
+// members by registration order), with the entries of the members that f
+// selects; found is false, and nothing written, if f selects none. With
+// detail, each host entry also names its instance, agent and liveness. A
+// tool on many hosts spans chunks: after a flush, its members are looked up
+// again and the entries go on after the last one written (by registration
+// order), so none is repeated and none that stayed is skipped.
+func (r *Registry) writeTool(s *chunker, members func(name string) []member, name string, f Filter, detail bool) (found, ok bool) {
+	ms := members(name)
+	j := slices.IndexFunc(ms, func(m member) bool { return f.selects(m.in, s.now) })
+	if j < 0 {
+		return false, true
+	}
+	m := ms[j]
+	gen := s.gen
+	s.buf = append(s.buf, '{')
+	if !s.text(m.s.head) {
+		return true, false
+	}
+	s.buf = append(s.buf, `,"hosts":[`...)
+	for {
+		if !r.writeToolHost(s, m, detail) || !s.next() {
+			return true, false
+		}
+		if s.gen != gen { // the lock was released: ms may be stale
+			gen, ms = s.gen, members(name)
+			var at bool
+			if j, at = slices.BinarySearchFunc(ms, m.in.seq, memberBySeq); at {
+				j++
+			}
+		} else {
+			j++
+		}
+		for j < len(ms) && !f.selects(ms[j].in, s.now) {
+			j++
+		}
+		if j >= len(ms) {
 			break
 		}
+		m = ms[j]
+		s.buf = append(s.buf, ',')
 	}
-	if first < 0 {
-		return buf, false
+	s.buf = append(s.buf, "]}"...)
+	return true, true
+}
+
+// writeToolHost writes the host entry of a member of a grouped tool.
+func (r *Registry) writeToolHost(s *chunker, m member, detail bool) bool {
+	s.buf = append(s.buf, `{"host":`...)
+	s.buf = append(s.buf, m.host...)
+	if m.x != nil {
+		s.buf = append(s.buf, ',')
+		if !s.text(m.x.inner) {
+			return false
+		}
 	}
-	buf = append(buf, '{')
-	buf = append(buf, members[first].s.head...)
-	buf = append(buf, `,"hosts":[`...)
-	for i, m := range members[first:] {
-		if i > 0 {
-			if !f.selects(m.in, now) {
-				continue
-			}
-			buf = append(buf, ',')
+	if detail {
+		s.buf = append(s.buf, ',')
+		s.buf = append(s.buf, m.in.head[1:m.in.nameEnd]...) // "instance_id":…,"name":…
+		s.buf = r.appendLiveness(s.buf, m.in, m.in.activeAt(s.now))
+		if !writeOwner(s, m.in) || !writeLabelsMember(s, m.in) {
+			return false
 		}
-		active := m.in.activeAt(now)
-		buf = append(buf, `{"host":`...)
-		buf = append(buf, m.host...)
-		if m.x != nil {
-			buf = append(buf, ',')
-			buf = append(buf, m.x.inner...)
+		s.buf = append(s.buf, `,"run":`...)
+		if !s.jsonString(RunCommand(m.in.host, m.s.name)) {
+			return false
 		}
-		if detail {
-			buf = append(buf, ',')
-			buf = append(buf, m.in.head[1:m.in.nameEnd]...) // "instance_id":…,"name":…
-			buf = r.appendLiveness(buf, m.in, active)
-			buf = appendOwner(buf, m.in)
-			buf = appendLabelsMember(buf, m.in)
-			buf = append(buf, `,"run":`...)
-			buf = appendString(buf, RunCommand(m.in.host, m.s.name))
-		}
-		buf = append(buf, '}')
 	}
-	return append(buf, "]}"...), true
+	s.buf = append(s.buf, '}')
+	return true
 }
 
 // appendLabels appends labels as a JSON object, keys sorted.
@@ -210,22 +266,22 @@ func RunCommand(host, tool string) string {
 	return shell.Join([]string{"runspec-registry", "run", "--host", host, tool})
 }
 
-// appendLabelsMember appends the labels of in, if it has any.
-func appendLabelsMember(buf []byte, in *instance) []byte {
+// writeLabelsMember writes the labels of in, if it has any.
+func writeLabelsMember(s *chunker, in *instance) bool {
 	if in.labelsJSON == "" {
-		return buf
+		return true
 	}
-	buf = append(buf, `,"labels":`...)
-	return append(buf, in.labelsJSON...)
+	s.buf = append(s.buf, `,"labels":`...)
+	return s.text(in.labelsJSON)
 }
 
-// appendOwner appends the owner of in, if it has one.
-func appendOwner(buf []byte, in *instance) []byte {
+// writeOwner writes the owner of in, if it has one.
+func writeOwner(s *chunker, in *instance) bool {
 	if in.owner == "" {
-		return buf
+		return true
 	}
-	buf = append(buf, `,"owner":`...)
-	return appendString(buf, in.owner)
+	s.buf = append(s.buf, `,"owner":`...)
+	return s.jsonString(in.owner)
 }
 
 // appendLiveness appends the detail members of an entry that say whether
@@ -240,8 +296,9 @@ func (r *Registry) appendLiveness(buf []byte, in *instance, active bool) []byte 
 	return appendSeconds(buf, r.wall(in.lastSeen()).UnixMicro())
 }
 
-func (r *Registry) appendHostEntry(buf []byte, in *instance, detail bool, now int64) []byte {
-	buf = append(buf, `{"host":`...)
+// writeHostEntry writes the /hosts entry that in stands for.
+func (r *Registry) writeHostEntry(s *chunker, in *instance, detail bool) bool {
+	buf := append(s.buf, `{"host":`...)
 	buf = appendString(buf, in.host)
 	buf = append(buf, `,"name":`...)
 	buf = appendString(buf, in.name)
@@ -250,11 +307,13 @@ func (r *Registry) appendHostEntry(buf []byte, in *instance, detail bool, now in
 	buf = append(buf, `,"version":`...)
 	buf = appendString(buf, in.version)
 	buf = append(buf, `,"tool_count":`...)
-	buf = strconv.AppendInt(buf, int64(in.toolCount()), 10)
+	s.buf = strconv.AppendInt(buf, int64(in.toolCount()), 10)
 	if detail {
-		buf = r.appendLiveness(buf, in, in.activeAt(now))
-		buf = appendOwner(buf, in)
-		buf = appendLabelsMember(buf, in)
+		s.buf = r.appendLiveness(s.buf, in, in.activeAt(s.now))
+		if !writeOwner(s, in) || !writeLabelsMember(s, in) {
+			return false
+		}
 	}
-	return append(buf, '}')
+	s.buf = append(s.buf, '}')
+	return true
 }

@@ -1,10 +1,10 @@
 // export.go writes the /hosts entries as session files for SSH clients:
-// SuperPuTTY's XML and MobaXterm's .mxtsessions.
+// SuperPuTTY's XML and MobaXterm's .mxtsessions, streamed a chunk at a time
+// as listings are.
 
 package registry
 
 import (
-	"bytes"
 	"encoding/xml"
 	"net/http"
 	"strings"
@@ -33,27 +33,16 @@ func (r *Registry) serveExport(w http.ResponseWriter, req *http.Request, content
 	}
 	q.f.Host, q.f.Name = "", ""
 	idx := r.block(req.Context(), topic{kind: topicAll}, q.w, func() uint64 { return r.v.index })
-	hosts, _, err := r.Hosts(req.Context(), q.f)
-	if err != nil {
-		r.writeError(w, err, "")
-		return
-	}
-	kept := hosts[:0]
-	for _, h := range hosts {
-		if f.fits(h.Host) && f.fits(h.Name) && !strings.ContainsAny(h.Host, " /") {
-			kept = append(kept, h)
-		}
-	}
-	if left := len(hosts) - len(kept); left > 0 {
-		r.log.Warn("export: entries left out, their host or name cannot be written in this format",
-			"format", f.name, "left_out", left, "written", len(kept))
-	}
-	var buf bytes.Buffer
-	f.write(&buf, kept, q.user)
 	w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
-	a := r.newAnswer(w, req, idx, contentType, 0)
-	a.buf = buf.Bytes()
-	a.finish(http.StatusOK)
+	var n exportCounts
+	r.serveShared(r.newAnswer(w, req, idx, contentType, 0), q.w.on, func(s *chunker) bool {
+		n = exportCounts{}
+		return r.list(s, func() cursorIndex { return exportIndex{r.hosts(q.f, false).(groupIndex), f, q.user, &n} }, "", "", f.frame)
+	})
+	if n.left > 0 {
+		r.log.Warn("export: entries left out, their host or name cannot be written in this format",
+			"format", f.name, "left_out", n.left, "written", n.written)
+	}
 }
 
 // An exportFormat is a session file format: what its fields may hold, and
@@ -61,13 +50,38 @@ func (r *Registry) serveExport(w http.ResponseWriter, req *http.Request, content
 type exportFormat struct {
 	name  string
 	fits  func(field string) bool // the field can be written without changing another
-	write func(buf *bytes.Buffer, hosts []Host, user string)
+	frame frame                   // what comes before, between and after the entries
+	entry func(buf []byte, host, name, user string) []byte
 }
 
 var (
-	superPuTTY = exportFormat{"superputty", xmlFits, writeSuperPuTTY}
-	mobaXterm  = exportFormat{"mobaxterm", mobaFits, writeMobaXterm}
+	superPuTTY = exportFormat{"superputty", xmlFits, frame{superPuTTYHead, "", "</ArrayOfSessionData>\n"}, appendSuperPuTTY}
+	mobaXterm  = exportFormat{"mobaxterm", mobaFits, frame{"[Bookmarks]\nSubRep=runspec\nImgNum=42\n\n", "", ""}, appendMobaXterm}
 )
+
+// exportCounts are the entries an export wrote and left out.
+type exportCounts struct{ written, left int }
+
+// exportIndex is the /hosts entries as an export writes them, each as an
+// entry of its format, or left out (and counted) if the format cannot hold
+// its host or name.
+type exportIndex struct {
+	groupIndex
+	format exportFormat
+	user   string
+	n      *exportCounts
+}
+
+func (x exportIndex) write(s *chunker, i int) bool {
+	in := x.groups[i].pick(x.f, s.now)
+	if !x.format.fits(in.host) || !x.format.fits(in.name) || strings.ContainsAny(in.host, " /") {
+		x.n.left++
+		return true
+	}
+	x.n.written++
+	s.buf = x.format.entry(s.buf, in.host, in.name, x.user)
+	return true
+}
 
 // xmlFits reports whether s is text that XML 1.0 can hold (control
 // characters are refused by the protocol's rules already) and holds no "/",
@@ -88,35 +102,59 @@ func mobaFits(s string) bool {
 	return !strings.ContainsAny(s, "#=[];%\r\n") && strings.TrimSpace(s) == s
 }
 
-// writeSuperPuTTY writes hosts as a SuperPuTTY sessions document.
-func writeSuperPuTTY(buf *bytes.Buffer, hosts []Host, user string) {
-	buf.WriteString(`<?xml version="1.0" encoding="utf-8"?>` + "\n")
-	buf.WriteString(`<ArrayOfSessionData xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.datacontract.org/2004/07/SuperPuTTY">` + "\n")
-	elem := func(name, text string) {
-		buf.WriteString("    <" + name + ">")
-		xml.EscapeText(buf, []byte(text))
-		buf.WriteString("</" + name + ">\n")
+const superPuTTYHead = `<?xml version="1.0" encoding="utf-8"?>` + "\n" +
+	`<ArrayOfSessionData xmlns:i="http://www.w3.org/2001/XMLSchema-instance" xmlns="http://schemas.datacontract.org/2004/07/SuperPuTTY">` + "\n"
+
+// appendSuperPuTTY appends the SessionData of an entry.
+func appendSuperPuTTY(buf []byte, host, name, user string) []byte {
+	elem := func(buf []byte, tag, text string) []byte {
+		buf = append(buf, "    <"...)
+		buf = append(buf, tag...)
+		buf = append(buf, '>')
+		buf = appendXMLText(buf, text)
+		buf = append(buf, "</"...)
+		buf = append(buf, tag...)
+		return append(buf, ">\n"...)
 	}
-	for _, h := range hosts {
-		buf.WriteString("  <SessionData>\n")
-		elem("Host", h.Host)
-		elem("Port", "22")
-		elem("Proto", "SSH")
-		elem("PuttySession", "Default Settings")
-		elem("SessionId", "runspec/"+h.Name+"/"+h.Host)
-		elem("SessionName", h.Name+" ("+h.Host+")")
-		elem("Username", user)
-		buf.WriteString("  </SessionData>\n")
-	}
-	buf.WriteString("</ArrayOfSessionData>\n")
+	buf = append(buf, "  <SessionData>\n"...)
+	buf = elem(buf, "Host", host)
+	buf = append(buf, "    <Port>22</Port>\n    <Proto>SSH</Proto>\n    <PuttySession>Default Settings</PuttySession>\n"...)
+	buf = elem(buf, "SessionId", "runspec/"+name+"/"+host)
+	buf = elem(buf, "SessionName", name+" ("+host+")")
+	buf = elem(buf, "Username", user)
+	return append(buf, "  </SessionData>\n"...)
 }
 
-// writeMobaXterm writes hosts as a MobaXterm .mxtsessions file.
-func writeMobaXterm(buf *bytes.Buffer, hosts []Host, user string) {
-	buf.WriteString("[Bookmarks]\nSubRep=runspec\nImgNum=42\n\n")
-	for _, h := range hosts {
-		buf.WriteString(h.Name + " (" + h.Host + ") =#109#0#" + h.Host + "#22#" + user + "##-1#0#0#0#1080##0#0#0#-1#0#0#0#0\n")
+// appendXMLText appends s escaped as xml.EscapeText escapes it.
+func appendXMLText(buf []byte, s string) []byte {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e || c == '"' || c == '&' || c == '\'' || c == '<' || c == '>' {
+			w := appender{buf}
+			xml.EscapeText(&w, []byte(s))
+			return w.b
+		}
 	}
+	return append(buf, s...)
+}
+
+// appender is an io.Writer that appends to b.
+type appender struct{ b []byte }
+
+func (a *appender) Write(p []byte) (int, error) {
+	a.b = append(a.b, p...)
+	return len(p), nil
+}
+
+// appendMobaXterm appends the bookmark line of an entry.
+func appendMobaXterm(buf []byte, host, name, user string) []byte {
+	buf = append(buf, name...)
+	buf = append(buf, " ("...)
+	buf = append(buf, host...)
+	buf = append(buf, ") =#109#0#"...)
+	buf = append(buf, host...)
+	buf = append(buf, "#22#"...)
+	buf = append(buf, user...)
+	return append(buf, "##-1#0#0#0#1080##0#0#0#-1#0#0#0#0\n"...)
 }
 
 func (r *Registry) handleSuperPuTTY(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {

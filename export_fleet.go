@@ -122,6 +122,5 @@ func (r *Registry) writeExport(w http.ResponseWriter, req *http.Request, idx uin
 		w.Header().Set("Content-Disposition", `attachment; filename="`+filename+`"`)
 	}
 	a := r.newAnswer(w, req, idx, contentType, 0)
-	a.buf = buf.Bytes()
-	a.finish(http.StatusOK)
+	a.whole(http.StatusOK, buf.Bytes())
 }

@@ -663,8 +663,14 @@ func (r *Registry) handleInstance(w http.ResponseWriter, req *http.Request, ps h
 		return
 	}
 	id := param(req, ps, "id")
-	r.serveOne(w, req, q, topic{topicInstance, id}, func() uint64 { return r.v.instanceIndex(r.shard(id), id) },
-		func(buf []byte) ([]byte, error) { return r.appendInstanceOf(buf, id, q.detail) }, "Instance not found")
+	r.serveOne(w, req, q, topic{topicInstance, id}, func() uint64 { return r.v.instanceIndex(r.shard(id), id) }, r.beats.Load(),
+		func(s *chunker) (bool, bool) {
+			in := r.lookup(id)
+			if in == nil {
+				return false, true
+			}
+			return true, r.writeInstance(s, in, q.detail)
+		}, "Instance not found")
 }
 
 func (r *Registry) handleListTools(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
@@ -685,16 +691,11 @@ func (r *Registry) handleTool(w http.ResponseWriter, req *http.Request, ps httpr
 	}
 	name := param(req, ps, "name")
 	idx := r.block(req.Context(), topic{topicTool, name}, q.w, func() uint64 { return r.v.toolIndex(name) })
-	e, err := r.toolAnswer(name, q.f, q.detail)
-	if err != nil {
-		a := r.newAnswer(w, req, idx, "application/json", 0)
-		a.buf = []byte(`{"detail":"Tool not found"}`)
-		a.finish(http.StatusNotFound)
+	a := r.newAnswer(w, req, idx, "application/json", r.beatsIf(q.detail))
+	if a.unchanged() {
 		return
 	}
-	a := r.newAnswer(w, req, e.index, "application/json", 0)
-	a.buf, a.etag = e.body, e.etag
-	a.finish(http.StatusOK)
+	r.serveTool(a, name, q.f, q.detail)
 }
 
 func (r *Registry) handleHosts(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {

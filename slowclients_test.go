@@ -2,8 +2,10 @@
 // perClientBound of the server's memory each, whatever the answer's size,
 // dropped WriteTimeout after the server's last write to them went through, with
 // their memory freed; that a client reading slowly but steadily still gets
-// its whole answer; and that slow request bodies are cut at BodyTimeout
-// (408). Checks that fail today are skipped with knownBug, naming the bug.
+// its whole answer; that what shared answers hold for blocking queries that
+// never read is bounded in all; and that slow request bodies are cut at
+// BodyTimeout (408). Checks that fail are skipped with knownBug, naming
+// the bug.
 
 package registry_test
 
@@ -25,23 +27,6 @@ import (
 // perClientBound is the most server memory a connected client that never
 // reads may cost.
 const perClientBound = 256 * kib
-
-// Known misses of perClientBound and of the slow-reader guarantee.
-const (
-	bugETagBuffer = "a listing buffers its first 1 MiB (respond.go bufferLimit, for a strong ETag) and writes it " +
-		"in one Write; when the client does not read, that Write blocks and pins the buffer until WriteTimeout " +
-		"(≈1.3 MiB per connection, 5× the 256 KiB target). On loopback the kernel's autotuned send buffer " +
-		"takes the whole megabyte and hides it; a remote client's window does not"
-	bugBigItem = "listings are cut into chunks only between items (list.go): one item larger than chunkSize " +
-		"(a grouped tool offered on 30,000 hosts is 2.3 MB) is encoded whole into the chunk buffer and written " +
-		"in one Write, so each connection holds the whole item, twice over (≈4.5 MiB per client that never reads)"
-	bugUncachedLookup = "a GET /tools/{name} answer over maxCacheBytes/4 (4 MiB; a tool on 30,000 hosts with " +
-		"?detail=true is 4.7 MB) is not cached: each request encodes its own copy and holds it while its one " +
-		"Write blocks (≈4.6 MiB per client that never reads)"
-	bugWholeExport = "exports build the whole file in a bytes.Buffer per request (export.go serveExport) and " +
-		"write it in one Write: each client that never reads pins the whole export (≈12 MiB for an 8 MB " +
-		"SuperPuTTY file, ≈4 MiB for a 2 MB MobaXterm file)"
-)
 
 // silentCase is an answer that many clients request and never read.
 type silentCase struct {
@@ -92,8 +77,8 @@ func TestNeverReadingListings(t *testing.T) {
 	runSilentCases(t, recordsFleet, silentClients(), []silentCase{
 		{name: "instances, kernel buffers", target: "/instances"},
 		{name: "page of 100000, kernel buffers", target: "/instances?limit=100000"},
-		{name: "instances, 16 KiB send buffer", target: "/instances", sndBuf: 16 * kib, bug: bugETagBuffer},
-		{name: "page of 100000, 16 KiB send buffer", target: "/instances?limit=100000", sndBuf: 16 * kib, bug: bugETagBuffer},
+		{name: "instances, 16 KiB send buffer", target: "/instances", sndBuf: 16 * kib},
+		{name: "page of 100000, 16 KiB send buffer", target: "/instances?limit=100000", sndBuf: 16 * kib},
 	})
 }
 
@@ -104,12 +89,12 @@ func TestNeverReadingListings(t *testing.T) {
 func TestNeverReadingWideAnswers(t *testing.T) {
 	runSilentCases(t, wideFleet, silentClients()/2, []silentCase{
 		{name: "cached lookup", target: "/tools/deploy", sndBuf: 16 * kib},
-		{name: "lookup too large for the cache", target: "/tools/deploy?detail=true", sndBuf: 16 * kib, bug: bugUncachedLookup},
-		{name: "hosts", target: "/hosts", sndBuf: 16 * kib, bug: bugETagBuffer},
-		{name: "one huge item", target: "/tools?active=false", sndBuf: 16 * kib, bug: bugBigItem},
-		{name: "superputty", target: "/export/superputty", sndBuf: 16 * kib, bug: bugWholeExport},
-		{name: "superputty, kernel buffers", target: "/export/superputty", bug: bugWholeExport},
-		{name: "mobaxterm", target: "/export/mobaxterm", sndBuf: 16 * kib, bug: bugWholeExport},
+		{name: "lookup too large for the cache", target: "/tools/deploy?detail=true", sndBuf: 16 * kib},
+		{name: "hosts", target: "/hosts", sndBuf: 16 * kib},
+		{name: "one huge item", target: "/tools?active=false", sndBuf: 16 * kib},
+		{name: "superputty", target: "/export/superputty", sndBuf: 16 * kib},
+		{name: "superputty, kernel buffers", target: "/export/superputty"},
+		{name: "mobaxterm", target: "/export/mobaxterm", sndBuf: 16 * kib},
 	})
 }
 
@@ -179,6 +164,72 @@ func holdSilent(t *testing.T, lb *loopback, n int, c silentCase) ([]net.Conn, in
 	return conns, per
 }
 
+// maxSharedHeld is the most that the answers shared among blocking queries
+// may hold in all (flights.go, maxFlightBytes), however many clients read
+// them.
+const maxSharedHeld = 32 * mib
+
+// TestNeverReadingWaiters: blocking queries that never read, woken by one
+// change. With the same query they share one encoding: each costs at most
+// perClientBound beyond it. With a query each, which defeats the sharing,
+// the encodings they keep count against a budget: together at most
+// maxSharedHeld beyond perClientBound each, where one kept per client
+// would be 20 × 2.7 MB.
+func TestNeverReadingWaiters(t *testing.T) {
+	lb := wideFleet(t, registry.Options{WriteTimeout: time.Minute}, 16*kib)
+	n := silentClients()
+	for _, shared := range []bool{true, false} {
+		name := "same query"
+		if !shared {
+			name = "a query each"
+		}
+		t.Run(name, func(t *testing.T) {
+			size := int64(answerSize(t, lb.reg, "/hosts"))
+			idx := registryIndex(t, lb.reg, "/hosts")
+			base := liveBytes()
+			started, finished := lb.started.Load(), lb.finished.Load()
+			conns := make([]net.Conn, n)
+			for i := range conns {
+				target := fmt.Sprintf("/hosts?index=%d&wait=1m", idx)
+				if !shared {
+					target += fmt.Sprintf("&client=%d", i)
+				}
+				conns[i] = dialSilent(t, lb.addr, getRequest(target))
+			}
+			pollUntil(t, 10*time.Second, "the waiters to park", func() bool {
+				return lb.started.Load() == started+int64(n) && goroutinesIn("registry.(*Registry).block") == n
+			})
+			if err := lb.reg.Register(t.Context(), registry.Registration{ID: "wake-" + name, Name: "app", Version: "1", Host: "wake-" + strings.ReplaceAll(name, " ", "-")}); err != nil {
+				t.Fatal(err)
+			}
+			pollUntil(t, 30*time.Second, "every woken waiter to block on its write", func() bool {
+				return goroutinesIn("registry.(*Registry).block") == 0 && lb.idleFor() > 200*time.Millisecond
+			})
+			held := liveBytes() - base
+			if got := lb.finished.Load() - finished; got != 0 {
+				t.Fatalf("%d of %d requests ended before the measurement: the answer does not block the server", got, n)
+			}
+			t.Logf("%d blocking queries of GET /hosts (%d bytes), %s, that never read hold %d KiB in all (%d KiB each)",
+				n, size, name, held/kib, held/int64(n)/kib)
+			limit := int64(n) * perClientBound
+			if shared {
+				limit += size
+			} else {
+				limit += maxSharedHeld
+			}
+			if held > limit {
+				t.Errorf("they hold %d KiB, want at most %d KiB", held/kib, limit/kib)
+			}
+			for _, c := range conns {
+				c.Close()
+			}
+			pollUntil(t, 10*time.Second, "the requests of closed clients to end", func() bool {
+				return lb.finished.Load() == finished+int64(n)
+			})
+		})
+	}
+}
+
 // TestNeverReadingDropped: a client that stops reading is dropped
 // WriteTimeout after the server's last write to it that went through (not
 // before: each write moves the deadline), its connection is closed, and its
@@ -235,7 +286,7 @@ func TestNeverReadingDropped(t *testing.T) {
 // it, since each write moves the deadline forward (Options.WriteTimeout).
 // The reader takes 32 KiB every 50 ms (at most 640 KiB/s), through a 16 KiB
 // send buffer; WriteTimeout is 500 ms: one write of more than ~300 KiB
-// cannot complete in time, a chunk of 64 KiB or a batch of 256 events can.
+// cannot complete in time, a write of 32 KiB or a batch of 256 events can.
 func TestSlowReaderGetsWholeAnswer(t *testing.T) {
 	const wt = 500 * time.Millisecond
 	lb := serveLoopback(t, registry.Options{WriteTimeout: wt}, 16*kib)
@@ -253,9 +304,9 @@ func TestSlowReaderGetsWholeAnswer(t *testing.T) {
 		bug    string
 	}{
 		{"event replay", evStart, ""},
-		{"instances", "/instances", bugSlowFirstWrite},
-		{"lookup", "/tools/deploy?detail=true", bugSlowSingleWrite},
-		{"superputty", "/export/superputty", bugSlowSingleWrite},
+		{"instances", "/instances", ""},
+		{"lookup", "/tools/deploy?detail=true", ""},
+		{"superputty", "/export/superputty", ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -280,17 +331,6 @@ func TestSlowReaderGetsWholeAnswer(t *testing.T) {
 		})
 	}
 }
-
-// Known misses of the slow-reader guarantee.
-const (
-	bugSlowFirstWrite = "a listing's first 1 MiB goes out in one Write under one deadline (respond.go emit): " +
-		"a client reading steadily but slower than 1 MiB per WriteTimeout (~105 KB/s with the default 10 s) " +
-		"is cut from every listing over 1 MiB"
-	bugSlowSingleWrite = "buffered answers (every answer up to 1 MiB, GET /tools/{name} of any size, the " +
-		"exports) go out in one Write under one deadline (respond.go finish): a client reading steadily but " +
-		"slower than size/WriteTimeout is cut (a 2 MB lookup needs 200 KB/s with the default 10 s; a 300 KB " +
-		"listing read at 8 KiB/s is cut after 12 s)"
-)
 
 // replayEvents is how many events the slow reader of /events replays.
 const replayEvents = 4000
