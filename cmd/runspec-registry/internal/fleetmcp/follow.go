@@ -39,7 +39,7 @@ const (
 type pending struct {
 	mu     sync.Mutex
 	events []registry.Event
-	last   uint64 // the index of the last event added
+	last   uint64 // the index of the last event added (a reset may lower it: another registry)
 	reset  bool   // list again: a listing shows what the events held would
 	kick   chan struct{}
 }
@@ -47,7 +47,7 @@ type pending struct {
 // add adds an event of the stream and wakes the follower.
 func (p *pending) add(e registry.Event) {
 	p.mu.Lock()
-	p.last = max(p.last, e.Index)
+	p.last = e.Index
 	switch {
 	case e.Kind == registry.EventReset || len(p.events) >= maxPending:
 		p.events, p.reset = nil, true
@@ -59,6 +59,14 @@ func (p *pending) add(e registry.Event) {
 	case p.kick <- struct{}{}:
 	default: // a kick is pending: it takes this event too
 	}
+}
+
+// retry asks for a listing again, one having failed: the loop tries it
+// after a back-off.
+func (p *pending) retry() {
+	p.mu.Lock()
+	p.events, p.reset = nil, true
+	p.mu.Unlock()
 }
 
 // take returns and forgets what was added.
@@ -151,7 +159,7 @@ func (fw *follower) step(ctx context.Context) error {
 	events, last, reset := fw.pend.take()
 	if reset {
 		if err := fw.relist(ctx, last); err != nil {
-			fw.pend.add(registry.Event{Kind: registry.EventReset, Index: last})
+			fw.pend.retry()
 			return err
 		}
 		return nil
@@ -166,7 +174,7 @@ func (fw *follower) step(ctx context.Context) error {
 	// Reading every record costs about what one listing does.
 	if len(fw.unread) > max(relistMin, len(fw.fleet.ranks)/2) {
 		if err := fw.relist(ctx, last); err != nil {
-			fw.pend.add(registry.Event{Kind: registry.EventReset, Index: last})
+			fw.pend.retry()
 			return err
 		}
 		return nil

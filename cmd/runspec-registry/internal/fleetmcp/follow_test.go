@@ -438,3 +438,41 @@ func TestFollowRegistrationOrder(t *testing.T) {
 		}
 	}
 }
+
+// noEvents is a registry without a change stream, as the v1 reference:
+// GET /events is a 404.
+type noEvents struct{ *client.Client }
+
+func (noEvents) Events(ctx context.Context, _ uint64) iter.Seq2[registry.Event, error] {
+	return func(yield func(registry.Event, error) bool) {
+		for ctx.Err() == nil {
+			if !yield(registry.Event{}, &client.APIError{Request: "GET /events", StatusCode: http.StatusNotFound, Detail: "Not Found"}) {
+				return
+			}
+			select {
+			case <-ctx.Done():
+			case <-time.After(5 * time.Millisecond): // the client's back-off
+			}
+		}
+	}
+}
+
+// TestFollowWithoutEvents: against a registry without a change stream,
+// the server lists again at each retry of the stream.
+func TestFollowWithoutEvents(t *testing.T) {
+	l := newLiveRegistry(t)
+	cl, err := client.New(l.srv.URL, client.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cl.CloseIdleConnections)
+	f, stop := startFollower(t, noEvents{cl}, fleetmcp.View{})
+	defer stop()
+	ctx := context.Background()
+	l.current().Register(ctx, registry.Registration{ID: "a1", Name: "ops", Version: "1", Host: "web-1"})
+	l.current().UpdateTools(ctx, "a1", []json.RawMessage{json.RawMessage(`{"name":"deploy","x-command":"/bin/deploy"}`)})
+	f.wait(l.index())
+	if _, cat := f.srv.Catalog(); cat["deploy"].Runspec != "deploy" {
+		t.Errorf("catalog %v, want deploy", cat)
+	}
+}
