@@ -57,8 +57,11 @@ func (r *Registry) Instance(ctx context.Context, id string) (Instance, Meta, err
 	meta, _ := r.meta(ctx, topic{topicInstance, id}, Filter{}, func() uint64 { return r.v.instanceIndex(r.shard(id), id) })
 	// Looked up under the lock: an instance found before it and replaced
 	// (a re-registration) while waiting for it would show as inactive.
+	// Its index too: a write between the wait and this read is both shown
+	// and counted.
 	r.mu.RLock()
 	defer r.mu.RUnlock()
+	meta.Index = r.v.instanceIndex(r.shard(id), id)
 	in := r.lookup(id)
 	if in == nil {
 		return Instance{}, meta, fmt.Errorf("instance %q: %w", id, ErrNotFound)
@@ -104,6 +107,7 @@ func (r *Registry) Tool(ctx context.Context, name string, f Filter) (Tool, Meta,
 		return Tool{}, meta, err
 	}
 	r.mu.RLock()
+	meta.Index = r.v.toolIndex(name) // as Instance does
 	t, ok := r.toolValue(r.tools(f, false).(toolIndex).members(name), f, r.clock())
 	r.mu.RUnlock()
 	if !ok {

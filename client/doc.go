@@ -66,4 +66,27 @@
 // goroutine. Against a registry without blocking queries (the v1 reference
 // answers at once, without X-Registry-Index) a watch still works: it polls,
 // with the back-off between polls growing up to Options.MaxBackoff.
+//
+// # Change stream
+//
+// A watch reads its whole answer again at each change: at fleet scale,
+// keep a copy instead. InstancePages lists the records once, page by
+// page, with the change index of the first page; Events then yields each
+// change after that index (an instance registered, posted tools, went
+// active or inactive, was deregistered or deleted), naming the instance
+// it is about, so that only that record needs reading again:
+//
+//	for e, err := range c.Events(ctx, index) {
+//		if err != nil {
+//			continue // the stream is opened again by itself, resuming
+//		}
+//		if e.Kind == registry.EventReset {
+//			// the registry no longer holds the changes: list again
+//		}
+//	}
+//
+// A broken stream is opened again after the last event it yielded, so
+// that nothing is lost or repeated; when the registry cannot resume it
+// (its ring of recent changes moved on, it restarted) the stream yields a
+// reset, after which the program lists again.
 package client

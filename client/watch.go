@@ -66,6 +66,13 @@ type ToolsUpdate struct {
 // Answers are not queued: a slow consumer gets the latest state at its next
 // iteration, not every intermediate one.
 //
+// Only answers whose body changed are yielded, so wait for a state through
+// a watch, never for an Index: an answer of GET /tools can show a write
+// made after the index it reports (a listing is read in chunks after its
+// index is taken), and the answer that then carries the write's index
+// shows the same body and is not yielded. Events yields every change with
+// its index.
+//
 // A registry restart is survived: after a failed request the next read does
 // not block, and a change index lower than the last one (a restarted
 // registry counts from a new start) is taken as the new index.

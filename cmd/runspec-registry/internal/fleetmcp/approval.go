@@ -147,7 +147,7 @@ func (s *Server) approvalRequest(e *entry, p *run.Plan, runAs string) *mcp.CallT
 	msg := fmt.Sprintf("Approve a run of %s (x-autonomy: confirm)?\n\nHost: %s\nRuns as: %s\nCommand on %s:\n%s\n\n"+
 		"It runs with the SSH credentials of the person who started this MCP server. "+
 		"Tick the box and accept to run it; decline to refuse.",
-		e.tool.Name, p.Host, runAs, p.Host, p.Command)
+		e.runspec, p.Host, runAs, p.Host, p.Command)
 	return &mcp.CallToolResult{
 		InputRequests: mcp.InputRequestMap{approvalID: &mcp.ElicitParams{Mode: "form", Message: msg, RequestedSchema: approvalSchema}},
 		RequestState:  s.approvals.issue(e.name, p),

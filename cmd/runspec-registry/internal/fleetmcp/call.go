@@ -42,7 +42,8 @@ func (s *Server) call(ctx context.Context, req *mcp.CallToolRequest, name string
 		}
 		host = e.hosts[0]
 	}
-	h, err := run.Select(e.tool, host, "")
+	tool := e.tool()
+	h, err := run.Select(tool, host, "")
 	if err != nil {
 		return errorResult("%s", runMessage(err))
 	}
@@ -50,7 +51,7 @@ func (s *Server) call(ctx context.Context, req *mcp.CallToolRequest, name string
 	if err != nil {
 		return errorResult("%s", runMessage(err))
 	}
-	plan, err := s.opts.Runner.Plan(run.Call{Tool: e.tool, Host: h, Args: args, Schema: schema})
+	plan, err := s.opts.Runner.Plan(run.Call{Tool: tool, Host: h, Args: args, Schema: schema})
 	if err != nil {
 		return errorResult("%s", runMessage(err))
 	}
@@ -66,7 +67,7 @@ func (s *Server) call(ctx context.Context, req *mcp.CallToolRequest, name string
 		p := req.Params
 		if p.RequestState != "" || len(p.InputResponses) > 0 {
 			if err := s.approved(p, name, plan); err != nil {
-				s.log.Info("mcp call not approved", "tool", e.tool.Name, "host", host, "reason", err)
+				s.log.Info("mcp call not approved", "tool", e.runspec, "host", host, "reason", err)
 				return errorResult("Not run: %v. %s on %s needs a person's approval (x-autonomy: confirm).", err, name, host)
 			}
 			break
@@ -102,7 +103,7 @@ func (s *Server) currentAutonomy(ctx context.Context, e *entry, h registry.ToolH
 	}
 	for _, raw := range rec.Tools {
 		name, m, ok := readToolMeta(raw)
-		if !ok || name != e.tool.Name {
+		if !ok || name != e.runspec {
 			continue
 		}
 		want := [4]registry.ExecField{h.Command, h.RunAs, h.BecomeMethod, h.BecomeFlags}

@@ -122,12 +122,12 @@ func TestListChangedAtMostOncePerInterval(t *testing.T) {
 	}
 }
 
-// TestClientWatch runs the server on the Go client's watch of GET /tools
-// (blocking queries over HTTP), as the command does: registrations,
-// expiries and deregistrations reach the listing.
-func TestClientWatch(t *testing.T) {
+// TestFollowsRegistry: registrations, expiries and deregistrations reach
+// the listing through the change stream, each as the update that applies
+// it.
+func TestFollowsRegistry(t *testing.T) {
 	updates := make(chan fleetmcp.Update, 100)
-	f := newFixtureWatch(t, fleetmcp.Options{OnUpdate: func(u fleetmcp.Update) { updates <- u }}, true)
+	f := newFixture(t, fleetmcp.Options{OnUpdate: func(u fleetmcp.Update) { updates <- u }})
 	s := f.connect(clientConfig{})
 	waitFor := func(what string, ok func(fleetmcp.Update) bool) {
 		t.Helper()

@@ -9,23 +9,31 @@
 //
 // # The catalog
 //
-// Run follows the registry with the Go client's watch (blocking queries)
-// and keeps a catalog: one MCP tool per distinct tool name that the
-// active instances in the View offer, in name order, paginated with the
-// SDK's cursors. A tool's MCP name is its runspec name when that matches
+// Run lists the registry's records once (GET /instances, in pages), then
+// follows its change stream (GET /events) from the listing's index, and
+// keeps a catalog: one MCP tool per distinct tool name that the active
+// instances in the View offer, in name order, paginated with the SDK's
+// cursors. A change reads again only the record it names, and only when
+// its tools may have changed (a post, a revival): an expiry, a
+// deregistration or a registration needs no read. A burst of changes is
+// applied as one batch, each record read once; a burst that names most
+// of the fleet, or a reset of the stream (its ring moved on, the registry
+// restarted), is one new listing. Only the entries of the tool names a
+// batch touched are built again. A tool's MCP name is its runspec name when that matches
 // ^[a-zA-Z0-9_-]{1,64}$, else an alias made from that name alone (Alias),
 // so that it is stable whatever other tools come and go. Its description
 // is the tool's own, followed by where it runs; its inputSchema is the
 // tool's own plus a runspec_host property whose enum is the active hosts
-// that offer it. Each tool's x-autonomy, title and annotations are read
-// from the instance records (GET /instances/{id}), which keep the tool
-// objects as the agents posted them.
+// that offer it. The description and inputSchema are those of the
+// instance that registered first, as the registry groups tools. The
+// records keep the tool objects as the agents posted them, x-autonomy,
+// title and annotations included.
 //
 // When the listing changes (tools, their hosts, schemas, descriptions or
 // autonomy), the SDK sends notifications/tools/list_changed; changes are
-// applied at most once per Options.NotifyInterval (a second), and an
-// answer of the registry that changes nothing in the listing (a
-// heartbeat, an execution field) sends nothing.
+// applied at most once per Options.NotifyInterval (a second), and a
+// change of the registry that changes nothing in the listing (an
+// execution field) sends nothing; heartbeats are not changes at all.
 //
 // # Autonomy
 //

@@ -10,7 +10,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"iter"
 	"net/http/httptest"
 	"slices"
 	"sync"
@@ -98,49 +97,10 @@ type fixture struct {
 	updates []fleetmcp.Update
 }
 
-// regSource is the Source of most tests: the registry's records through
-// its HTTP API and the Go client, and its tools watched through the Go
-// API, which yields every answer with its index. (The Go client's watch
-// yields only answers whose body changed; an answer can hold writes newer
-// than its index, so waiting for an index through it can wait forever.
-// TestClientWatch runs the client's watch.)
-type regSource struct {
-	*client.Client
-	reg *registry.Registry
-}
-
-func (s regSource) WatchTools(ctx context.Context) iter.Seq2[client.ToolsUpdate, error] {
-	return func(yield func(client.ToolsUpdate, error) bool) {
-		var index uint64
-		for ctx.Err() == nil {
-			tools, meta, err := s.reg.Tools(ctx, registry.Filter{ActiveOnly: true, AfterIndex: index})
-			if ctx.Err() != nil {
-				return
-			}
-			if err != nil {
-				if !yield(client.ToolsUpdate{}, err) {
-					return
-				}
-				continue
-			}
-			index = meta.Index
-			if !yield(client.ToolsUpdate{Tools: tools, Index: meta.Index}, nil) {
-				return
-			}
-		}
-	}
-}
-
 // newFixture starts a registry and the server with opts (Source and
-// Runner are the fixture's; NotifyInterval defaults to 1ms here).
+// Runner are the fixture's: the Go client over HTTP, and fakeRun;
+// NotifyInterval defaults to 1ms here).
 func newFixture(t *testing.T, opts fleetmcp.Options) *fixture {
-	t.Helper()
-	return newFixtureWatch(t, opts, false)
-}
-
-// newFixtureWatch is newFixture, watching through the Go client's
-// WatchTools if httpWatch; then sync cannot be used.
-func newFixtureWatch(t *testing.T, opts fleetmcp.Options, httpWatch bool) *fixture {
 	t.Helper()
 	f := &fixture{t: t, clock: &clock{now: time.Date(2026, 7, 28, 12, 0, 0, 0, time.UTC)}}
 	f.cond = sync.NewCond(&f.mu)
@@ -159,10 +119,7 @@ func newFixtureWatch(t *testing.T, opts fleetmcp.Options, httpWatch bool) *fixtu
 		t.Fatal(err)
 	}
 	f.run = &fakeRun{r: r}
-	opts.Source, opts.Runner = regSource{f.src, reg}, f.run
-	if httpWatch {
-		opts.Source = f.src
-	}
+	opts.Source, opts.Runner = f.src, f.run
 	if opts.NotifyInterval == 0 {
 		opts.NotifyInterval = time.Millisecond
 	}

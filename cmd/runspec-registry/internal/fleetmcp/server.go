@@ -1,7 +1,7 @@
 // server.go defines the Server, its Options and its life: Run follows the
-// registry, builds a catalog per answer and applies the listing's changes
-// to the SDK's server, at most once per NotifyInterval, which then sends
-// notifications/tools/list_changed.
+// registry (follow.go), keeps the catalog of its tools and applies the
+// listing's changes to the SDK's server, at most once per NotifyInterval,
+// which then sends notifications/tools/list_changed.
 
 package fleetmcp
 
@@ -32,13 +32,15 @@ const (
 // Source is where the fleet comes from: a *client.Client of the registry.
 // Implementations must be safe for concurrent use.
 type Source interface {
-	// WatchTools yields the tools of the active instances, grouped by
-	// name, with detailed entries, then each change (client.Client.WatchTools).
-	WatchTools(ctx context.Context) iter.Seq2[client.ToolsUpdate, error]
+	// InstancePages lists the records that f selects, in registration
+	// order, page by page, each with its change index
+	// (client.Client.InstancePages).
+	InstancePages(ctx context.Context, f client.Filter, limit int) iter.Seq2[client.InstancePage, error]
+	// Events yields each change after an index, and resets
+	// (client.Client.Events).
+	Events(ctx context.Context, after uint64) iter.Seq2[registry.Event, error]
 	// Instance returns the record of one instance, with its tool objects.
 	Instance(ctx context.Context, id string) (registry.Instance, error)
-	// Instances returns the active records that f selects.
-	Instances(ctx context.Context, f client.Filter) ([]registry.Instance, error)
 }
 
 var _ Source = (*client.Client)(nil)
@@ -97,15 +99,16 @@ type Options struct {
 	// Now returns the current time, for approval expiry. If nil, defaults
 	// to time.Now.
 	Now func() time.Time
-	// OnUpdate, if not nil, is called each time a catalog (built from an
-	// answer of the registry) has been applied to the listing, also when
-	// nothing listed changed, from a goroutine of Run.
+	// OnUpdate, if not nil, is called each time a catalog (a listing of
+	// the registry, or a batch of its changes) has been applied to the
+	// listing, also when nothing listed changed, from a goroutine of Run.
 	OnUpdate func(Update)
 }
 
 // Update describes a catalog applied to the listing.
 type Update struct {
-	// Index is the registry's change index of the answer it was built from.
+	// Index is the registry's change index that the catalog shows: every
+	// change up to it is applied.
 	Index uint64
 	// Tools is the number of MCP tools listed.
 	Tools int
@@ -123,7 +126,7 @@ type Server struct {
 	mcp       *mcp.Server
 	approvals *approvals
 
-	cat   atomic.Pointer[catalog] // the latest catalog, for calls
+	cat   atomic.Pointer[catalog] // the latest catalog, for calls and the applier
 	kick  chan struct{}           // a new catalog to apply
 	ready chan struct{}           // closed once the first catalog is applied
 	once  sync.Once
@@ -197,37 +200,18 @@ func New(o Options) (*Server, error) {
 // the SDK with a StdioTransport, Connect with an in-memory one).
 func (s *Server) MCP() *mcp.Server { return s.mcp }
 
-// Ready is closed once the first answer of the registry is listed.
+// Ready is closed once the first listing of the registry is listed.
 func (s *Server) Ready() <-chan struct{} { return s.ready }
 
 // Run follows the registry and keeps the listing up to date until ctx
-// ends; it returns ctx's error. Errors of the registry are logged and the
-// watch retries by itself, the listing staying as it was.
+// ends; it returns ctx's error. Errors of the registry are logged and
+// retried, the listing staying as it was.
 func (s *Server) Run(ctx context.Context) error {
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
 	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		s.applyLoop(ctx)
-	}()
-	defer wg.Wait()
-
-	meta := newMetaCache()
-	for u, err := range s.opts.Source.WatchTools(ctx) {
-		if err != nil {
-			s.log.Warn("registry watch failed; the listing stays as it was", "err", err)
-			continue
-		}
-		fps := fingerprints(u.Tools, s.opts.View)
-		meta.refresh(ctx, s.opts.Source, s.opts.View, fps, s.log)
-		s.cat.Store(buildCatalog(u.Index, u.Tools, s.cat.Load(), meta, s.opts.View, s.opts.MaxAutonomy, s.log))
-		select {
-		case s.kick <- struct{}{}:
-		default: // a kick is pending: it will apply the latest catalog
-		}
-	}
+	defer func() { cancel(); wg.Wait() }()
+	wg.Go(func() { s.applyLoop(ctx) })
+	newFollower(s).follow(ctx, &wg)
 	return ctx.Err()
 }
 
@@ -274,7 +258,7 @@ func (s *Server) apply(c *catalog) Update {
 			continue
 		}
 		if err := s.addTool(e); err != nil {
-			s.log.Warn("tool not offered over MCP: the SDK refuses it", "tool", e.tool.Name, "err", err)
+			s.log.Warn("tool not offered over MCP: the SDK refuses it", "tool", e.runspec, "err", err)
 			if _, ok := s.applied[name]; ok {
 				s.mcp.RemoveTools(name)
 				delete(s.applied, name)

@@ -9,8 +9,6 @@ import (
 	"path"
 	"slices"
 	"strings"
-
-	registry "github.com/runspec/registry"
 )
 
 // View narrows the fleet that the server offers. The zero View offers
@@ -69,13 +67,14 @@ func (v View) tool(name string) bool {
 	return false
 }
 
-// host reports whether the view keeps an entry of a grouped tool.
-func (v View) host(h registry.ToolHost) bool {
-	if !h.Active || (v.Agent != "" && h.Name != v.Agent) {
+// keeps reports whether the view keeps the instances of an agent name
+// with these labels.
+func (v View) keeps(agent string, labels map[string]string) bool {
+	if v.Agent != "" && agent != v.Agent {
 		return false
 	}
 	for k, want := range v.Labels {
-		if got, ok := h.Labels[k]; !ok || got != want {
+		if got, ok := labels[k]; !ok || got != want {
 			return false
 		}
 	}
