@@ -64,7 +64,7 @@ func main() {
 var errUsage = errors.New("usage error")
 
 // allScenarios are the scenarios in the order they run.
-var allScenarios = []string{"register", "heartbeat", "lookup", "list", "mixed"}
+var allScenarios = []string{"register", "heartbeat", "lookup", "list", "mixed", "soak"}
 
 // config is the parsed command line.
 type config struct {
@@ -80,6 +80,7 @@ type config struct {
 	json              bool
 	trivial           string
 	seed              uint64
+	soak              *soakOptions // soak.go
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -101,6 +102,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.StringVar(&c.trivial, "trivial", "", "run the trivial reference server on `ADDR` instead of loading")
 	fs.StringVar(&c.compare, "compare", "", "also run heartbeat against this `URL` and print the ratio")
 	fs.Uint64Var(&c.seed, "seed", 1, "random seed (fleet, instance ids, request sequence)")
+	c.soak = soakFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -348,6 +350,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			}
 			rp.add(r, false)
 			rp.add(newResult("mixed-lookup", c.url, c.clients, lk), false)
+		case "soak":
+			if err := runSoak(ctx, c, fleet, rp); err != nil {
+				return err
+			}
 		}
 		if err := interrupted(); err != nil {
 			return err
