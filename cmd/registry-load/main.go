@@ -77,7 +77,7 @@ func main() {
 var errUsage = errors.New("usage error")
 
 // allScenarios are the scenarios in the order they run.
-var allScenarios = []string{"register", "heartbeat", "lookup", "list", "mixed", "watchers", "silent"}
+var allScenarios = []string{"register", "heartbeat", "lookup", "list", "mixed", "watchers", "silent", "soak"}
 
 // defaultScenarios run when -scenarios is not given.
 var defaultScenarios = allScenarios[:5]
@@ -106,6 +106,8 @@ type config struct {
 	silentConns                                       int
 	silentTarget                                      string
 	silentHold                                        time.Duration
+
+	soak *soakOptions // soak.go
 }
 
 func parseFlags(args []string, stderr io.Writer) (config, error) {
@@ -122,7 +124,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.readClients, "read-clients", 32, "concurrent workers for lookup")
 	fs.IntVar(&c.registerClients, "register-clients", 32, "concurrent workers for register")
 	fs.IntVar(&c.pid, "pid", 0, "server `PID` whose VmRSS/VmHWM to report after each scenario (Linux)")
-	scen := fs.String("scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios to run (also: watchers, silent)")
+	scen := fs.String("scenarios", strings.Join(defaultScenarios, ","), "comma-separated scenarios to run (also: watchers, silent, soak)")
 	fs.BoolVar(&c.json, "json", false, "also print the results as JSON lines")
 	fs.StringVar(&c.trivial, "trivial", "", "run the trivial reference server on `ADDR` instead of loading")
 	fs.StringVar(&c.profiled, "profiled", "", "run the registry with a CPU profile (profiled.go) on `ADDR` instead of loading")
@@ -139,6 +141,7 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.silentConns, "silent-conns", 100, "silent: connections that never read")
 	fs.StringVar(&c.silentTarget, "silent-target", "/instances?limit=100000", "silent: the `PATH` they request")
 	fs.DurationVar(&c.silentHold, "silent-hold", 15*time.Second, "silent: how long they stay (more than the server's write timeout)")
+	c.soak = soakFlags(fs)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return c, err
@@ -415,6 +418,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 			watchersScenario(ctx, c, tgt, fleet, rp)
 		case "silent":
 			silentScenario(ctx, c, tgt, rp)
+		case "soak":
+			if err := runSoak(ctx, c, fleet, rp); err != nil {
+				return err
+			}
 		}
 		if err := interrupted(); err != nil {
 			return err
