@@ -155,9 +155,10 @@ func (c *soakCounts) errorCount() int64 {
 // soakEnv is what the soak knows of the server beyond its URL.
 type soakEnv struct {
 	pid int // 0: not sampled
-	// runtime samples the server's Go runtime, when it runs in this process
-	// (the tests); nil otherwise: the binary has no runtime endpoint.
-	runtime func() (goroutines int, heapLive uint64)
+	// runtime samples the server's Go runtime: in this process (the
+	// tests), or from the binary's /metrics (metricsRuntime). A figure it
+	// cannot read is -1.
+	runtime func() (goroutines, heap int64)
 }
 
 // soak is one run of the soak scenario.
@@ -723,6 +724,7 @@ func sleep(ctx context.Context, d time.Duration) {
 func runSoak(ctx context.Context, c config, fleet *Fleet, rp *reporter) error {
 	s := &soak{opts: *c.soak, duration: c.duration, fleet: fleet, base: strings.TrimRight(c.url, "/"), key: c.key,
 		workers: min(c.clients, len(fleet.Agents)), seed: c.seed ^ 0x50a4, env: soakEnv{pid: c.pid}, progress: rp.out}
+	s.env.runtime = metricsRuntime(ctx, s.base+"/metrics", c.key)
 	fmt.Fprintf(rp.out, "# soak %s: %d agents heartbeating every %s ±%.0f%%, restarts every %s (%.0f%% deregister), tool changes every %s, %d watchers, %d event streams, a listing every %s; samples every %s, warm-up %s\n",
 		s.duration, len(fleet.Agents), s.opts.heartbeat, 100*s.opts.jitter, s.opts.lifetime, 100*s.opts.deregister, s.opts.toolChange,
 		s.opts.watchers, s.opts.sse, s.opts.listEvery, s.opts.sample, s.opts.warmup)

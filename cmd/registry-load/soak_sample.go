@@ -31,8 +31,8 @@ type soakSample struct {
 	Threads    int64   `json:"threads"`
 	FDs        int64   `json:"open_files"`
 	DataBytes  int64   `json:"data_file_bytes"`
-	Goroutines int64   `json:"goroutines"`      // only in process
-	HeapLive   int64   `json:"heap_live_bytes"` // only in process: live heap after the last GC
+	Goroutines int64   `json:"goroutines"`
+	HeapLive   int64   `json:"heap_live_bytes"` // in process, the live heap after a GC; from /metrics, go_memstats_heap_alloc_bytes
 	Heartbeats int64   `json:"heartbeats"`      // of the soak so far
 	Errors     int64   `json:"errors"`
 	Events     int64   `json:"events"`
@@ -95,8 +95,7 @@ func (s *soak) take(start time.Time) soakSample {
 		}
 	}
 	if s.env.runtime != nil {
-		g, h := s.env.runtime()
-		sm.Goroutines, sm.HeapLive = int64(g), int64(h)
+		sm.Goroutines, sm.HeapLive = s.env.runtime()
 	}
 	return sm
 }
@@ -379,4 +378,58 @@ func (r *soakReport) write(prefix string) error {
 		return err
 	}
 	return os.WriteFile(prefix+".json", append(j, '\n'), 0o644)
+}
+
+// metricsRuntime samples a binary's goroutines and heap from its Prometheus
+// metrics at url (the command serves them at /metrics by default):
+// go_goroutines and go_memstats_heap_alloc_bytes, the heap with its
+// garbage not yet collected, whose floors (the minima of groups of samples)
+// are the live heap's level. A figure it cannot read is -1, so a server
+// without metrics is sampled from /proc only.
+func metricsRuntime(ctx context.Context, url, key string) func() (goroutines, heap int64) {
+	hc := &http.Client{Timeout: 5 * time.Second}
+	return func() (int64, int64) {
+		req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		if err != nil {
+			return -1, -1
+		}
+		if key != "" {
+			req.Header.Set("X-API-Key", key)
+		}
+		resp, err := hc.Do(req)
+		if err != nil {
+			return -1, -1
+		}
+		defer resp.Body.Close()
+		if resp.StatusCode != http.StatusOK {
+			return -1, -1
+		}
+		return parseRuntimeMetrics(io.LimitReader(resp.Body, 4<<20))
+	}
+}
+
+// parseRuntimeMetrics reads go_goroutines and go_memstats_heap_alloc_bytes
+// from Prometheus text exposition; a figure absent is -1.
+func parseRuntimeMetrics(r io.Reader) (goroutines, heap int64) {
+	goroutines, heap = -1, -1
+	sc := bufio.NewScanner(r)
+	for sc.Scan() {
+		name, value, ok := strings.Cut(sc.Text(), " ")
+		if !ok {
+			continue
+		}
+		var dst *int64
+		switch name {
+		case "go_goroutines":
+			dst = &goroutines
+		case "go_memstats_heap_alloc_bytes":
+			dst = &heap
+		default:
+			continue
+		}
+		if f, err := strconv.ParseFloat(strings.TrimSpace(value), 64); err == nil && f >= 0 {
+			*dst = int64(f)
+		}
+	}
+	return goroutines, heap
 }

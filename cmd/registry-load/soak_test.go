@@ -244,16 +244,16 @@ func startSoakServer(t *testing.T, opts registry.Options) *soakServer {
 // the runtime chose to make also holds whatever was in flight then (the
 // listings, mostly), which is noise against a leak of a fraction of a MiB
 // a minute.
-func inProcess() (int, uint64) {
+func inProcess() (goroutines, heap int64) {
 	g := runtime.NumGoroutine()
 	runtime.GC()
 	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
 	metrics.Read(s)
-	var live uint64
+	live := int64(-1)
 	if s[0].Value.Kind() == metrics.KindUint64 {
-		live = s[0].Value.Uint64()
+		live = int64(s[0].Value.Uint64())
 	}
-	return g, live
+	return int64(g), live
 }
 
 // registerSoakFleet registers f as run does before the soak.
@@ -469,4 +469,24 @@ func scaleTargets(ts []soakTarget, scale float64) []soakTarget {
 		out[i].Met = yes(per10 < slopeTargetMiB*scale)
 	}
 	return out
+}
+
+func TestParseRuntimeMetrics(t *testing.T) {
+	for _, tt := range []struct {
+		name, text       string
+		goroutines, heap int64
+	}{
+		{"both", "# HELP go_goroutines x\n# TYPE go_goroutines gauge\ngo_goroutines 42\ngo_memstats_heap_alloc_bytes 1.2345678e+07\n", 42, 12345678},
+		{"absent", "registrations_total 3\n", -1, -1},
+		{"labelled names are other series", "go_goroutines{x=\"1\"} 9\ngo_memstats_heap_alloc_bytes 10\n", -1, 10},
+		{"not numbers", "go_goroutines NaNa\ngo_memstats_heap_alloc_bytes -5\n", -1, -1},
+		{"empty", "", -1, -1},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			g, h := parseRuntimeMetrics(strings.NewReader(tt.text))
+			if g != tt.goroutines || h != tt.heap {
+				t.Errorf("got goroutines %d, heap %d; want %d, %d", g, h, tt.goroutines, tt.heap)
+			}
+		})
+	}
 }
