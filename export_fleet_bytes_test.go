@@ -133,8 +133,10 @@ func golden(t *testing.T, file, got string) {
 }
 
 // largeBytesFleet loads n hosts with agent and tool names that repeat,
-// collide and spread over many groups, and a few hostile hosts and names:
-// every export of it spans many chunks.
+// collide and spread over many groups, a tool on every host, and a few
+// hostile hosts and names: every export of it spans many chunks, and with
+// n = 10,000 its walks pass maxVisit and its batches (export_ansible.go)
+// fill more than once.
 func largeBytesFleet(t *testing.T, reg *registry.Registry, n int) {
 	ctx := context.Background()
 	for i := range n {
@@ -149,7 +151,7 @@ func largeBytesFleet(t *testing.T, reg *registry.Registry, n int) {
 		if i%11 == 0 {
 			name = fmt.Sprintf("agent.%d", i%37) // collides with agent-N where both exist
 		}
-		if i%5 == 0 {
+		if i%4 == 0 {
 			name = fmt.Sprintf("solo-%d", i) // a group of its own
 		}
 		id := fmt.Sprintf("id-%05d", i)
@@ -157,9 +159,9 @@ func largeBytesFleet(t *testing.T, reg *registry.Registry, n int) {
 			Labels: map[string]string{"env": []string{"prod", "dev"}[i%2]}}); err != nil {
 			t.Fatal(err)
 		}
-		var tools []json.RawMessage
-		for j := range i % 6 {
-			tn := fmt.Sprintf("tool-%d", (i+j*13)%211)
+		tools := []json.RawMessage{json.RawMessage(`{"name":"everywhere","x-command":"/bin/e","x-run-as":"svc"}`)}
+		for j := range i % 5 {
+			tn := fmt.Sprintf("tool-%d", (i+j*13)%1500)
 			switch (i + j) % 53 {
 			case 7:
 				tn = "tool." + tn[5:]
@@ -168,25 +170,23 @@ func largeBytesFleet(t *testing.T, reg *registry.Registry, n int) {
 			case 9:
 				tn = "tag,sep" + tn
 			}
-			runAs := []string{"svc", "oracle", "root; id", ""}[(i+j)%4]
+			runAs := []string{"svc", "oracle", "root; id", "svc"}[(i+j)%4]
 			tools = append(tools, json.RawMessage(fmt.Sprintf(`{"name":%q,"x-command":"/bin/x","x-run-as":%q,"x-become-method":"sudo"}`, tn, runAs)))
 		}
-		if tools != nil {
-			if err := reg.UpdateTools(ctx, id, tools); err != nil {
-				t.Fatal(err)
-			}
+		if err := reg.UpdateTools(ctx, id, tools); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
 
 // TestExportFleetBytesLarge pins the length and hash of the exports of a
-// fleet of 4,000 hosts (0.3 to 1.5 MB each).
+// fleet of 10,000 hosts (0.5 to 2 MB each).
 func TestExportFleetBytesLarge(t *testing.T) {
 	if testing.Short() {
-		t.Skip("a fleet of 4,000 hosts")
+		t.Skip("a fleet of 10,000 hosts")
 	}
 	h := newHarness(t, registry.Options{})
-	largeBytesFleet(t, h.reg, 4000)
+	largeBytesFleet(t, h.reg, 10000)
 	var got strings.Builder
 	for _, target := range []string{"/export/ansible", "/export/ansible?active=false&user=u&label=env%3Dprod",
 		"/export/rundeck", "/export/rundeck?format=yaml&user=u", "/export/ssh-config?user=u"} {
