@@ -189,6 +189,20 @@ func BenchmarkExport(b *testing.B) {
 	}
 }
 
+// BenchmarkExportFleet writes the fleet exports (Ansible, Rundeck JSON and
+// YAML, ssh_config) of the fleet: 10 agent names, 20 tools per agent, each
+// tool name on 50 hosts; with ?active=false, so that the answer does not
+// shrink as the benchmark outlives the fleet's heartbeats.
+func BenchmarkExportFleet(b *testing.B) {
+	for _, n := range []int{2000, 20000} {
+		r := benchFleet{n, 20, 50}.load(b)
+		for _, target := range []string{"/export/ansible?active=false&user=ops", "/export/rundeck?active=false&user=ops",
+			"/export/rundeck?active=false&format=yaml&user=ops", "/export/ssh-config?active=false&user=ops"} {
+			b.Run(fmt.Sprintf("agents=%d/%s", n, target), func(b *testing.B) { serveBench(b, r, target) })
+		}
+	}
+}
+
 // BenchmarkToolLookupWide looks up a tool that every agent offers: at
 // 20,000 agents the answer is 1.6 MB, from the cache, and 6 MB with
 // ?detail=true, larger than a cache entry: it streams.

@@ -8,23 +8,15 @@
 package registry
 
 import (
-	"bytes"
 	"mime"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"unicode/utf8"
 
 	"github.com/julienschmidt/httprouter"
 )
-
-// rundeckNode is one node of the resource model.
-type rundeckNode struct {
-	Nodename string `json:"nodename"`
-	Hostname string `json:"hostname"`
-	Username string `json:"username,omitempty"`
-	Tags     string `json:"tags"`
-}
 
 // handleRundeck answers GET /export/rundeck. A node per host, named for
 // it; username is ?user= (left out without it); tags are the host's agent
@@ -33,55 +25,76 @@ type rundeckNode struct {
 // which Rundeck trims, "${", which Rundeck reads as a property
 // reference, or a character that YAML cannot hold) is left out of the
 // tags, and hosts that are not plain host names are left out; both are
-// counted in the log.
+// counted in the log. Nodes are written in host order, a map keyed by
+// node name as encoding/json sorts one.
 func (r *Registry) handleRundeck(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
 	yaml, err := rundeckYAML(req)
 	if err != nil {
 		writeInvalid(w, errValue([]string{"query", "format"}, "%v", err))
 		return
 	}
-	hosts, user, idx, om, ok := r.readFleet(w, req)
-	if !ok {
-		return
-	}
-	nodes := make([]rundeckNode, 0, len(hosts))
-	for _, h := range hosts {
-		var tags []string
-		seen := map[string]bool{}
-		for _, names := range [][]string{h.agents, h.tools} {
-			for _, n := range names {
-				if seen[n] {
-					continue
-				}
-				seen[n] = true
-				if !tagFits(n) {
-					om.names++
-					continue
-				}
-				tags = append(tags, n)
-			}
-		}
-		nodes = append(nodes, rundeckNode{Nodename: h.host, Hostname: h.host, Username: user, Tags: strings.Join(tags, ",")})
-	}
-	r.logOmissions("rundeck", om, len(hosts))
-	var buf bytes.Buffer
 	if yaml {
-		writeRundeckYAML(&buf, nodes)
-		r.writeExport(w, req, idx, "application/yaml", "", &buf)
+		r.serveFleet(w, req, "rundeck", "application/yaml", "", r.writeRundeckYAML)
 		return
 	}
-	byName := make(map[string]rundeckNode, len(nodes))
-	for _, n := range nodes {
-		byName[n.Nodename] = n
+	r.serveFleet(w, req, "rundeck", "application/json", "", r.writeRundeckJSON)
+}
+
+// rundeckTags calls tag for each name of h that a tag can carry, agents
+// then tools, each once, counting the others in om.
+func rundeckTags(h *fleetHost, om *omissions, tag func(i int, name string)) {
+	n := 0
+	each := func(name string) {
+		if !tagFits(name) {
+			om.names++
+			return
+		}
+		tag(n, name)
+		n++
 	}
-	b, err := marshal(byName)
-	if err != nil {
-		r.writeError(w, err, "")
-		return
+	for _, a := range h.agents {
+		each(a)
 	}
-	buf.Write(b)
-	buf.WriteByte('\n')
-	r.writeExport(w, req, idx, "application/json", "", &buf)
+	for _, t := range h.tools {
+		if _, agent := slices.BinarySearch(h.agents, t); !agent {
+			each(t)
+		}
+	}
+}
+
+// writeRundeckJSON writes the resource model as JSON (resourcejson).
+func (r *Registry) writeRundeckJSON(s *chunker, q fleetQuery, om *omissions) (int, bool) {
+	written := 0
+	s.buf = append(s.buf, '{')
+	ok := r.eachHost(s, q.f, func(h *fleetHost) bool {
+		if written > 0 {
+			s.buf = append(s.buf, ',')
+		}
+		written++
+		b := appendJSON(s.buf, h.host)
+		b = append(b, `:{"nodename":`...)
+		b = appendJSON(b, h.host)
+		b = append(b, `,"hostname":`...)
+		b = appendJSON(b, h.host)
+		if q.user != "" {
+			b = append(b, `,"username":`...)
+			b = appendJSON(b, q.user)
+		}
+		b = append(b, `,"tags":"`...)
+		rundeckTags(h, om, func(i int, name string) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendJSONBody(b, name) // ',' needs no escape: the escaped tags joined are the joined tags escaped
+		})
+		s.buf = append(b, `"}`...)
+		return true
+	}, func() { om.hosts++ })
+	if !ok {
+		return written, false
+	}
+	s.buf = append(s.buf, "}\n"...)
+	return written, true
 }
 
 // errFormat is the message of a ?format= that is neither json nor yaml.
@@ -136,21 +149,35 @@ func tagFits(s string) bool {
 	return true
 }
 
-// writeRundeckYAML writes the nodes as a YAML mapping keyed by node name.
-func writeRundeckYAML(buf *bytes.Buffer, nodes []rundeckNode) {
-	if len(nodes) == 0 {
-		buf.WriteString("{}\n")
-		return
-	}
-	for _, n := range nodes {
-		buf.WriteString(yamlQuote(n.Nodename) + ":\n")
-		buf.WriteString("  nodename: " + yamlQuote(n.Nodename) + "\n")
-		buf.WriteString("  hostname: " + yamlQuote(n.Hostname) + "\n")
-		if n.Username != "" {
-			buf.WriteString("  username: " + yamlQuote(n.Username) + "\n")
+// writeRundeckYAML writes the resource model as YAML (resourceyaml), a
+// mapping keyed by node name; "{}" when it has no node.
+func (r *Registry) writeRundeckYAML(s *chunker, q fleetQuery, om *omissions) (int, bool) {
+	written := 0
+	ok := r.eachHost(s, q.f, func(h *fleetHost) bool {
+		written++
+		b := appendYAMLQuote(s.buf, h.host)
+		b = append(b, ":\n  nodename: "...)
+		b = appendYAMLQuote(b, h.host)
+		b = append(b, "\n  hostname: "...)
+		b = appendYAMLQuote(b, h.host)
+		if q.user != "" {
+			b = append(b, "\n  username: "...)
+			b = appendYAMLQuote(b, q.user)
 		}
-		buf.WriteString("  tags: " + yamlQuote(n.Tags) + "\n")
+		b = append(b, "\n  tags: \""...)
+		rundeckTags(h, om, func(i int, name string) {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendYAMLBody(b, name) // as in JSON: ',' is printed as itself
+		})
+		s.buf = append(b, "\"\n"...)
+		return true
+	}, func() { om.hosts++ })
+	if ok && written == 0 {
+		s.buf = append(s.buf, "{}\n"...)
 	}
+	return written, ok
 }
 
 // yamlQuote writes s as a YAML double-quoted scalar, which YAML 1.1 and
@@ -158,28 +185,36 @@ func writeRundeckYAML(buf *bytes.Buffer, nodes []rundeckNode) {
 // does not print as itself (controls, line and paragraph separators, NEL,
 // the byte order mark, non-characters) as \uXXXX or \UXXXXXXXX. Invalid
 // UTF-8 becomes U+FFFD.
-func yamlQuote(s string) string {
-	var b strings.Builder
-	b.WriteByte('"')
+func yamlQuote(s string) string { return string(appendYAMLQuote(nil, s)) }
+
+// appendYAMLQuote appends s as yamlQuote writes it.
+func appendYAMLQuote(buf []byte, s string) []byte {
+	buf = append(buf, '"')
+	buf = appendYAMLBody(buf, s)
+	return append(buf, '"')
+}
+
+// appendYAMLBody is appendYAMLQuote without the quotes.
+func appendYAMLBody(buf []byte, s string) []byte {
 	for _, c := range s {
 		switch {
 		case c == '"' || c == '\\':
-			b.WriteByte('\\')
-			b.WriteRune(c)
+			buf = append(buf, '\\', byte(c))
 		case c == utf8.RuneError:
-			b.WriteString(`\uFFFD`)
+			buf = append(buf, `\uFFFD`...)
 		case c == 0x85 || c == 0x2028 || c == 0x2029 || c == 0xFEFF || !yamlPrintable(c):
 			if c > 0xFFFF {
-				b.WriteString(`\U` + hex8(uint32(c)))
+				buf = append(buf, `\U`...)
+				buf = appendHex(buf, uint32(c), 8)
 			} else {
-				b.WriteString(`\u` + hex8(uint32(c))[4:])
+				buf = append(buf, `\u`...)
+				buf = appendHex(buf, uint32(c), 4)
 			}
 		default:
-			b.WriteRune(c)
+			buf = utf8.AppendRune(buf, c)
 		}
 	}
-	b.WriteByte('"')
-	return b.String()
+	return buf
 }
 
 // yamlPrintable reports whether YAML 1.1's printable set holds c, without
@@ -188,13 +223,11 @@ func yamlPrintable(c rune) bool {
 	return 0x20 <= c && c <= 0x7E || 0xA0 <= c && c <= 0xD7FF || 0xE000 <= c && c <= 0xFFFD || 0x10000 <= c && c <= 0x10FFFF
 }
 
-// hex8 writes v as eight hexadecimal digits.
-func hex8(v uint32) string {
+// appendHex appends the n last hexadecimal digits of v, in capitals.
+func appendHex(buf []byte, v uint32, n int) []byte {
 	const digits = "0123456789ABCDEF"
-	var b [8]byte
-	for i := 7; i >= 0; i-- {
-		b[i] = digits[v&0xF]
-		v >>= 4
+	for i := n - 1; i >= 0; i-- {
+		buf = append(buf, digits[v>>(4*i)&0xF])
 	}
-	return string(b[:])
+	return buf
 }

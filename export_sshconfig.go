@@ -5,7 +5,6 @@
 package registry
 
 import (
-	"bytes"
 	"net/http"
 
 	"github.com/julienschmidt/httprouter"
@@ -18,19 +17,29 @@ import (
 // digits, '.', '_', '-', or an IP address) are written, the others are left
 // out and counted in the log, and the user must be a plain user name.
 func (r *Registry) handleSSHConfig(w http.ResponseWriter, req *http.Request, _ httprouter.Params) {
-	hosts, user, idx, om, ok := r.readFleet(w, req)
-	if !ok {
-		return
-	}
-	r.logOmissions("ssh-config", om, len(hosts))
-	var buf bytes.Buffer
-	buf.WriteString("# The hosts of a runspec registry (GET /export/ssh-config): use it with\n" +
-		"# ssh -F FILE HOST, or Include it from ~/.ssh/config.\n")
-	for _, h := range hosts {
-		buf.WriteString("\nHost " + h.host + "\n\tHostName " + h.host + "\n")
-		if user != "" {
-			buf.WriteString("\tUser " + user + "\n")
+	r.serveFleet(w, req, "ssh-config", "text/plain; charset=utf-8", "runspec_ssh_config", r.writeSSHConfig)
+}
+
+const sshConfigHead = "# The hosts of a runspec registry (GET /export/ssh-config): use it with\n" +
+	"# ssh -F FILE HOST, or Include it from ~/.ssh/config.\n"
+
+// writeSSHConfig writes the file, a host block at a time.
+func (r *Registry) writeSSHConfig(s *chunker, q fleetQuery, om *omissions) (int, bool) {
+	written := 0
+	s.buf = append(s.buf, sshConfigHead...)
+	ok := r.eachHost(s, q.f, func(h *fleetHost) bool {
+		written++
+		s.buf = append(s.buf, "\nHost "...)
+		s.buf = append(s.buf, h.host...)
+		s.buf = append(s.buf, "\n\tHostName "...)
+		s.buf = append(s.buf, h.host...)
+		s.buf = append(s.buf, '\n')
+		if q.user != "" {
+			s.buf = append(s.buf, "\tUser "...)
+			s.buf = append(s.buf, q.user...)
+			s.buf = append(s.buf, '\n')
 		}
-	}
-	r.writeExport(w, req, idx, "text/plain; charset=utf-8", "runspec_ssh_config", &buf)
+		return true
+	}, func() { om.hosts++ })
+	return written, ok
 }

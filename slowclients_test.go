@@ -95,6 +95,49 @@ func TestNeverReadingWideAnswers(t *testing.T) {
 		{name: "superputty", target: "/export/superputty", sndBuf: 16 * kib},
 		{name: "superputty, kernel buffers", target: "/export/superputty"},
 		{name: "mobaxterm", target: "/export/mobaxterm", sndBuf: 16 * kib},
+		{name: "ansible", target: "/export/ansible?user=" + longUser, sndBuf: 16 * kib},
+		{name: "rundeck", target: "/export/rundeck?user=" + longUser, sndBuf: 16 * kib},
+		{name: "rundeck yaml", target: "/export/rundeck?format=yaml&user=" + longUser, sndBuf: 16 * kib},
+		{name: "ssh-config", target: "/export/ssh-config?user=" + longUser, sndBuf: 16 * kib},
+	})
+}
+
+// longUser is the ?user= of the fleet exports: it makes the ssh_config of
+// the wide fleet four times the bound even with -short.
+const longUser = "deploy-automation-account"
+
+// namedFleet has a distinct agent name and tool name on every host (and
+// deploy on each): the Ansible export has a group per host, written in an
+// order no index keeps, ~5 MB (2.5 MB with -short).
+func namedFleet(t *testing.T, opts registry.Options, sndBuf int) *loopback {
+	lb := serveLoopback(t, opts, sndBuf)
+	n := 20000
+	if lighter() {
+		n = 10000
+	}
+	ctx := t.Context()
+	for i := range n {
+		id := fmt.Sprintf("id-%06d", i)
+		if err := lb.reg.Register(ctx, registry.Registration{ID: id, Name: fmt.Sprintf("agent-%06d", i*7919%n), Version: "1", Host: fmt.Sprintf("host-%06d", i)}); err != nil {
+			t.Fatal(err)
+		}
+		tools := []json.RawMessage{json.RawMessage(fmt.Sprintf(`{"name":"tool-%06d","x-command":"/bin/t","x-run-as":"svc"}`, i*104729%n)),
+			json.RawMessage(`{"name":"deploy","x-command":"/bin/deploy","x-run-as":"svc"}`)}
+		if err := lb.reg.UpdateTools(ctx, id, tools); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return lb
+}
+
+// TestNeverReadingNamedExports: clients that request the fleet exports of
+// a fleet whose every host has names of its own, and never read: the
+// Ansible groups, sorted by name across the fleet, still cost a client no
+// more than the bound.
+func TestNeverReadingNamedExports(t *testing.T) {
+	runSilentCases(t, namedFleet, silentClients()/2, []silentCase{
+		{name: "ansible", target: "/export/ansible", sndBuf: 16 * kib},
+		{name: "rundeck", target: "/export/rundeck", sndBuf: 16 * kib},
 	})
 }
 
