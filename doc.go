@@ -73,7 +73,10 @@
 // Every read answers X-Registry-Index, the index of the last change that
 // affects that answer (registration, tool list, active or inactive,
 // deregistration, deletion; a heartbeat that only moves last_seen is not a
-// change), and an ETag; If-None-Match answers 304. A blocking query
+// change), and an ETag; If-None-Match answers 304. An answer shows every
+// change up to its index; a listing, read a chunk at a time, may also show
+// changes made while it was read (a client following from the index sees
+// them again), and a single record or tool shows none after it. A blocking query
 // ?index=N&wait=30s holds a read until its index passes N: a change closes a
 // channel that all of its waiters share, so a waiter costs its request and a
 // timer, and waiters of one tool are not woken by other tools. GET /events

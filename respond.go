@@ -361,6 +361,9 @@ func (r *Registry) serveOne(w http.ResponseWriter, req *http.Request, q query, t
 	}
 	missing := false
 	r.encode(a.emit, func(s *chunker) bool {
+		// The index again, under the lock the record is read under: a
+		// write between the wait and this read is both shown and counted.
+		a.index = indexOf()
 		found, ok := write(s)
 		missing = !found
 		return found && ok
