@@ -19,6 +19,7 @@ import (
 	"syscall"
 
 	"github.com/alecthomas/kong"
+	"github.com/runspec/registry/cmd/runspec-registry/internal/startgc"
 )
 
 // version is set at build time with -ldflags "-X main.version=…"; otherwise
@@ -67,9 +68,12 @@ func main() {
 	// it (peak RSS at 20,000 agents x 20 tools: 176 MiB instead of 242 MiB,
 	// same throughput; see BENCHMARKS.md). GOGC in the environment wins.
 	// Only serve: the client commands are short-lived, and the extra
-	// collections cost run about 2 ms of its start (BENCHMARKS.md).
-	if kctx.Selected() == parser.Model.DefaultCmd && os.Getenv("GOGC") == "" {
-		debug.SetGCPercent(50)
+	// collections cost run about 2 ms of its start (BENCHMARKS.md). Until
+	// here the collector was off (startgc).
+	if kctx.Selected() == parser.Model.DefaultCmd {
+		startgc.Restore(50)
+	} else {
+		startgc.Restore(100)
 	}
 	err = kctx.Run()
 	if errors.As(err, new(loggedError)) {
