@@ -124,7 +124,10 @@ type RecordChange struct {
 	Deleted bool
 	// Fields: the registration or the tool list changed, and Record.Tools
 	// holds the list. Otherwise only liveness (Active, LastSeen,
-	// InactiveSince, System) may have changed, and Tools is not set.
+	// InactiveSince, System) may have changed, and Tools is not set. A
+	// tool post's list is never nil (an empty one is empty): a watched
+	// change with Fields and no list is a registration, even one at the
+	// same instant (Registered) as the registration it replaces.
 	Fields bool
 }
 
@@ -413,7 +416,7 @@ func (w *clusterWriter) apply(ch Change) {
 		if ch.Reset && !u.Deleted {
 			w.reset.keep[u.ID] = true
 		}
-		if err := w.applyRecord(u, now); err != nil {
+		if err := w.applyRecord(u, ch.Reset, now); err != nil {
 			r.log.Error("cluster: bad record skipped", "id", u.ID, "rev", ch.Rev, "err", err)
 		}
 		// The tool list is interned now: let the collector have the copy
@@ -443,8 +446,9 @@ func (w *clusterWriter) apply(ch Change) {
 	}
 }
 
-// applyRecord applies one record's change. Called with r.mu held.
-func (w *clusterWriter) applyRecord(u RecordChange, now int64) error {
+// applyRecord applies one record's change, from a snapshot's page if
+// reset. Called with r.mu held.
+func (w *clusterWriter) applyRecord(u RecordChange, reset bool, now int64) error {
 	r := w.r
 	s := r.shard(u.ID)
 	in := s.m[u.ID] // writers of s.m hold r.mu, as we do
@@ -455,7 +459,7 @@ func (w *clusterWriter) applyRecord(u RecordChange, now int64) error {
 		return nil
 	}
 	rec := u.Record
-	if in == nil || in.seq != rec.Seq || !r.wall(in.registered).Equal(rec.Registered) {
+	if in == nil || in.seq != rec.Seq || !r.wall(in.registered).Equal(rec.Registered) || reregistered(in, u, reset) {
 		return w.applyRegistration(s, in, rec, now)
 	}
 	if u.Fields && rec.Tools != nil {
@@ -467,6 +471,19 @@ func (w *clusterWriter) applyRecord(u RecordChange, now int64) error {
 	}
 	w.applyLiveness(in, rec, now)
 	return nil
+}
+
+// reregistered reports whether u, a change of in's record with in's Seq
+// and Registered, is a registration that replaced it at the same instant
+// (two requests within the clock's resolution). A tool post always carries
+// a list, empty maybe, and only a registration clears it: a watched change
+// of the fields without one is a registration. A snapshot's page carries
+// the fields of every record, changed or not; there, a list gone shows it.
+func reregistered(in *instance, u RecordChange, reset bool) bool {
+	if !u.Fields || u.Tools != nil {
+		return false
+	}
+	return !reset || in.tools.Load() != nil
 }
 
 // applyRegistration replaces old (nil: none) by a new instance for rec.

@@ -8,7 +8,6 @@ package registry_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"testing"
 	"time"
@@ -16,75 +15,6 @@ import (
 	"github.com/runspec/registry"
 	"github.com/runspec/registry/store/memcluster"
 )
-
-// bugReplica is a replica on c with Run running until the test ends (or
-// stop is called).
-func bugReplica(t *testing.T, c *memcluster.Cluster, clock *fakeClock) (reg *registry.Registry, stop func()) {
-	t.Helper()
-	reg, err := registry.New(registry.Options{Cluster: c, Now: clock.Now, CheckpointInterval: time.Hour})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		reg.Run(ctx)
-	}()
-	stopped := false
-	stop = func() {
-		if !stopped {
-			stopped = true
-			cancel()
-			<-done
-		}
-	}
-	t.Cleanup(stop)
-	return reg, stop
-}
-
-// A registration that replaces a record at the same instant as the one it
-// replaces is stored in the Cluster, acknowledged, and not shown by the
-// replica that made it: its view takes a record with the same
-// registration order and time for the same registration, and keeps the
-// old name, host, labels and tools. A memory or bolt registry shows the
-// new record. (Any clock whose resolution two requests can fall within:
-// Options.Now, coarse clocks.) A restarted replica shows the new record.
-func TestBugSameInstantReregistration(t *testing.T) {
-	t.Skip("BUG: a replica ignores a re-registration made at the same instant as the registration it replaces (clusterWriter.applyRecord compares Seq and Registered)")
-	ctx := context.Background()
-	clock := newFakeClock()
-	c := memcluster.New(memcluster.Options{Now: clock.Now})
-	replica, _ := bugReplica(t, c, clock)
-	mem, err := registry.New(registry.Options{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, r := range []*registry.Registry{mem, replica} {
-		if err := r.Register(ctx, registry.Registration{ID: "a", Name: "svc", Version: "1", Host: "h0"}); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.UpdateTools(ctx, "a", []json.RawMessage{json.RawMessage(`{"name":"deploy"}`)}); err != nil {
-			t.Fatal(err)
-		}
-		// The same instant: the fake clock has not moved.
-		if err := r.Register(ctx, registry.Registration{ID: "a", Name: "web", Version: "1", Host: "h1"}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, _, err := mem.Instance(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got, _, err := replica.Instance(ctx, "a")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got.Host != want.Host || got.Name != want.Name || len(got.Tools) != len(want.Tools) {
-		t.Errorf("after re-registering a at the same instant: replica shows name %q host %q with %d tools, memory %q %q with %d tools",
-			got.Name, got.Host, len(got.Tools), want.Name, want.Host, len(want.Tools))
-	}
-}
 
 // Deregistering an instance that is already inactive (its lease ended, or
 // it deregistered before) moves its inactive_since in the Cluster to the
@@ -99,7 +29,7 @@ func TestBugDeregisterInactiveReplica(t *testing.T) {
 	ctx := context.Background()
 	clock := newFakeClock()
 	c := memcluster.New(memcluster.Options{Now: clock.Now})
-	replica, stop := bugReplica(t, c, clock)
+	replica, stop := fakeClockReplica(t, c, clock)
 	mem, err := registry.New(registry.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
@@ -133,7 +63,7 @@ func TestBugDeregisterInactiveReplica(t *testing.T) {
 	check("memory", mem)
 	check("replica", replica)
 	stop()
-	restarted, _ := bugReplica(t, c, clock)
+	restarted, _ := fakeClockReplica(t, c, clock)
 	check("restarted replica", restarted)
 }
 

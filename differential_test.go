@@ -5,10 +5,9 @@
 // the library's read API after every step. FuzzDifferential draws the
 // sequence from the fuzzer's bytes, TestDifferential from fixed seeds.
 //
-// Three kinds of sequence are left out while the bugs they show are open
-// (differential_bugs_test.go): two writes at the same instant, a
-// deregistration of an inactive instance, and a jump of the clock over
-// several due times at once.
+// Two kinds of sequence are left out while the bugs they show are open
+// (differential_bugs_test.go): a deregistration of an inactive instance,
+// and a jump of the clock over several due times at once.
 
 package registry_test
 
@@ -129,6 +128,7 @@ func diffKindOf(b byte) diffKind {
 // the diff* functions above turn them into values.
 type diffOp struct {
 	kind                diffKind
+	sameInstant         bool // a write at the instant of the one before (bit 0x10 of its kind byte)
 	id                  byte
 	name, host, version byte
 	interval, labels    byte
@@ -166,7 +166,8 @@ func parseDiffOps(data []byte) []diffOp {
 	}
 	var ops []diffOp
 	for len(data) > 0 && len(ops) < diffMaxOps {
-		op := diffOp{kind: diffKindOf(next())}
+		kb := next()
+		op := diffOp{kind: diffKindOf(kb), sameInstant: kb&0x10 != 0}
 		p := make([]byte, diffOpBytes(op.kind))
 		for i := range p {
 			p[i] = next()
@@ -200,6 +201,9 @@ func (op diffOp) appendTo(b []byte) []byte {
 			kb = byte(i)
 			break
 		}
+	}
+	if op.sameInstant {
+		kb |= 0x10
 	}
 	b = append(b, kb)
 	switch op.kind {
@@ -239,6 +243,24 @@ func (op diffOp) tools() []json.RawMessage {
 }
 
 func (op diffOp) String() string {
+	s := op.describe()
+	if op.sameInstant && op.isWrite() {
+		s += " (at the instant of the write before)"
+	}
+	return s
+}
+
+// isWrite reports whether op is a client's write: time moves before it,
+// unless it is at the same instant.
+func (op diffOp) isWrite() bool {
+	switch op.kind {
+	case opRegister, opHeartbeat, opHeartbeatRaw, opTools, opToolsRaw, opDeregister, opDelete:
+		return true
+	}
+	return false
+}
+
+func (op diffOp) describe() string {
 	switch op.kind {
 	case opRegister:
 		r := op.registration()
@@ -393,10 +415,9 @@ func (d *diffRegs) apply(op diffOp) {
 	d.tb.Helper()
 	d.done = append(d.done, op.String())
 	ctx := d.ctx
-	switch op.kind {
-	case opRegister, opHeartbeat, opHeartbeatRaw, opTools, opToolsRaw, opDeregister, opDelete:
-		// Time moves between two requests, as a real clock does: no two
-		// writes happen at the same instant (TestBugSameInstantReregistration).
+	if op.isWrite() && !op.sameInstant {
+		// Time moves between two requests, as a real clock does; a coarse
+		// one (or Options.Now) may not move (TestReplicaTakesSameInstantReregistration).
 		d.pass(time.Microsecond)
 	}
 	switch op.kind {
@@ -664,6 +685,9 @@ func diffSeeds() map[string][]diffOp {
 			{kind: opRestartReplica}, {kind: opToolsRaw, id: 1, raw: []byte(`{"name":"r","x-command":"\u0063","a":{"name":"b"}}`)}},
 		"reregistration-replaces": {
 			reg(0, 0, 0), tools(0, 0b1), hb(0, 1), {kind: opRegister, id: 0, host: 1, name: 1, labels: 2}, hb(0, 0)},
+		"same-instant-reregistration": {
+			reg(0, 0, 0), {kind: opTools, id: 0, mask: 0b101, sameInstant: true},
+			{kind: opRegister, id: 0, host: 1, name: 1, labels: 2, sameInstant: true}, hb(0, 1)},
 		"system-objects": {
 			reg(0, 0, 0), hb(0, 1), hb(0, 4), {kind: opHeartbeatRaw, id: 0, raw: []byte(`{"a":{"b":[true,false]},"a":1}`)},
 			adv(3), {kind: opRestartFile}, {kind: opRestartReplica}},

@@ -1,10 +1,14 @@
 // replicas_test.go runs the replica suite (store/storetest) on the
 // in-memory Cluster: two or three Registries sharing one fleet, in
-// milliseconds, without etcd. store/etcd runs the same suite on etcd.
+// milliseconds, without etcd. store/etcd runs the same suite on etcd. Then
+// what a replica on a fake clock must show as a memory registry does, each
+// case one that the differential test (differential_test.go) found.
 
 package registry_test
 
 import (
+	"context"
+	"encoding/json"
 	"errors"
 	"testing"
 	"time"
@@ -30,4 +34,71 @@ func TestReplicas(t *testing.T) {
 			},
 		}
 	})
+}
+
+// fakeClockReplica is a replica on c, on clock, with Run running until the
+// test ends (or stop is called).
+func fakeClockReplica(t *testing.T, c *memcluster.Cluster, clock *fakeClock) (reg *registry.Registry, stop func()) {
+	t.Helper()
+	reg, err := registry.New(registry.Options{Cluster: c, Now: clock.Now, CheckpointInterval: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		reg.Run(ctx)
+	}()
+	stopped := false
+	stop = func() {
+		if !stopped {
+			stopped = true
+			cancel()
+			<-done
+		}
+	}
+	t.Cleanup(stop)
+	return reg, stop
+}
+
+// A registration that replaces a record at the same instant as the one it
+// replaces (any clock whose resolution two requests fall within:
+// Options.Now, a coarse clock) has the same registration order and time:
+// the replica's view used to take it for the same registration and keep
+// the old name, host, labels and tools, while memory and bolt show the new
+// record. Found by the differential test.
+func TestReplicaTakesSameInstantReregistration(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	c := memcluster.New(memcluster.Options{Now: clock.Now})
+	replica, _ := fakeClockReplica(t, c, clock)
+	mem, err := registry.New(registry.Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range []*registry.Registry{mem, replica} {
+		if err := r.Register(ctx, registry.Registration{ID: "a", Name: "svc", Version: "1", Host: "h0"}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.UpdateTools(ctx, "a", []json.RawMessage{json.RawMessage(`{"name":"deploy"}`)}); err != nil {
+			t.Fatal(err)
+		}
+		// The same instant: the fake clock has not moved.
+		if err := r.Register(ctx, registry.Registration{ID: "a", Name: "web", Version: "1", Host: "h1"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want, _, err := mem.Instance(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _, err := replica.Instance(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Host != want.Host || got.Name != want.Name || len(got.Tools) != len(want.Tools) {
+		t.Errorf("after re-registering a at the same instant: replica shows name %q host %q with %d tools, memory %q %q with %d tools",
+			got.Name, got.Host, len(got.Tools), want.Name, want.Host, len(want.Tools))
+	}
 }

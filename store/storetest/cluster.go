@@ -49,7 +49,8 @@ type ClusterOpener func(t *testing.T) ClusterHarness
 // Register and Snapshot, the Cluster orders ids (Seq) and keeps a stored
 // id's place, each write returns the revision that Watch then delivers as
 // one Change, in order, writes that change nothing return 0, SetTools keeps
-// liveness, Deactivate and Activate change only liveness, KeepAlive extends
+// liveness and delivers a list (a registration none, even at the same
+// instant as the one before), Deactivate and Activate change only liveness, KeepAlive extends
 // a lease and a lease that ends makes its instance inactive, Touch keeps the
 // later last_seen and system, DeleteInactive spares active records, a
 // second handle sees the first's writes, a compacted history makes Watch
@@ -65,6 +66,7 @@ func RunCluster(t *testing.T, open ClusterOpener) {
 		{"RegisterSnapshot", testClusterRegister},
 		{"Revisions", testClusterRevisions},
 		{"SetTools", testClusterSetTools},
+		{"SameInstantRegistration", testClusterSameInstantRegistration},
 		{"Liveness", testClusterLiveness},
 		{"LeaseEnds", testClusterLeaseEnds},
 		{"Touch", testClusterTouch},
@@ -381,6 +383,36 @@ func testClusterSetTools(t *testing.T, h ClusterHarness) {
 	wrote(t, "SetTools []")(c.SetTools(ctx, "s", "", []json.RawMessage{}))
 	if _, got := snapshot(t, c); got["s"].Tools == nil || len(got["s"].Tools) != 0 {
 		t.Errorf("after posting an empty list: %v, want an empty, non-nil list", got["s"].Tools)
+	}
+}
+
+// A registration that replaces a record at the same instant (Registered)
+// as the one before it is told from a tool post by its list: a replica
+// takes a watched change with Fields and no list for a registration, so a
+// tool post, of an empty list too, must deliver one.
+func testClusterSameInstantRegistration(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	start, _ := snapshot(t, c)
+	w := watch(t, c, start)
+	rec := clusterRecord("same")
+	wrote(t, "Register")(c.Register(ctx, rec, ""))
+	posts := make(map[uint64]bool)
+	posts[wrote(t, "SetTools")(c.SetTools(ctx, "same", "", []json.RawMessage{tool(1, 50)}))] = true
+	posts[wrote(t, "SetTools []")(c.SetTools(ctx, "same", "", []json.RawMessage{}))] = true
+	again := rec // the same Registered
+	again.Name = "renamed"
+	last := wrote(t, "Register again")(c.Register(ctx, again, ""))
+	for _, ch := range w.until(t, "every write", upTo(last)) {
+		for _, rc := range ch.Records {
+			switch {
+			case posts[ch.Rev] && (!rc.Fields || rc.Tools == nil):
+				t.Errorf("the tool post at revision %d delivered Fields %v, list %v; want Fields and a list", ch.Rev, rc.Fields, rc.Tools)
+			case ch.Rev == last && (!rc.Fields || rc.Tools != nil || rc.Name != "renamed" || !rc.Registered.Equal(rec.Registered)):
+				t.Errorf("the registration at the same instant delivered Fields %v, list %v, name %q, registered %v; want Fields, no list, %q, %v",
+					rc.Fields, rc.Tools, rc.Name, rc.Registered, again.Name, rec.Registered)
+			}
+		}
 	}
 }
 
