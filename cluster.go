@@ -70,7 +70,9 @@ type Cluster interface {
 	SetTools(ctx context.Context, id, guard string, tools []json.RawMessage) (uint64, error)
 
 	// Deactivate makes id inactive (a deregistration) as of at, keeping its
-	// record; lastSeen older than the stored one is ignored.
+	// record; lastSeen older than the stored one is ignored. An id already
+	// inactive keeps when it went inactive: its InactiveSince, or none if
+	// its liveness ended (the registry takes 3 intervals after last_seen).
 	Deactivate(ctx context.Context, id, guard string, lastSeen, at time.Time) (uint64, error)
 
 	// Activate makes id active again, last seen at lastSeen (a heartbeat of
@@ -346,6 +348,8 @@ func (w *clusterWriter) deregister(ctx context.Context, id string) error {
 		}
 		seen = w.r.wall(in.lastSeen()).Round(0)
 	}
+	// Now, whatever the view shows: it may be behind the Cluster, which
+	// keeps the time of an instance already inactive.
 	at := w.r.now().Round(0)
 	return w.replicate(ctx, func() (uint64, error) { return w.c.Deactivate(ctx, id, guardFor(ctx), seen, at) })
 }

@@ -13,59 +13,7 @@ import (
 	"time"
 
 	"github.com/runspec/registry"
-	"github.com/runspec/registry/store/memcluster"
 )
-
-// Deregistering an instance that is already inactive (its lease ended, or
-// it deregistered before) moves its inactive_since in the Cluster to the
-// time of that deregistration: the replica that took it still shows when
-// the instance went inactive, but a replica that starts later (or this
-// one after a restart) shows the later time, and counts the retention
-// from it. A memory or bolt registry keeps the first time, across
-// restarts too. (clusterWriter.deregister passes now whatever its view
-// shows; memcluster's and etcd's Deactivate overwrite InactiveSince.)
-func TestBugDeregisterInactiveReplica(t *testing.T) {
-	t.Skip("BUG: deregistering an inactive instance through a replica moves its stored inactive_since to the deregistration (seen after a replica restart)")
-	ctx := context.Background()
-	clock := newFakeClock()
-	c := memcluster.New(memcluster.Options{Now: clock.Now})
-	replica, stop := fakeClockReplica(t, c, clock)
-	mem, err := registry.New(registry.Options{Now: clock.Now})
-	if err != nil {
-		t.Fatal(err)
-	}
-	reg := registry.Registration{ID: "a", Name: "svc", Version: "1", Host: "h0", HeartbeatInterval: time.Second}
-	for _, r := range []*registry.Registry{mem, replica} {
-		if err := r.Register(ctx, reg); err != nil {
-			t.Fatal(err)
-		}
-	}
-	clock.Advance(4 * time.Second) // the lease (3 s) ended at t0 + 3 s
-	for _, r := range []*registry.Registry{mem, replica} {
-		if err := r.Purge(ctx); err != nil {
-			t.Fatal(err)
-		}
-		if err := r.Deregister(ctx, "a"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want := t0.Add(3 * time.Second)
-	check := func(who string, r *registry.Registry) {
-		t.Helper()
-		in, _, err := r.Instance(ctx, "a")
-		if err != nil {
-			t.Fatal(err)
-		}
-		if in.Active || !in.InactiveSince.Equal(want) {
-			t.Errorf("%s: active %v, inactive since %v; want inactive since %v", who, in.Active, in.InactiveSince, want)
-		}
-	}
-	check("memory", mem)
-	check("replica", replica)
-	stop()
-	restarted, _ := fakeClockReplica(t, c, clock)
-	check("restarted replica", restarted)
-}
 
 // When several instances go inactive in one Purge (Run was late, or the
 // caller purges), they join the list of inactive records in shard order,

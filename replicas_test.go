@@ -102,3 +102,50 @@ func TestReplicaTakesSameInstantReregistration(t *testing.T) {
 			got.Name, got.Host, len(got.Tools), want.Name, want.Host, len(want.Tools))
 	}
 }
+
+// Deregistering an instance that is already inactive (its lease ended, or
+// it deregistered before) keeps when it went inactive, as memory and bolt
+// do, on a replica that starts later (or this one restarted) too, which
+// counts the retention from it. The Cluster used to store the time of the
+// later deregistration. Found by the differential test.
+func TestReplicaDeregisterKeepsInactiveSince(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	c := memcluster.New(memcluster.Options{Now: clock.Now})
+	replica, stop := fakeClockReplica(t, c, clock)
+	mem, err := registry.New(registry.Options{Now: clock.Now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	reg := registry.Registration{ID: "a", Name: "svc", Version: "1", Host: "h0", HeartbeatInterval: time.Second}
+	for _, r := range []*registry.Registry{mem, replica} {
+		if err := r.Register(ctx, reg); err != nil {
+			t.Fatal(err)
+		}
+	}
+	clock.Advance(4 * time.Second) // the lease (3 s) ended at t0 + 3 s
+	for _, r := range []*registry.Registry{mem, replica} {
+		if err := r.Purge(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.Deregister(ctx, "a"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	want := t0.Add(3 * time.Second)
+	check := func(who string, r *registry.Registry) {
+		t.Helper()
+		in, _, err := r.Instance(ctx, "a")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if in.Active || !in.InactiveSince.Equal(want) {
+			t.Errorf("%s: active %v, inactive since %v; want inactive since %v", who, in.Active, in.InactiveSince, want)
+		}
+	}
+	check("memory", mem)
+	check("replica", replica)
+	stop()
+	restarted, _ := fakeClockReplica(t, c, clock)
+	check("restarted replica", restarted)
+}

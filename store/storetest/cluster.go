@@ -50,14 +50,15 @@ type ClusterOpener func(t *testing.T) ClusterHarness
 // id's place, each write returns the revision that Watch then delivers as
 // one Change, in order, writes that change nothing return 0, SetTools keeps
 // liveness and delivers a list (a registration none, even at the same
-// instant as the one before), Deactivate and Activate change only liveness, KeepAlive extends
-// a lease and a lease that ends makes its instance inactive, Touch keeps the
-// later last_seen and system, DeleteInactive spares active records, a
-// second handle sees the first's writes, a compacted history makes Watch
-// deliver a Reset, snapshots and the re-lists after a compaction come in
-// pages (Reset on each, More on all but the last, in registration order,
-// at most PageSize records each), and concurrent writers end in the state
-// a sequential model predicts.
+// instant as the one before), Deactivate and Activate change only liveness
+// (a Deactivate of an inactive record keeps when it went inactive),
+// KeepAlive extends a lease and a lease that ends makes its instance
+// inactive, Touch keeps the later last_seen and system, DeleteInactive
+// spares active records, a second handle sees the first's writes, a
+// compacted history makes Watch deliver a Reset, snapshots and the re-lists
+// after a compaction come in pages (Reset on each, More on all but the last,
+// in registration order, at most PageSize records each), and concurrent
+// writers end in the state a sequential model predicts.
 func RunCluster(t *testing.T, open ClusterOpener) {
 	tests := []struct {
 		name string
@@ -438,6 +439,11 @@ func testClusterLiveness(t *testing.T, h ClusterHarness) {
 	if ok, err := c.KeepAlive(ctx, "l"); err != nil || ok {
 		t.Errorf("KeepAlive of an inactive record = %v, %v; want false", ok, err)
 	}
+	// Deregistered again, it keeps when it went inactive.
+	w.until(t, "the second deactivation", upTo(wrote(t, "Deactivate again")(c.Deactivate(ctx, "l", "", rec.LastSeen, at.Add(time.Minute)))))
+	if _, got := snapshot(t, c); !got["l"].InactiveSince.Equal(at) {
+		t.Errorf("after a second Deactivate: inactive since %v; want %v kept", got["l"].InactiveSince, at)
+	}
 	// An older last_seen does not move it back.
 	w.until(t, "the activation", upTo(wrote(t, "Activate")(c.Activate(ctx, "l", "", rec.LastSeen))))
 	_, got = snapshot(t, c)
@@ -507,6 +513,12 @@ func testClusterLeaseEnds(t *testing.T, h ClusterHarness) {
 	}
 	if _, got := snapshot(t, c); !got["kept"].Active || got["short"].Active {
 		t.Errorf("after the lease ended: kept active %v, short active %v; want true, false", got["kept"].Active, got["short"].Active)
+	}
+	// Deregistered now, it keeps when it went inactive: no InactiveSince,
+	// the end of its lease.
+	wrote(t, "Deactivate short")(c.Deactivate(ctx, "short", "", short.LastSeen, time.Now()))
+	if _, got := snapshot(t, c); got["short"].Active || !got["short"].InactiveSince.IsZero() {
+		t.Errorf("after Deactivate of a record whose lease ended: active %v, inactive since %v; want inactive, none", got["short"].Active, got["short"].InactiveSince)
 	}
 }
 
