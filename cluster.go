@@ -268,7 +268,7 @@ func (w *clusterWriter) makeRoom(ctx context.Context, id string) error {
 		r.mu.RLock()
 		full := len(r.v.insts) >= r.opts.MaxInstances
 		var oldest string
-		if in := r.v.oldest.head; in != nil {
+		if in := r.v.oldest.oldest(); in != nil {
 			oldest = in.id
 		}
 		r.mu.RUnlock()
@@ -436,7 +436,6 @@ func (w *clusterWriter) apply(ch Change) {
 		}
 		r.v.delete(gone, r.shard)
 		w.reset.on, w.reset.keep = false, nil
-		r.v.oldest.sort()
 		// The events of a snapshot do not say what changed before it: a
 		// stream resumed from before it must re-list.
 		r.v.index = max(r.v.index, ch.Rev)

@@ -5,8 +5,10 @@
 // the library's read API after every step. FuzzDifferential draws the
 // sequence from the fuzzer's bytes, TestDifferential from fixed seeds.
 //
-// A jump of the clock over several due times at once is left out while
-// the bug it shows is open (differential_bugs_test.go).
+// The sequences that found a difference are tests of their own, named for
+// the behaviour they pin: TestReplicaTakesSameInstantReregistration,
+// TestReplicaDeregisterKeepsInactiveSince (replicas_test.go) and
+// TestOldestInactiveAfterLatePurge (caps_test.go).
 
 package registry_test
 
@@ -98,6 +100,10 @@ func diffAdvance(b byte) time.Duration {
 		3*time.Second + time.Millisecond, 4500 * time.Millisecond, 6 * time.Second, 15 * time.Second, 29 * time.Second,
 		30 * time.Second, 31 * time.Second, 90 * time.Second, diffRetain, diffRetain + time.Millisecond, time.Hour}[int(b)%16]
 }
+
+// diffLate reports whether an advance jumps over the due times on its way
+// (Run was late), not stopping at each: bit 0x10 of its byte.
+func diffLate(b byte) bool { return b&0x10 != 0 }
 
 // A diffKind is the kind of an operation.
 type diffKind int
@@ -279,6 +285,9 @@ func (op diffOp) describe() string {
 	case opDelete:
 		return "delete (purge) " + diffID(op.id)
 	case opAdvance:
+		if diffLate(op.advance) {
+			return fmt.Sprintf("advance %v at once (checkpoint; then leases end, one Purge: Run was late)", diffAdvance(op.advance))
+		}
 		return fmt.Sprintf("advance %v (checkpoint; at each due time on the way: leases end, Purge)", diffAdvance(op.advance))
 	case opRestartFile:
 		return "restart the bolt registry (checkpoint, close, open)"
@@ -438,7 +447,11 @@ func (d *diffRegs) apply(op diffOp) {
 	case opDelete:
 		d.write(func(r *registry.Registry) string { return errClass(r.Delete(ctx, diffID(op.id))) })
 	case opAdvance:
-		d.pass(diffAdvance(op.advance))
+		if diffLate(op.advance) {
+			d.jump(diffAdvance(op.advance))
+		} else {
+			d.pass(diffAdvance(op.advance))
+		}
 	case opRestartFile:
 		if err := d.file.Checkpoint(ctx); err != nil {
 			d.tb.Fatal(err)
@@ -466,9 +479,7 @@ func (d *diffRegs) checkpoint() {
 // pass moves the clock on by dt as Run lives through it: the heartbeats
 // are checkpointed first (Run does every few seconds), and the clock stops
 // at each due time on the way (an expiry, the end of a retention), where
-// every registry settles, as Run's timer fires at each deadline. (Jumping
-// over several due times at once is left out while
-// TestBugOldestInactiveAfterLatePurge fails.)
+// every registry settles, as Run's timer fires at each deadline.
 func (d *diffRegs) pass(dt time.Duration) {
 	d.tb.Helper()
 	d.checkpoint()
@@ -488,6 +499,16 @@ func (d *diffRegs) pass(dt time.Duration) {
 			return
 		}
 	}
+}
+
+// jump moves the clock on by dt at once, and every registry settles once:
+// Run was late, or the caller purges, and the leases and retentions that
+// fell due on the way end in one Purge (TestOldestInactiveAfterLatePurge).
+func (d *diffRegs) jump(dt time.Duration) {
+	d.tb.Helper()
+	d.checkpoint()
+	d.clock.Advance(dt)
+	d.settle()
 }
 
 // nextDue is the earliest deadline or end of retention after now, as
@@ -671,6 +692,9 @@ func diffSeeds() map[string][]diffOp {
 			reg(1, 1, 2), tools(1, 0b11100), adv(12), hb(1, 2), adv(12), adv(13), adv(14), hb(1, 0)},
 		"full-registry-evicts-oldest-inactive": {
 			reg(0, 0, 1), reg(1, 1, 1), reg(2, 2, 2), reg(3, 0, 3), reg(4, 1, 0), dereg(2), adv(5), reg(5, 2, 0), reg(6, 0, 0)},
+		"late-purge-then-full": { // several leases end in one Purge, then new ids evict them oldest first
+			reg(0, 0, 1), reg(1, 1, 2), reg(2, 2, 1), reg(3, 0, 4), reg(4, 1, 0), adv(0x10 | 8), {kind: opRestartFile},
+			reg(5, 2, 0), reg(6, 0, 0), {kind: opRestartReplica}, reg(0, 1, 0), dereg(4), dereg(4), adv(0x10 | 15)},
 		"restarts-with-inactive-records": {
 			reg(0, 0, 0), tools(0, 0b1), reg(1, 1, 1), hb(1, 1), dereg(0), adv(6), {kind: opRestartFile},
 			{kind: opRestartReplica}, hb(0, 0), dereg(1), {kind: opRestartReplica}},
