@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"sync"
 	"time"
@@ -481,12 +482,17 @@ func (w *clusterWriter) applyRecord(u RecordChange, reset bool, now int64) error
 // (two requests within the clock's resolution). A tool post always carries
 // a list, empty maybe, and only a registration clears it: a watched change
 // of the fields without one is a registration. A snapshot's page carries
-// the fields of every record, changed or not; there, a list gone shows it.
+// the fields of every record, changed or not; there, other fields or a
+// list gone show it.
 func reregistered(in *instance, u RecordChange, reset bool) bool {
-	if !u.Fields || u.Tools != nil {
+	switch {
+	case !u.Fields:
 		return false
+	case !reset:
+		return u.Tools == nil
 	}
-	return !reset || in.tools.Load() != nil
+	return (u.Tools == nil && in.tools.Load() != nil) || in.name != u.Name || in.version != u.Version ||
+		in.host != u.Host || !maps.Equal(in.labels, u.Labels)
 }
 
 // applyRegistration replaces old (nil: none) by a new instance for rec.

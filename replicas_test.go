@@ -103,6 +103,42 @@ func TestReplicaTakesSameInstantReregistration(t *testing.T) {
 	}
 }
 
+// The same when the replica's change stream missed the re-registration and
+// a re-list (after a compaction) brings it: a snapshot's page carries every
+// record's fields, changed or not.
+func TestReplicaTakesSameInstantReregistrationInRelist(t *testing.T) {
+	ctx := context.Background()
+	clock := newFakeClock()
+	c := memcluster.New(memcluster.Options{Now: clock.Now})
+	replica, _ := fakeClockReplica(t, c, clock)
+	if err := replica.Register(ctx, registry.Registration{ID: "a", Name: "svc", Version: "1", Host: "h0"}); err != nil {
+		t.Fatal(err)
+	}
+	c.Stall(true)
+	now := clock.Now().Round(0) // the instant of the registration: the clock has not moved
+	rec := registry.Record{ID: "a", Name: "web", Version: "2", Host: "h1", Labels: map[string]string{"env": "prod"},
+		Registered: now, LastSeen: now, HeartbeatInterval: 10 * time.Second, Active: true}
+	if _, err := c.Register(ctx, rec, ""); err != nil {
+		t.Fatal(err)
+	}
+	c.Compact()
+	c.Stall(false)
+	rev := c.Rev()
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if _, meta, err := replica.Instances(wctx, registry.Filter{AfterIndex: rev - 1}); err != nil || meta.Index < rev {
+		t.Fatalf("the replica's view did not reach revision %d: index %d, %v", rev, meta.Index, err)
+	}
+	got, _, err := replica.Instance(ctx, "a")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Name != rec.Name || got.Version != rec.Version || got.Host != rec.Host || got.Labels["env"] != "prod" {
+		t.Errorf("after a re-list that brings a re-registered at the same instant: %+v; want name %q, version %q, host %q, env=prod",
+			got, rec.Name, rec.Version, rec.Host)
+	}
+}
+
 // Deregistering an instance that is already inactive (its lease ended, or
 // it deregistered before) keeps when it went inactive, as memory and bolt
 // do, on a replica that starts later (or this one restarted) too, which
