@@ -65,6 +65,7 @@ func TestMaxInstances(t *testing.T) {
 		return st
 	}
 	deregister := func(id string) step { return step{"DELETE", "/instances/" + id, "", http.StatusOK, ""} }
+	tick := step{method: "TICK"} // the clock moves on 1 ms
 	tests := []struct {
 		name    string
 		bug     string // a known bug: the case is skipped
@@ -82,9 +83,16 @@ func TestMaxInstances(t *testing.T) {
 		{
 			name: "the oldest inactive record makes room",
 			steps: []step{register("a", 201), register("b", 201), register("c", 201),
-				deregister("b"), deregister("a"), register("d", 201), register("e", 201), register("f", 507)},
+				deregister("b"), tick, deregister("a"), register("d", 201), register("e", 201), register("f", 507)},
 			want:    []string{"c", "d", "e"},
 			deleted: []string{"b", "a"},
+		},
+		{
+			name: "of records inactive since the same instant, the first registered makes room first",
+			steps: []step{register("a", 201), register("b", 201), register("c", 201),
+				deregister("b"), deregister("a"), register("d", 201), register("e", 201), register("f", 507)},
+			want:    []string{"c", "d", "e"},
+			deleted: []string{"a", "b"},
 		},
 		{
 			name: "a revived record is not deleted",
@@ -122,6 +130,10 @@ func TestMaxInstances(t *testing.T) {
 			}
 			run := func(steps []step) {
 				for i, st := range steps {
+					if st.method == "TICK" {
+						clock.Advance(time.Millisecond)
+						continue
+					}
 					rec := serveReq(reg, st.method, st.target, st.body)
 					if rec.Code != st.code {
 						t.Fatalf("step %d %s %s: status %d, want %d (%s)", i, st.method, st.target, rec.Code, st.code, rec.Body)
@@ -151,6 +163,52 @@ func TestMaxInstances(t *testing.T) {
 				t.Errorf("deletions logged mismatch (-want +got):\n%s\nlog:\n%s", diff, log.String())
 			}
 		})
+	}
+}
+
+// Several instances that go inactive in one Purge (Run was late, or the
+// caller purges) are ordered by when they went inactive: at MaxInstances a
+// new id deletes the oldest inactive record. They used to join the list of
+// inactive records in shard order, which a random seed of each Registry
+// decides, so that the choice differed between two runs, and between a
+// registry and the same one restarted from its file, whose load sorted the
+// list. Found by the differential test, as memory against bolt.
+func TestOldestInactiveAfterLatePurge(t *testing.T) {
+	ctx := context.Background()
+	for run := range 32 { // each Registry has its own shard seed
+		clock := newFakeClock()
+		r, err := registry.New(registry.Options{Now: clock.Now, MaxInstances: 3})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, reg := range []registry.Registration{
+			{ID: "a", Name: "svc", Host: "h0", HeartbeatInterval: time.Second}, // inactive from t0 + 3 s
+			{ID: "b", Name: "svc", Host: "h1", HeartbeatInterval: time.Second}, // from t0 + 3 s + 1 µs
+			{ID: "c", Name: "svc", Host: "h2", HeartbeatInterval: time.Hour},
+		} {
+			if err := r.Register(ctx, reg); err != nil {
+				t.Fatal(err)
+			}
+			clock.Advance(time.Microsecond)
+		}
+		clock.Advance(4 * time.Second)
+		if err := r.Purge(ctx); err != nil { // a and b expire in this one
+			t.Fatal(err)
+		}
+		if err := r.Register(ctx, registry.Registration{ID: "d", Name: "svc", Host: "h3"}); err != nil {
+			t.Fatal(err)
+		}
+		var kept []string
+		all, _, err := r.Instances(ctx, registry.Filter{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, in := range all {
+			kept = append(kept, in.ID)
+		}
+		if fmt.Sprint(kept) != "[b c d]" {
+			t.Fatalf("run %d: kept %v; want [b c d] (a is the oldest inactive record)", run, kept)
+		}
 	}
 }
 

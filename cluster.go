@@ -13,6 +13,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"sync"
 	"time"
@@ -70,7 +71,9 @@ type Cluster interface {
 	SetTools(ctx context.Context, id, guard string, tools []json.RawMessage) (uint64, error)
 
 	// Deactivate makes id inactive (a deregistration) as of at, keeping its
-	// record; lastSeen older than the stored one is ignored.
+	// record; lastSeen older than the stored one is ignored. An id already
+	// inactive keeps when it went inactive: its InactiveSince, or none if
+	// its liveness ended (the registry takes 3 intervals after last_seen).
 	Deactivate(ctx context.Context, id, guard string, lastSeen, at time.Time) (uint64, error)
 
 	// Activate makes id active again, last seen at lastSeen (a heartbeat of
@@ -124,7 +127,10 @@ type RecordChange struct {
 	Deleted bool
 	// Fields: the registration or the tool list changed, and Record.Tools
 	// holds the list. Otherwise only liveness (Active, LastSeen,
-	// InactiveSince, System) may have changed, and Tools is not set.
+	// InactiveSince, System) may have changed, and Tools is not set. A
+	// tool post's list is never nil (an empty one is empty): a watched
+	// change with Fields and no list is a registration, even one at the
+	// same instant (Registered) as the registration it replaces.
 	Fields bool
 }
 
@@ -263,7 +269,7 @@ func (w *clusterWriter) makeRoom(ctx context.Context, id string) error {
 		r.mu.RLock()
 		full := len(r.v.insts) >= r.opts.MaxInstances
 		var oldest string
-		if in := r.v.oldest.head; in != nil {
+		if in := r.v.oldest.oldest(); in != nil {
 			oldest = in.id
 		}
 		r.mu.RUnlock()
@@ -343,6 +349,8 @@ func (w *clusterWriter) deregister(ctx context.Context, id string) error {
 		}
 		seen = w.r.wall(in.lastSeen()).Round(0)
 	}
+	// Now, whatever the view shows: it may be behind the Cluster, which
+	// keeps the time of an instance already inactive.
 	at := w.r.now().Round(0)
 	return w.replicate(ctx, func() (uint64, error) { return w.c.Deactivate(ctx, id, guardFor(ctx), seen, at) })
 }
@@ -413,7 +421,7 @@ func (w *clusterWriter) apply(ch Change) {
 		if ch.Reset && !u.Deleted {
 			w.reset.keep[u.ID] = true
 		}
-		if err := w.applyRecord(u, now); err != nil {
+		if err := w.applyRecord(u, ch.Reset, now); err != nil {
 			r.log.Error("cluster: bad record skipped", "id", u.ID, "rev", ch.Rev, "err", err)
 		}
 		// The tool list is interned now: let the collector have the copy
@@ -429,7 +437,6 @@ func (w *clusterWriter) apply(ch Change) {
 		}
 		r.v.delete(gone, r.shard)
 		w.reset.on, w.reset.keep = false, nil
-		r.v.oldest.sort()
 		// The events of a snapshot do not say what changed before it: a
 		// stream resumed from before it must re-list.
 		r.v.index = max(r.v.index, ch.Rev)
@@ -443,8 +450,9 @@ func (w *clusterWriter) apply(ch Change) {
 	}
 }
 
-// applyRecord applies one record's change. Called with r.mu held.
-func (w *clusterWriter) applyRecord(u RecordChange, now int64) error {
+// applyRecord applies one record's change, from a snapshot's page if
+// reset. Called with r.mu held.
+func (w *clusterWriter) applyRecord(u RecordChange, reset bool, now int64) error {
 	r := w.r
 	s := r.shard(u.ID)
 	in := s.m[u.ID] // writers of s.m hold r.mu, as we do
@@ -455,7 +463,7 @@ func (w *clusterWriter) applyRecord(u RecordChange, now int64) error {
 		return nil
 	}
 	rec := u.Record
-	if in == nil || in.seq != rec.Seq || !r.wall(in.registered).Equal(rec.Registered) {
+	if in == nil || in.seq != rec.Seq || !r.wall(in.registered).Equal(rec.Registered) || reregistered(in, u, reset) {
 		return w.applyRegistration(s, in, rec, now)
 	}
 	if u.Fields && rec.Tools != nil {
@@ -467,6 +475,24 @@ func (w *clusterWriter) applyRecord(u RecordChange, now int64) error {
 	}
 	w.applyLiveness(in, rec, now)
 	return nil
+}
+
+// reregistered reports whether u, a change of in's record with in's Seq
+// and Registered, is a registration that replaced it at the same instant
+// (two requests within the clock's resolution). A tool post always carries
+// a list, empty maybe, and only a registration clears it: a watched change
+// of the fields without one is a registration. A snapshot's page carries
+// the fields of every record, changed or not; there, other fields or a
+// list gone show it.
+func reregistered(in *instance, u RecordChange, reset bool) bool {
+	switch {
+	case !u.Fields:
+		return false
+	case !reset:
+		return u.Tools == nil
+	}
+	return (u.Tools == nil && in.tools.Load() != nil) || in.name != u.Name || in.version != u.Version ||
+		in.host != u.Host || !maps.Equal(in.labels, u.Labels)
 }
 
 // applyRegistration replaces old (nil: none) by a new instance for rec.

@@ -5,10 +5,10 @@
 // the library's read API after every step. FuzzDifferential draws the
 // sequence from the fuzzer's bytes, TestDifferential from fixed seeds.
 //
-// Three kinds of sequence are left out while the bugs they show are open
-// (differential_bugs_test.go): two writes at the same instant, a
-// deregistration of an inactive instance, and a jump of the clock over
-// several due times at once.
+// The sequences that found a difference are tests of their own, named for
+// the behaviour they pin: TestReplicaTakesSameInstantReregistration,
+// TestReplicaDeregisterKeepsInactiveSince (replicas_test.go) and
+// TestOldestInactiveAfterLatePurge (caps_test.go).
 
 package registry_test
 
@@ -101,6 +101,10 @@ func diffAdvance(b byte) time.Duration {
 		30 * time.Second, 31 * time.Second, 90 * time.Second, diffRetain, diffRetain + time.Millisecond, time.Hour}[int(b)%16]
 }
 
+// diffLate reports whether an advance jumps over the due times on its way
+// (Run was late), not stopping at each: bit 0x10 of its byte.
+func diffLate(b byte) bool { return b&0x10 != 0 }
+
 // A diffKind is the kind of an operation.
 type diffKind int
 
@@ -129,6 +133,7 @@ func diffKindOf(b byte) diffKind {
 // the diff* functions above turn them into values.
 type diffOp struct {
 	kind                diffKind
+	sameInstant         bool // a write at the instant of the one before (bit 0x10 of its kind byte)
 	id                  byte
 	name, host, version byte
 	interval, labels    byte
@@ -166,7 +171,8 @@ func parseDiffOps(data []byte) []diffOp {
 	}
 	var ops []diffOp
 	for len(data) > 0 && len(ops) < diffMaxOps {
-		op := diffOp{kind: diffKindOf(next())}
+		kb := next()
+		op := diffOp{kind: diffKindOf(kb), sameInstant: kb&0x10 != 0}
 		p := make([]byte, diffOpBytes(op.kind))
 		for i := range p {
 			p[i] = next()
@@ -200,6 +206,9 @@ func (op diffOp) appendTo(b []byte) []byte {
 			kb = byte(i)
 			break
 		}
+	}
+	if op.sameInstant {
+		kb |= 0x10
 	}
 	b = append(b, kb)
 	switch op.kind {
@@ -239,6 +248,24 @@ func (op diffOp) tools() []json.RawMessage {
 }
 
 func (op diffOp) String() string {
+	s := op.describe()
+	if op.sameInstant && op.isWrite() {
+		s += " (at the instant of the write before)"
+	}
+	return s
+}
+
+// isWrite reports whether op is a client's write: time moves before it,
+// unless it is at the same instant.
+func (op diffOp) isWrite() bool {
+	switch op.kind {
+	case opRegister, opHeartbeat, opHeartbeatRaw, opTools, opToolsRaw, opDeregister, opDelete:
+		return true
+	}
+	return false
+}
+
+func (op diffOp) describe() string {
 	switch op.kind {
 	case opRegister:
 		r := op.registration()
@@ -258,6 +285,9 @@ func (op diffOp) String() string {
 	case opDelete:
 		return "delete (purge) " + diffID(op.id)
 	case opAdvance:
+		if diffLate(op.advance) {
+			return fmt.Sprintf("advance %v at once (checkpoint; then leases end, one Purge: Run was late)", diffAdvance(op.advance))
+		}
 		return fmt.Sprintf("advance %v (checkpoint; at each due time on the way: leases end, Purge)", diffAdvance(op.advance))
 	case opRestartFile:
 		return "restart the bolt registry (checkpoint, close, open)"
@@ -393,10 +423,9 @@ func (d *diffRegs) apply(op diffOp) {
 	d.tb.Helper()
 	d.done = append(d.done, op.String())
 	ctx := d.ctx
-	switch op.kind {
-	case opRegister, opHeartbeat, opHeartbeatRaw, opTools, opToolsRaw, opDeregister, opDelete:
-		// Time moves between two requests, as a real clock does: no two
-		// writes happen at the same instant (TestBugSameInstantReregistration).
+	if op.isWrite() && !op.sameInstant {
+		// Time moves between two requests, as a real clock does; a coarse
+		// one (or Options.Now) may not move (TestReplicaTakesSameInstantReregistration).
 		d.pass(time.Microsecond)
 	}
 	switch op.kind {
@@ -414,16 +443,15 @@ func (d *diffRegs) apply(op diffOp) {
 	case opTools, opToolsRaw:
 		d.write(func(r *registry.Registry) string { return errClass(r.UpdateTools(ctx, diffID(op.id), op.tools())) })
 	case opDeregister:
-		if in, _, err := d.mem.Instance(ctx, diffID(op.id)); err == nil && !in.Active {
-			// Left out while TestBugDeregisterInactiveReplica fails.
-			d.done[len(d.done)-1] += " (skipped: the instance is inactive)"
-			return
-		}
 		d.write(func(r *registry.Registry) string { return errClass(r.Deregister(ctx, diffID(op.id))) })
 	case opDelete:
 		d.write(func(r *registry.Registry) string { return errClass(r.Delete(ctx, diffID(op.id))) })
 	case opAdvance:
-		d.pass(diffAdvance(op.advance))
+		if diffLate(op.advance) {
+			d.jump(diffAdvance(op.advance))
+		} else {
+			d.pass(diffAdvance(op.advance))
+		}
 	case opRestartFile:
 		if err := d.file.Checkpoint(ctx); err != nil {
 			d.tb.Fatal(err)
@@ -451,9 +479,7 @@ func (d *diffRegs) checkpoint() {
 // pass moves the clock on by dt as Run lives through it: the heartbeats
 // are checkpointed first (Run does every few seconds), and the clock stops
 // at each due time on the way (an expiry, the end of a retention), where
-// every registry settles, as Run's timer fires at each deadline. (Jumping
-// over several due times at once is left out while
-// TestBugOldestInactiveAfterLatePurge fails.)
+// every registry settles, as Run's timer fires at each deadline.
 func (d *diffRegs) pass(dt time.Duration) {
 	d.tb.Helper()
 	d.checkpoint()
@@ -473,6 +499,16 @@ func (d *diffRegs) pass(dt time.Duration) {
 			return
 		}
 	}
+}
+
+// jump moves the clock on by dt at once, and every registry settles once:
+// Run was late, or the caller purges, and the leases and retentions that
+// fell due on the way end in one Purge (TestOldestInactiveAfterLatePurge).
+func (d *diffRegs) jump(dt time.Duration) {
+	d.tb.Helper()
+	d.checkpoint()
+	d.clock.Advance(dt)
+	d.settle()
 }
 
 // nextDue is the earliest deadline or end of retention after now, as
@@ -656,6 +692,9 @@ func diffSeeds() map[string][]diffOp {
 			reg(1, 1, 2), tools(1, 0b11100), adv(12), hb(1, 2), adv(12), adv(13), adv(14), hb(1, 0)},
 		"full-registry-evicts-oldest-inactive": {
 			reg(0, 0, 1), reg(1, 1, 1), reg(2, 2, 2), reg(3, 0, 3), reg(4, 1, 0), dereg(2), adv(5), reg(5, 2, 0), reg(6, 0, 0)},
+		"late-purge-then-full": { // several leases end in one Purge, then new ids evict them oldest first
+			reg(0, 0, 1), reg(1, 1, 2), reg(2, 2, 1), reg(3, 0, 4), reg(4, 1, 0), adv(0x10 | 8), {kind: opRestartFile},
+			reg(5, 2, 0), reg(6, 0, 0), {kind: opRestartReplica}, reg(0, 1, 0), dereg(4), dereg(4), adv(0x10 | 15)},
 		"restarts-with-inactive-records": {
 			reg(0, 0, 0), tools(0, 0b1), reg(1, 1, 1), hb(1, 1), dereg(0), adv(6), {kind: opRestartFile},
 			{kind: opRestartReplica}, hb(0, 0), dereg(1), {kind: opRestartReplica}},
@@ -664,6 +703,9 @@ func diffSeeds() map[string][]diffOp {
 			{kind: opRestartReplica}, {kind: opToolsRaw, id: 1, raw: []byte(`{"name":"r","x-command":"\u0063","a":{"name":"b"}}`)}},
 		"reregistration-replaces": {
 			reg(0, 0, 0), tools(0, 0b1), hb(0, 1), {kind: opRegister, id: 0, host: 1, name: 1, labels: 2}, hb(0, 0)},
+		"same-instant-reregistration": {
+			reg(0, 0, 0), {kind: opTools, id: 0, mask: 0b101, sameInstant: true},
+			{kind: opRegister, id: 0, host: 1, name: 1, labels: 2, sameInstant: true}, hb(0, 1)},
 		"system-objects": {
 			reg(0, 0, 0), hb(0, 1), hb(0, 4), {kind: opHeartbeatRaw, id: 0, raw: []byte(`{"a":{"b":[true,false]},"a":1}`)},
 			adv(3), {kind: opRestartFile}, {kind: opRestartReplica}},

@@ -95,17 +95,17 @@
 //
 // # Architecture
 //
-// The file list is the map. Everything a read needs is in memory, in
-// indexes maintained by every write (view.go): instances in registration
-// order, tool entries by name (each listing its instances in registration
-// order), (host, name) groups sorted by host then name, the inactive
-// instances oldest first, and a heap of due times (dueheap.go). A lookup of
-// one tool touches only that tool's entry, so its cost does not grow with
-// the fleet. Tool schemas are interned by content (tools.go): 20,000 hosts
-// offering the same tool share one copy of its schema and of identical
-// execution fields. The protocol's rules and the wording of every 422 are
-// in validate.go, once; the HTTP layer (http.go) decodes JSON types and the
-// library's methods validate.
+// The file list is the map. Everything a read needs is in memory, in indexes
+// maintained by every write (view.go): instances in registration order, tool
+// entries by name (each listing its instances in registration order), (host,
+// name) groups sorted by host then name, a heap of the inactive instances,
+// oldest first (inactiveheap.go), and a heap of due times (dueheap.go). A
+// lookup of one tool touches only that tool's entry, so its cost does not
+// grow with the fleet. Tool schemas are interned by content (tools.go):
+// 20,000 hosts offering the same tool share one copy of its schema and of
+// identical execution fields. The protocol's rules and the wording of every
+// 422 are in validate.go, once; the HTTP layer (http.go) decodes JSON types
+// and the library's methods validate.
 //
 // New chooses the write path once (writer.go): localWriter (local.go)
 // writes to a Store, or to none, then to the view, one id at a time under

@@ -43,14 +43,12 @@ type instance struct {
 	sysVer uint64 // counts system updates
 
 	// Guarded by Registry.mu.
-	due        int64 // heap key: the deadline while active, the deletion time while inactive
-	heapIdx    int   // position in the due heap, -1 when not in it
-	inactiveAt int64 // when it became inactive
-	// Links of view.oldest, while inactive.
-	olderInactive, newerInactive *instance
-	inList                       bool
-	index                        uint64
-	deleted                      bool
+	due         int64 // heap key: the deadline while active, the deletion time while inactive
+	heapIdx     int   // position in the due heap, -1 when not in it
+	inactiveAt  int64 // when it became inactive
+	inactiveIdx int   // position in view.oldest, -1 when not in it
+	index       uint64
+	deleted     bool
 
 	// What the last checkpoint wrote (in cluster mode, also what another
 	// replica wrote). Atomic: the cluster's change stream sets them while a
@@ -71,12 +69,13 @@ func (r *Registry) newInstance(reg Registration, seq uint64, now int64) *instanc
 	interval := r.interval(reg)
 	in := &instance{
 		id: reg.ID, name: reg.Name, version: reg.Version, host: reg.Host,
-		seq:        seq,
-		registered: now,
-		interval:   interval,
-		ttl:        int64(ttlFactor * interval),
-		floor:      math.MinInt64,
-		heapIdx:    -1,
+		seq:         seq,
+		registered:  now,
+		interval:    interval,
+		ttl:         int64(ttlFactor * interval),
+		floor:       math.MinInt64,
+		heapIdx:     -1,
+		inactiveIdx: -1,
 	}
 	in.head, in.nameEnd = appendHead(nil, in)
 	in.setLabels(reg.Labels)

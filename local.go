@@ -100,7 +100,7 @@ func (w *localWriter) makeRoom(ctx context.Context, id string) error {
 	for {
 		r.mu.RLock()
 		full := len(r.v.insts) >= r.opts.MaxInstances
-		oldest := r.v.oldest.head
+		oldest := r.v.oldest.oldest()
 		r.mu.RUnlock()
 		if !full || r.lookup(id) != nil {
 			return nil
@@ -129,7 +129,7 @@ func (w *localWriter) evict(ctx context.Context, in *instance) error {
 	s.wmu.Lock()
 	defer s.wmu.Unlock()
 	r.mu.RLock()
-	still := in.inList && !in.deleted
+	still := in.inactiveIdx >= 0 && !in.deleted
 	r.mu.RUnlock()
 	if !still {
 		return nil // revived or deleted meanwhile: look again
@@ -400,7 +400,6 @@ func (w *localWriter) load(ctx context.Context) error {
 		return err
 	}
 	r.nextSeq.Store(maxSeq)
-	r.v.oldest.sort()
 	return nil
 }
 

@@ -68,8 +68,9 @@ type Options struct {
 
 	// MaxInstances is the most records the registry holds, active or not.
 	// At the limit, registering a new id deletes the oldest inactive record
-	// to make room (and logs its id); when every record is active, it fails
-	// with ErrFull (507). If zero, defaults to 1,000,000.
+	// (inactive the longest; of two since the same instant, the first
+	// registered) to make room, and logs its id; when every record is
+	// active, it fails with ErrFull (507). If zero, defaults to 1,000,000.
 	MaxInstances int
 
 	// MaxBodyBytes is the largest request body the handler reads; larger

@@ -19,7 +19,7 @@ type view struct {
 	hosts  []*hostGroup // by host, then name
 	groups map[hostKey]*hostGroup
 	due    dueHeap
-	oldest inactiveList // inactive instances, in the order they became inactive
+	oldest inactiveHeap // inactive instances, by when they became inactive
 	active int          // instances whose liveness word says active
 
 	expiries, deletions uint64 // counts for Metrics
@@ -377,57 +377,5 @@ func (v *view) leaveGroup(in *instance) {
 		if i, ok := slices.BinarySearchFunc(v.hosts, k, groupOrder); ok {
 			v.hosts = slices.Delete(v.hosts, i, i+1)
 		}
-	}
-}
-
-// inactiveList lists inactive instances in the order they became inactive,
-// through links in the instances themselves, so that the oldest is found in
-// O(1) when the registry is full (Options.MaxInstances).
-type inactiveList struct {
-	head, tail *instance
-}
-
-func (l *inactiveList) push(in *instance) {
-	if in.inList {
-		return
-	}
-	in.inList, in.olderInactive, in.newerInactive = true, l.tail, nil
-	if l.tail != nil {
-		l.tail.newerInactive = in
-	} else {
-		l.head = in
-	}
-	l.tail = in
-}
-
-func (l *inactiveList) remove(in *instance) {
-	if !in.inList {
-		return
-	}
-	if in.olderInactive != nil {
-		in.olderInactive.newerInactive = in.newerInactive
-	} else {
-		l.head = in.newerInactive
-	}
-	if in.newerInactive != nil {
-		in.newerInactive.olderInactive = in.olderInactive
-	} else {
-		l.tail = in.olderInactive
-	}
-	in.inList, in.olderInactive, in.newerInactive = false, nil, nil
-}
-
-// sort orders the list by when each instance became inactive (after a load
-// or a snapshot, which arrive in any order).
-func (l *inactiveList) sort() {
-	var ins []*instance
-	for in := l.head; in != nil; in = in.newerInactive {
-		ins = append(ins, in)
-	}
-	slices.SortStableFunc(ins, func(a, b *instance) int { return cmp.Compare(a.inactiveAt, b.inactiveAt) })
-	*l = inactiveList{}
-	for _, in := range ins {
-		in.inList = false
-		l.push(in)
 	}
 }

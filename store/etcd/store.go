@@ -538,7 +538,9 @@ func (s *Store) get(ctx context.Context, key string) (*mvccpb.KeyValue, error) {
 }
 
 // Deactivate implements registry.Cluster: it deletes the liveness key (and
-// revokes its lease, so that keep-alives fail at once everywhere).
+// revokes its lease, so that keep-alives fail at once everywhere). Without
+// a liveness key the instance is already inactive, and its inactive_since
+// (none if its lease ended) stays.
 func (s *Store) Deactivate(ctx context.Context, id, guard string, lastSeen, at time.Time) (uint64, error) {
 	return s.setState(ctx, registry.State{ID: id, LastSeen: lastSeen, InactiveSince: at}, guard)
 }
@@ -587,10 +589,13 @@ func (s *Store) setState(ctx context.Context, st registry.State, guard string) (
 		if st.LastSeen.After(sv.LastSeen) {
 			sv.LastSeen = st.LastSeen
 		}
-		sv.setInactive(time.Time{})
-		if !st.Active {
+		switch {
+		case st.Active:
+			sv.setInactive(time.Time{})
+		case lkv != nil:
 			sv.setInactive(st.InactiveSince)
 		}
+		// else: already inactive, it keeps when it went inactive.
 		ops := []clientv3.Op{clientv3.OpPut(sk, string(encodeSeen(sv)))}
 		switch {
 		case st.Active && lkv == nil:

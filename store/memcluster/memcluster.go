@@ -194,7 +194,10 @@ func (c *Cluster) Deactivate(ctx context.Context, id, guard string, lastSeen, at
 	if lastSeen.After(e.rec.LastSeen) {
 		e.rec.LastSeen = lastSeen
 	}
-	e.rec.Active, e.rec.InactiveSince, e.lease = false, at, time.Time{}
+	if e.rec.Active { // one already inactive keeps when it went inactive
+		e.rec.InactiveSince = at
+	}
+	e.rec.Active, e.lease = false, time.Time{}
 	return c.commit(false, id), nil
 }
 

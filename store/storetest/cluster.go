@@ -49,14 +49,16 @@ type ClusterOpener func(t *testing.T) ClusterHarness
 // Register and Snapshot, the Cluster orders ids (Seq) and keeps a stored
 // id's place, each write returns the revision that Watch then delivers as
 // one Change, in order, writes that change nothing return 0, SetTools keeps
-// liveness, Deactivate and Activate change only liveness, KeepAlive extends
-// a lease and a lease that ends makes its instance inactive, Touch keeps the
-// later last_seen and system, DeleteInactive spares active records, a
-// second handle sees the first's writes, a compacted history makes Watch
-// deliver a Reset, snapshots and the re-lists after a compaction come in
-// pages (Reset on each, More on all but the last, in registration order,
-// at most PageSize records each), and concurrent writers end in the state
-// a sequential model predicts.
+// liveness and delivers a list (a registration none, even at the same
+// instant as the one before), Deactivate and Activate change only liveness
+// (a Deactivate of an inactive record keeps when it went inactive),
+// KeepAlive extends a lease and a lease that ends makes its instance
+// inactive, Touch keeps the later last_seen and system, DeleteInactive
+// spares active records, a second handle sees the first's writes, a
+// compacted history makes Watch deliver a Reset, snapshots and the re-lists
+// after a compaction come in pages (Reset on each, More on all but the last,
+// in registration order, at most PageSize records each), and concurrent
+// writers end in the state a sequential model predicts.
 func RunCluster(t *testing.T, open ClusterOpener) {
 	tests := []struct {
 		name string
@@ -65,6 +67,7 @@ func RunCluster(t *testing.T, open ClusterOpener) {
 		{"RegisterSnapshot", testClusterRegister},
 		{"Revisions", testClusterRevisions},
 		{"SetTools", testClusterSetTools},
+		{"SameInstantRegistration", testClusterSameInstantRegistration},
 		{"Liveness", testClusterLiveness},
 		{"LeaseEnds", testClusterLeaseEnds},
 		{"Touch", testClusterTouch},
@@ -384,6 +387,36 @@ func testClusterSetTools(t *testing.T, h ClusterHarness) {
 	}
 }
 
+// A registration that replaces a record at the same instant (Registered)
+// as the one before it is told from a tool post by its list: a replica
+// takes a watched change with Fields and no list for a registration, so a
+// tool post, of an empty list too, must deliver one.
+func testClusterSameInstantRegistration(t *testing.T, h ClusterHarness) {
+	c := clusterHandle(t, h)
+	ctx := t.Context()
+	start, _ := snapshot(t, c)
+	w := watch(t, c, start)
+	rec := clusterRecord("same")
+	wrote(t, "Register")(c.Register(ctx, rec, ""))
+	posts := make(map[uint64]bool)
+	posts[wrote(t, "SetTools")(c.SetTools(ctx, "same", "", []json.RawMessage{tool(1, 50)}))] = true
+	posts[wrote(t, "SetTools []")(c.SetTools(ctx, "same", "", []json.RawMessage{}))] = true
+	again := rec // the same Registered
+	again.Name = "renamed"
+	last := wrote(t, "Register again")(c.Register(ctx, again, ""))
+	for _, ch := range w.until(t, "every write", upTo(last)) {
+		for _, rc := range ch.Records {
+			switch {
+			case posts[ch.Rev] && (!rc.Fields || rc.Tools == nil):
+				t.Errorf("the tool post at revision %d delivered Fields %v, list %v; want Fields and a list", ch.Rev, rc.Fields, rc.Tools)
+			case ch.Rev == last && (!rc.Fields || rc.Tools != nil || rc.Name != "renamed" || !rc.Registered.Equal(rec.Registered)):
+				t.Errorf("the registration at the same instant delivered Fields %v, list %v, name %q, registered %v; want Fields, no list, %q, %v",
+					rc.Fields, rc.Tools, rc.Name, rc.Registered, again.Name, rec.Registered)
+			}
+		}
+	}
+}
+
 // KeepAlive answers from what the handle's own change stream delivered (the
 // etcd one keeps leases there): a replica keeps alive only what its view
 // shows active. So the handle watches, and each write is awaited.
@@ -405,6 +438,11 @@ func testClusterLiveness(t *testing.T, h ClusterHarness) {
 	}
 	if ok, err := c.KeepAlive(ctx, "l"); err != nil || ok {
 		t.Errorf("KeepAlive of an inactive record = %v, %v; want false", ok, err)
+	}
+	// Deregistered again, it keeps when it went inactive.
+	w.until(t, "the second deactivation", upTo(wrote(t, "Deactivate again")(c.Deactivate(ctx, "l", "", rec.LastSeen, at.Add(time.Minute)))))
+	if _, got := snapshot(t, c); !got["l"].InactiveSince.Equal(at) {
+		t.Errorf("after a second Deactivate: inactive since %v; want %v kept", got["l"].InactiveSince, at)
 	}
 	// An older last_seen does not move it back.
 	w.until(t, "the activation", upTo(wrote(t, "Activate")(c.Activate(ctx, "l", "", rec.LastSeen))))
@@ -475,6 +513,12 @@ func testClusterLeaseEnds(t *testing.T, h ClusterHarness) {
 	}
 	if _, got := snapshot(t, c); !got["kept"].Active || got["short"].Active {
 		t.Errorf("after the lease ended: kept active %v, short active %v; want true, false", got["kept"].Active, got["short"].Active)
+	}
+	// Deregistered now, it keeps when it went inactive: no InactiveSince,
+	// the end of its lease.
+	wrote(t, "Deactivate short")(c.Deactivate(ctx, "short", "", short.LastSeen, time.Now()))
+	if _, got := snapshot(t, c); got["short"].Active || !got["short"].InactiveSince.IsZero() {
+		t.Errorf("after Deactivate of a record whose lease ended: active %v, inactive since %v; want inactive, none", got["short"].Active, got["short"].InactiveSince)
 	}
 }
 
