@@ -27,7 +27,13 @@ func appendString(buf []byte, s string) []byte {
 }
 
 // appendStringBody is appendString without the quotes.
-func appendStringBody(buf []byte, s string) []byte {
+func appendStringBody(buf []byte, s string) []byte { return appendEscaped(buf, s, false) }
+
+// appendEscaped appends s as the inside of a JSON string: '"', '\\' and
+// control characters escaped, invalid UTF-8 as \ufffd. With marshal, it
+// writes what encoding/json's Marshal writes without HTML escaping: \b and
+// \f instead of \u0008 and \u000c, and U+2028 and U+2029 escaped.
+func appendEscaped(buf []byte, s string, marshal bool) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
@@ -37,15 +43,19 @@ func appendStringBody(buf []byte, s string) []byte {
 				continue
 			}
 			buf = append(buf, s[start:i]...)
-			switch c {
-			case '"', '\\':
+			switch {
+			case c == '"' || c == '\\':
 				buf = append(buf, '\\', c)
-			case '\n':
+			case c == '\n':
 				buf = append(buf, '\\', 'n')
-			case '\r':
+			case c == '\r':
 				buf = append(buf, '\\', 'r')
-			case '\t':
+			case c == '\t':
 				buf = append(buf, '\\', 't')
+			case marshal && c == '\b':
+				buf = append(buf, '\\', 'b')
+			case marshal && c == '\f':
+				buf = append(buf, '\\', 'f')
 			default:
 				buf = append(buf, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xF])
 			}
@@ -54,14 +64,20 @@ func appendStringBody(buf []byte, s string) []byte {
 			continue
 		}
 		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
+		switch {
+		case r == utf8.RuneError && size == 1:
 			buf = append(buf, s[start:i]...)
 			buf = append(buf, `\ufffd`...)
-			i++
-			start = i
+		case marshal && (r == '\u2028' || r == '\u2029'):
+			buf = append(buf, s[start:i]...)
+			buf = append(buf, `\u202`...)
+			buf = append(buf, hexDigits[r&0xF])
+		default:
+			i += size
 			continue
 		}
 		i += size
+		start = i
 	}
 	return append(buf, s[start:]...)
 }
