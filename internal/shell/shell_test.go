@@ -208,3 +208,31 @@ func BenchmarkJoin(b *testing.B) {
 		shell.Join(words)
 	}
 }
+
+// FuzzJoin joins two words, each as the fuzzer makes it (NUL cut out: no
+// argument can hold one), twice: the command line of sh -c, and that line
+// quoted again as one word of another sh -c, as su -c needs. /bin/sh must
+// hand printf exactly those words, with nothing run in between.
+func FuzzJoin(f *testing.F) {
+	for i, v := range hostile {
+		f.Add(v, hostile[(i+1)%len(hostile)])
+	}
+	sh, err := exec.LookPath("/bin/sh")
+	if err != nil {
+		f.Skip("no /bin/sh")
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		words := []string{strings.ReplaceAll(a, "\x00", ""), strings.ReplaceAll(b, "\x00", "")}
+		if got := run(t, sh, shell.Join(words)); !cmp.Equal(words, got) {
+			t.Fatalf("Join(%q) arrived as %q", words, got)
+		}
+		inner := shell.Join(append([]string{"printf", `%s\0`}, words...))
+		out, err := exec.CommandContext(t.Context(), sh, "-c", shell.Join([]string{sh, "-c", inner})).Output()
+		if err != nil {
+			t.Fatalf("sh -c (sh -c %q): %v", inner, err)
+		}
+		if want := words[0] + "\x00" + words[1] + "\x00"; string(out) != want {
+			t.Fatalf("quoted twice, %q arrived as %q", words, out)
+		}
+	})
+}
