@@ -96,8 +96,10 @@ func newKeeper(owner *budget, seed maphash.Seed, max int, room func(n int) bool)
 }
 
 // emit is a chunker's emit: it keeps a copy of each chunk, or stops the
-// encoding with errTooLarge.
-func (k *keeper) emit(chunk []byte, _ bool) error {
+// encoding with errTooLarge. An answer that is whole in its first chunk
+// (most lookups) is kept in a block of its own size, not minBlock: the
+// cache holds as many small answers as its bytes allow.
+func (k *keeper) emit(chunk []byte, final bool) error {
 	if k.size+len(chunk) > k.max {
 		k.tried = k.size + len(chunk)
 		return errTooLarge
@@ -108,8 +110,11 @@ func (k *keeper) emit(chunk []byte, _ bool) error {
 		last := len(k.blocks) - 1
 		if last < 0 || len(k.blocks[last]) == cap(k.blocks[last]) {
 			n := minBlock
-			if last >= 0 {
+			switch {
+			case last >= 0:
 				n = min(2*cap(k.blocks[last]), maxBlock)
+			case final:
+				n = len(chunk)
 			}
 			k.owner.mu.Lock()
 			ok := k.room(n)

@@ -142,3 +142,26 @@ func TestTooLargeToShareStreamsNextTime(t *testing.T) {
 		t.Errorf("held %d, want 0", fs.held)
 	}
 }
+
+// An answer whole in its first chunk is held in a block of its own size:
+// small answers (most lookups) do not take minBlock each, which would fit
+// only a few hundred of them in the cache.
+func TestWholeFirstChunkHeldAtItsSize(t *testing.T) {
+	fs := flights{budget: budget{limit: maxFlightBytes}}
+	k := fs.keeper(maphash.MakeSeed())
+	if err := k.emit(bytes.Repeat([]byte("x"), 700), true); err != nil {
+		t.Fatal(err)
+	}
+	b := k.body()
+	if fs.held != 700 || b.held != 700 || b.size != 700 {
+		t.Errorf("a 700-byte answer: budget holds %d, body %d (size %d); want 700", fs.held, b.held, b.size)
+	}
+	b.release()
+	if fs.held != 0 {
+		t.Errorf("held %d once released, want 0", fs.held)
+	}
+	// A longer answer still grows from minBlock.
+	if k := keep(t, &fs, 1000, 500); k.held != minBlock {
+		t.Errorf("an answer of two chunks holds %d, want %d", k.held, minBlock)
+	}
+}
