@@ -116,8 +116,19 @@ func FuzzWrite(f *testing.F) {
 		if err := xml.Unmarshal(h.must(http.StatusOK, "GET", "/export/superputty?active=false", "").Body.Bytes(), &doc); err != nil {
 			t.Errorf("superputty export is not XML: %v", err)
 		}
-		if len(doc.Sessions) != len(h.get("/hosts?active=false").([]any)) {
-			t.Errorf("superputty export has %d sessions, /hosts %d entries", len(doc.Sessions), len(h.get("/hosts?active=false").([]any)))
+		// One session per /hosts entry, but for those the export leaves
+		// out: a host with a space or a "/" (SuperPuTTY's folder
+		// separator), a name with a "/", text XML cannot hold.
+		entries := h.get("/hosts?active=false").([]any)
+		fits := 0
+		for _, e := range entries {
+			host, name := e.(map[string]any)["host"].(string), e.(map[string]any)["name"].(string)
+			if !strings.ContainsAny(host, " /") && !strings.ContainsAny(host+name, "/\uFFFE\uFFFF\uFFFD") {
+				fits++
+			}
+		}
+		if len(doc.Sessions) != fits {
+			t.Errorf("superputty export has %d sessions, /hosts %d entries of which %d it can hold", len(doc.Sessions), len(entries), fits)
 		}
 		for _, e := range h.get("/tools?active=false").([]any) {
 			name := e.(map[string]any)["name"].(string)
