@@ -2,7 +2,8 @@
 // /registry/ in its own http.ServeMux, next to routes of its own.
 //
 //	go run ./examples/embed -addr 127.0.0.1:8080
-//	curl -X POST localhost:8080/registry/instances -d '{"instance_id":"a1","name":"ops","version":"1","host":"web-1"}'
+//	curl -X POST localhost:8080/registry/instances -H 'Content-Type: application/json' -d '{"instance_id":"a1","name":"ops","version":"1","host":"web-1"}'
+//	curl -X POST localhost:8080/registry/instances/a1/tools -H 'Content-Type: application/json' -d '{"tools":[{"name":"deploy","x-command":"/bin/deploy"}]}'
 //	curl localhost:8080/registry/hosts
 //	curl 'localhost:8080/where?tool=deploy'
 //
