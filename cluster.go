@@ -224,6 +224,12 @@ func unavailable(err error) error {
 	return fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
+func (w *clusterWriter) revision() (uint64, bool) {
+	w.applied.mu.Lock()
+	defer w.applied.mu.Unlock()
+	return w.applied.rev, true
+}
+
 func (w *clusterWriter) health() error {
 	if err := w.c.Err(); err != nil {
 		return unavailable(err)

@@ -26,12 +26,4 @@ func (r *Registry) RequireRead(h http.Handler) http.Handler {
 // ClusterRevision returns the Cluster revision that a replica's view has
 // applied (its reads answer as of that revision), and false for a registry
 // without a Cluster.
-func (r *Registry) ClusterRevision() (uint64, bool) {
-	w, ok := r.w.(*clusterWriter)
-	if !ok {
-		return 0, false
-	}
-	w.applied.mu.Lock()
-	defer w.applied.mu.Unlock()
-	return w.applied.rev, true
-}
+func (r *Registry) ClusterRevision() (uint64, bool) { return r.w.revision() }

@@ -11,6 +11,8 @@ import (
 	"fmt"
 	"sync"
 	"time"
+
+	"github.com/runspec/registry/internal/rules"
 )
 
 // A Store keeps registry records beyond the memory of one process.
@@ -187,7 +189,7 @@ func (m *MemStore) Delete(ctx context.Context, ids []string) error {
 // checkRecord checks a record read from a Store, and returns its parsed
 // tool list.
 func checkRecord(rec Record) ([]parsedTool, error) {
-	if rec.ID == "" || !validText(rec.ID) {
+	if rec.ID == "" || !rules.Text(rec.ID) {
 		return nil, fmt.Errorf("bad id %q: empty, or not valid UTF-8 without control characters", rec.ID)
 	}
 	if rec.Seq == 0 {

@@ -15,6 +15,8 @@ import (
 	"time"
 	"unicode"
 	"unicode/utf8"
+
+	"github.com/runspec/registry/internal/rules"
 )
 
 // Protocol limits that are not configurable.
@@ -114,7 +116,7 @@ func checkVersion(s string, loc ...string) *FieldError {
 	switch {
 	case len(s) > MaxFieldBytes:
 		fe = errValue(loc, "must be at most %d bytes", MaxFieldBytes)
-	case !validText(s):
+	case !rules.Text(s):
 		fe = errText(loc...)
 	case hasFormat(s):
 		fe = errValue(loc, "must not contain invisible format characters (bidi controls, zero-width characters, U+2028, U+2029)")
@@ -122,20 +124,6 @@ func checkVersion(s string, loc ...string) *FieldError {
 		return nil
 	}
 	return &fe
-}
-
-// validText reports whether s is valid UTF-8 with no C0, DEL or C1 control
-// characters.
-func validText(s string) bool {
-	if !utf8.ValidString(s) {
-		return false
-	}
-	for _, c := range s {
-		if c < 0x20 || (c >= 0x7F && c < 0xA0) {
-			return false
-		}
-	}
-	return true
 }
 
 // hasFormat reports whether s holds a Unicode format character (category

@@ -40,6 +40,9 @@ type writer interface {
 	run(ctx context.Context) error
 	// health is nil while writes can be made.
 	health() error
+	// revision is the Cluster revision the view has applied, and false
+	// for a write path without a Cluster.
+	revision() (uint64, bool)
 }
 
 // Registration is the body of POST /instances.
