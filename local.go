@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"time"
 )
 
 // localWriter is the write path of a registry that owns its records.
@@ -384,26 +385,40 @@ func (w *localWriter) storeDelete(ctx context.Context, ins []*instance) error {
 	return w.store.Delete(ctx, ids)
 }
 
-// load fills an empty registry from its store. An instance that was active
-// gets a full TTL from now, so agents whose heartbeats fell into the restart
-// do not flap.
+// load fills an empty registry from its store; instance.restored applies
+// the restart rule to each record. A load that takes longer than
+// loadProgress logs its progress (records so far, seconds) that often, and
+// how long it took at the end.
 func (w *localWriter) load(ctx context.Context) error {
 	r := w.r
 	now := r.clock()
+	start := time.Now() // the real time the load takes, whatever Options.Now says
+	next := start.Add(loadProgress)
 	var maxSeq uint64
+	n := 0
 	err := w.store.Load(ctx, func(rec Record) error {
 		if err := w.restore(rec, now); err != nil {
 			return fmt.Errorf("registry: stored record %q: %w", rec.ID, err)
 		}
 		maxSeq = max(maxSeq, rec.Seq)
+		if n++; n%1024 == 0 && time.Now().After(next) {
+			r.log.Info("loading records", "records", n, "seconds", time.Since(start).Seconds())
+			next = time.Now().Add(loadProgress)
+		}
 		return nil
 	})
 	if err != nil {
 		return err
 	}
+	if took := time.Since(start); took > loadProgress {
+		r.log.Info("records loaded from the store", "records", n, "seconds", took.Seconds())
+	}
 	r.nextSeq.Store(maxSeq)
 	return nil
 }
+
+// loadProgress is how often a long load logs its progress.
+const loadProgress = 2 * time.Second
 
 func (w *localWriter) restore(rec Record, now int64) error {
 	r := w.r

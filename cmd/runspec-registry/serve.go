@@ -112,13 +112,15 @@ func (s *serveCmd) serve(ctx context.Context, log *slog.Logger, hangups <-chan o
 		return err
 	}
 	defer closeStore() // after Run's last checkpoint
+	began := time.Now()
 	reg, err := registry.New(opts)
 	if err != nil {
 		return err
 	}
 	s.reg = reg
 	st := reg.Stats()
-	log.Info("records loaded", "from", s.storeName(), "records", st.Instances, "active", st.Active)
+	log.Info("records loaded", "from", s.storeName(), "records", st.Instances, "active", st.Active,
+		"seconds", time.Since(began).Seconds())
 	warnIfOpen(log, s.Host, opts)
 	mon, h, err := s.monitoringFlags.start(reg, withDashboard(reg), serverTimeouts{s.HeaderTimeout, s.IdleTimeout}, log)
 	if err != nil {
