@@ -102,6 +102,14 @@ type Cluster interface {
 	Err() error
 }
 
+// A ClusterHead is a Cluster that knows the newest revision its backend
+// has answered with (the headers of etcd's answers to its writes,
+// keep-alives and watch), which its change stream may not have delivered
+// yet: Registry.ClusterLag is the difference.
+type ClusterHead interface {
+	HeadRevision() uint64
+}
+
 // A Change is one revision of a Cluster, or one page of a snapshot. The
 // Registry takes it over: it clears the tool lists of its Records as it
 // applies them.
@@ -228,6 +236,19 @@ func (w *clusterWriter) revision() (uint64, bool) {
 	w.applied.mu.Lock()
 	defer w.applied.mu.Unlock()
 	return w.applied.rev, true
+}
+
+func (w *clusterWriter) lag() (uint64, bool) {
+	h, ok := w.c.(ClusterHead)
+	if !ok {
+		return 0, false
+	}
+	head := h.HeadRevision() // before the view's: a lag never shows negative
+	rev, _ := w.revision()
+	if head <= rev {
+		return 0, true
+	}
+	return head - rev, true
 }
 
 func (w *clusterWriter) health() error {

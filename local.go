@@ -45,6 +45,8 @@ func (w *localWriter) health() error { return nil }
 
 func (w *localWriter) revision() (uint64, bool) { return 0, false }
 
+func (w *localWriter) lag() (uint64, bool) { return 0, false }
+
 // storeFailed is the error of a client's write whose Store write failed:
 // nothing was applied in memory, and the client may retry (503 with
 // Retry-After). The registry recovers by itself when the Store works again.

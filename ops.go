@@ -27,3 +27,11 @@ func (r *Registry) RequireRead(h http.Handler) http.Handler {
 // applied (its reads answer as of that revision), and false for a registry
 // without a Cluster.
 func (r *Registry) ClusterRevision() (uint64, bool) { return r.w.revision() }
+
+// ClusterLag returns how many revisions a replica's view is behind the
+// newest revision its Cluster has heard of from the backend, if the
+// Cluster can say (ClusterHead; store/etcd's can), and false otherwise.
+// It stays near 0 while the change stream keeps up; a stalled stream shows
+// as a lag that grows with the writes of other replicas that this one
+// hears of (its own writes and keep-alives carry the revision).
+func (r *Registry) ClusterLag() (uint64, bool) { return r.w.lag() }

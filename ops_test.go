@@ -102,3 +102,52 @@ func TestClusterRevision(t *testing.T) {
 		}
 	}
 }
+
+// aheadCluster is a Cluster whose backend has answered with revisions its
+// change stream has not delivered yet.
+type aheadCluster struct {
+	*memcluster.Cluster
+	ahead uint64
+}
+
+func (c aheadCluster) HeadRevision() uint64 { return c.Rev() + c.ahead }
+
+// plainCluster hides memcluster's HeadRevision: a Cluster that cannot say.
+type plainCluster struct{ registry.Cluster }
+
+func TestClusterLag(t *testing.T) {
+	reg, err := registry.New(registry.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if lag, ok := reg.ClusterLag(); ok || lag != 0 {
+		t.Errorf("without a Cluster: ClusterLag() = %d, %v; want 0, false", lag, ok)
+	}
+	for _, tt := range []struct {
+		name    string
+		cluster func(*memcluster.Cluster) registry.Cluster
+		lag     uint64
+		ok      bool
+	}{
+		{"caught up", func(c *memcluster.Cluster) registry.Cluster { return c }, 0, true},
+		{"7 revisions behind", func(c *memcluster.Cluster) registry.Cluster { return aheadCluster{c, 7} }, 7, true},
+		{"a Cluster without a head", func(c *memcluster.Cluster) registry.Cluster { return plainCluster{c} }, 0, false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			replica, err := registry.New(registry.Options{Cluster: tt.cluster(memcluster.New(memcluster.Options{})), HeartbeatInterval: time.Minute})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx, cancel := context.WithCancel(t.Context())
+			done := make(chan error, 1)
+			go func() { done <- replica.Run(ctx) }()
+			defer func() { cancel(); <-done }()
+			if err := replica.Register(t.Context(), registry.Registration{ID: "a", Name: "ops", Version: "1", Host: "web-1"}); err != nil {
+				t.Fatal(err)
+			}
+			if lag, ok := replica.ClusterLag(); lag != tt.lag || ok != tt.ok {
+				t.Errorf("ClusterLag() = %d, %v; want %d, %v", lag, ok, tt.lag, tt.ok)
+			}
+		})
+	}
+}

@@ -43,6 +43,9 @@ type writer interface {
 	// revision is the Cluster revision the view has applied, and false
 	// for a write path without a Cluster.
 	revision() (uint64, bool)
+	// lag is how far the view is behind the newest revision the Cluster
+	// has heard of, and false when it cannot say (ClusterHead).
+	lag() (uint64, bool)
 }
 
 // Registration is the body of POST /instances.

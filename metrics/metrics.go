@@ -107,6 +107,7 @@ var (
 
 	clusterReachable = desc("cluster_reachable", "1 while this replica reaches its cluster (etcd) and its change stream is current, else 0 (writes answer 503, reads are stale). Replicas only.")
 	clusterRevision  = desc("cluster_revision", "The cluster (etcd) revision this replica's view has applied. Replicas only.")
+	clusterLag       = desc("cluster_revision_lag", "Revisions this replica's view is behind the newest cluster (etcd) revision it has heard of (its writes', keep-alives' and watch's answers): near 0 while its change stream keeps up. Replicas only.")
 
 	pendingWrites = desc("pending_writes", "Writes the registry made on its own (expiries, deletions, revivals) that its store has not taken yet; retried until stored.")
 
@@ -119,7 +120,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	for _, d := range []*prometheus.Desc{buildInfo, instances, tools, hosts,
 		registrations, heartbeats, toolPosts, deregistrations, purges, expiries, deletions,
 		refused, rateLimited, waiters, streams, storeWrites, storeErrors, storeTime,
-		requests, requestTime, clusterReachable, clusterRevision, pendingWrites, guardOn, guardHeld} {
+		requests, requestTime, clusterReachable, clusterRevision, clusterLag, pendingWrites, guardOn, guardHeld} {
 		ch <- d
 	}
 }
@@ -180,6 +181,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 		gauge(clusterReachable, reachable)
 		gauge(clusterRevision, float64(rev))
+	}
+	if lag, ok := c.reg.ClusterLag(); ok {
+		gauge(clusterLag, float64(lag))
 	}
 	n, _ := c.reg.PendingWrites()
 	gauge(pendingWrites, float64(n))

@@ -290,8 +290,8 @@ func TestCluster(t *testing.T) {
 	defer func() { cancel(); <-done }()
 	do(t, reg, 201, "POST", "/instances", register("a", "web-1"))
 	do(t, reg, 200, "POST", "/instances/a/tools", `{"tools":[{"name":"deploy"}]}`)
-	keys := []string{"runspec_registry_cluster_reachable", "runspec_registry_cluster_revision"}
-	want := map[string]float64{keys[0]: 1, keys[1]: float64(c.Rev())}
+	keys := []string{"runspec_registry_cluster_reachable", "runspec_registry_cluster_revision", "runspec_registry_cluster_revision_lag"}
+	want := map[string]float64{keys[0]: 1, keys[1]: float64(c.Rev()), keys[2]: 0}
 	if diff := cmp.Diff(want, pick(gather(t, reg, metrics.Options{}), keys)); diff != "" {
 		t.Errorf("reachable: mismatch (-want +got):\n%s", diff)
 	}

@@ -85,7 +85,7 @@ func TestPromtoolCheckMetrics(t *testing.T) {
 		"tool_posts_total", "deregistrations_total", "purges_total", "expiries_total", "deletions_total",
 		"refused_requests_total", "rate_limited_requests_total", "blocking_queries", "event_streams",
 		"store_writes_total", "store_write_errors_total", "store_write_duration_seconds", "http_requests_total",
-		"http_request_duration_seconds", "cluster_reachable", "cluster_revision", "pending_writes",
+		"http_request_duration_seconds", "cluster_reachable", "cluster_revision", "cluster_revision_lag", "pending_writes",
 		"expiry_guard_active", "expiry_guard_held_instances"} {
 		if !strings.Contains(body, "\n# TYPE runspec_registry_"+family+" ") {
 			t.Errorf("the scrape lacks runspec_registry_%s", family)

@@ -25,6 +25,7 @@ const kaStreams = 4
 
 type keepAlives struct {
 	c    *clientv3.Client
+	saw  func(rev int64) // told the revision of each answer's header
 	next atomic.Uint32
 	s    [kaStreams]kaStream
 }
@@ -66,7 +67,7 @@ func (k *keepAlives) keepAlive(ctx context.Context, lease int64) (int64, error) 
 			conn = ks.cur
 		} else {
 			ks.cur = conn
-			go ks.receive(conn)
+			go ks.receive(conn, k.saw)
 		}
 	}
 	if err := conn.stream.Send(&pb.LeaseKeepAliveRequest{ID: lease}); err != nil {
@@ -122,7 +123,7 @@ func (ks *kaStream) drop(conn *kaConn) {
 
 // receive hands each answer of conn to the caller that waits for it, and
 // fails them all when the stream ends.
-func (ks *kaStream) receive(conn *kaConn) {
+func (ks *kaStream) receive(conn *kaConn, saw func(rev int64)) {
 	for {
 		resp, err := conn.stream.Recv()
 		ks.mu.Lock()
@@ -143,6 +144,9 @@ func (ks *kaStream) receive(conn *kaConn) {
 		conn.pending[0] = nil
 		conn.pending = conn.pending[1:]
 		ks.mu.Unlock()
+		if saw != nil {
+			saw(resp.Header.GetRevision())
+		}
 		ch <- kaResult{ttl: resp.TTL}
 	}
 }

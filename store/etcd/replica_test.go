@@ -622,3 +622,24 @@ func TestEventsOfOneRevision(t *testing.T) {
 		t.Errorf("resuming after the first event (id %s) gives %v, want y among them", ids[0], again)
 	}
 }
+
+// TestClusterLagOnEtcd: the Store hears of the revisions of its writes,
+// its keep-alives and its watch, so a replica that keeps up shows no lag,
+// and one replica hears of another's writes through its watch.
+func TestClusterLagOnEtcd(t *testing.T) {
+	c := etcdtest.Start(t, 1)
+	a := startReplica(t, c.Endpoints(), "/lag/", registry.Options{})
+	b := startReplica(t, c.Endpoints(), "/lag/", registry.Options{})
+	a.register("i1", "h1", 30)
+	rev, _ := a.reg.ClusterRevision()
+	if head := a.st.HeadRevision(); head < rev {
+		t.Errorf("A's head revision %d is behind the revision of its own write, %d", head, rev)
+	}
+	if lag, ok := a.reg.ClusterLag(); !ok || lag != 0 {
+		t.Errorf("A right after its write: ClusterLag() = %d, %v; want 0, true", lag, ok)
+	}
+	eventually(t, time.Second, "B hears of A's write and applies it", func() bool {
+		lag, ok := b.reg.ClusterLag()
+		return ok && lag == 0 && b.st.HeadRevision() >= rev
+	})
+}

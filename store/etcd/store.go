@@ -93,6 +93,7 @@ type Store struct {
 	window  time.Duration // Config.KeepAliveWindow
 	log     *slog.Logger
 	written atomic.Uint64
+	head    atomic.Uint64 // the newest revision an answer of etcd's carried (HeadRevision)
 	ka      keepAlives
 	bgMu    sync.Mutex
 	closed  bool           // guarded by bgMu: no more revocations
@@ -110,7 +111,10 @@ type Store struct {
 	wg       sync.WaitGroup // the probe and the schema collector
 }
 
-var _ registry.Cluster = (*Store)(nil)
+var (
+	_ registry.Cluster     = (*Store)(nil)
+	_ registry.ClusterHead = (*Store)(nil)
+)
 
 // A connection to a member silent for keepAliveTime is pinged, and closed
 // if the ping is not answered within keepAliveTimeout: requests and
@@ -160,7 +164,7 @@ func Open(ctx context.Context, cfg Config) (*Store, error) {
 	}
 	s := &Store{c: c, prefix: cfg.Prefix, timeout: cfg.RequestTimeout, window: cfg.KeepAliveWindow, log: cfg.Logger,
 		ents: make(map[string]*entry), schemas: make(map[string][]byte)}
-	s.ka.c = c
+	s.ka.c, s.ka.saw = c, s.saw
 	if err := s.probe(ctx); err != nil {
 		c.Close()
 		return nil, fmt.Errorf("etcd: %s: %w", strings.Join(cfg.Endpoints, ","), err)
@@ -236,6 +240,23 @@ func (s *Store) Err() error {
 	return nil
 }
 
+// saw notes the revision an answer of etcd's carried in its header.
+func (s *Store) saw(rev int64) {
+	for {
+		old := s.head.Load()
+		if uint64(rev) <= old || s.head.CompareAndSwap(old, uint64(rev)) {
+			return
+		}
+	}
+}
+
+// HeadRevision is the newest etcd revision this Store has heard of: the
+// headers of its transactions, keep-alives and watch answers. A replica
+// whose view has applied less is that far behind (registry.ClusterLag);
+// while heartbeats pass through it, a stalled watch shows as a growing
+// lag.
+func (s *Store) HeadRevision() uint64 { return s.head.Load() }
+
 func (s *Store) wrote(rev int64) {
 	for {
 		old := s.written.Load()
@@ -278,6 +299,7 @@ func (s *Store) txn(ctx context.Context, cmps []clientv3.Cmp, ops ...clientv3.Op
 	if err != nil {
 		return nil, fmt.Errorf("etcd: %w", err)
 	}
+	s.saw(resp.Header.GetRevision())
 	if resp.Succeeded && changed(ops, resp) {
 		s.wrote(resp.Header.Revision)
 	}

@@ -293,6 +293,7 @@ func (s *Store) watch(ctx context.Context, rev uint64, apply func(registry.Chang
 			continue
 		}
 		progress = time.Now()
+		s.saw(resp.Header.Revision)
 		if resp.CompactRevision != 0 {
 			return rev, rpctypes.ErrCompacted
 		}

@@ -65,7 +65,10 @@ type entry struct {
 	lease time.Time // when the lease ends; zero while inactive
 }
 
-var _ registry.Cluster = (*Cluster)(nil)
+var (
+	_ registry.Cluster     = (*Cluster)(nil)
+	_ registry.ClusterHead = (*Cluster)(nil)
+)
 
 // New returns an empty Cluster.
 func New(opts Options) *Cluster {
@@ -353,6 +356,10 @@ func (c *Cluster) Compact() {
 	close(c.changed)
 	c.changed = make(chan struct{})
 }
+
+// HeadRevision implements registry.ClusterHead: the Cluster's revision,
+// which the change stream delivers at once.
+func (c *Cluster) HeadRevision() uint64 { return c.Rev() }
 
 // Rev returns the current revision.
 func (c *Cluster) Rev() uint64 {
