@@ -1,9 +1,13 @@
 // guard.go is the mass-expiry guard (Options.ExpiryGuard): when more than P%
 // of the active instances would go inactive within one default TTL window
 // (a partition or a DNS failure between the agents and the registry, not a
-// fleet that died), the registry stops expiring. The instances whose
-// deadline passes stay active and say "expiry_guarded"; heartbeats go on as
-// usual. The guard releases when the silent share stays below P/2 for one
+// fleet that died), the registry stops expiring. It looks when an expiry is
+// due: an instance would go inactive within the window if it missed a
+// heartbeat (not heard from for more than its interval) and its deadline
+// falls within the window, the one due now included, so that a silence is
+// held from its first expiry, however its deadlines are spread over the
+// window. The instances whose deadline passes stay active and say
+// "expiry_guarded"; heartbeats go on as usual. The guard releases when the silent share stays below P/2 for one
 // window, after Options.ExpiryGuardMax, or when an admin releases it
 // (ReleaseExpiryGuard); the instances whose deadline passed while guarded
 // then expire. Expiries after a restart's grace do not count.
