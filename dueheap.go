@@ -58,17 +58,23 @@ func (h *dueHeap) remove(in *instance) {
 // before returns the instances due before now, visiting only them.
 func (h dueHeap) before(now int64) []*instance {
 	var out []*instance
+	h.visit(now, func(in *instance) { out = append(out, in) })
+	return out
+}
+
+// visit calls f for each instance due before now, visiting only them, in no
+// particular order.
+func (h dueHeap) visit(now int64, f func(*instance)) {
 	var walk func(i int)
 	walk = func(i int) {
 		if i >= len(h) || h[i].due >= now {
 			return
 		}
-		out = append(out, h[i])
+		f(h[i])
 		walk(2*i + 1)
 		walk(2*i + 2)
 	}
 	walk(0)
-	return out
 }
 
 // next returns the earliest due time, if any.

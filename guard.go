@@ -1,9 +1,13 @@
 // guard.go is the mass-expiry guard (Options.ExpiryGuard): when more than P%
 // of the active instances would go inactive within one default TTL window
 // (a partition or a DNS failure between the agents and the registry, not a
-// fleet that died), the registry stops expiring. The instances whose
-// deadline passes stay active and say "expiry_guarded"; heartbeats go on as
-// usual. The guard releases when the silent share stays below P/2 for one
+// fleet that died), the registry stops expiring. It looks when an expiry is
+// due: an instance would go inactive within the window if it missed a
+// heartbeat (not heard from for more than its interval) and its deadline
+// falls within the window, the one due now included, so that a silence is
+// held from its first expiry, however its deadlines are spread over the
+// window. The instances whose deadline passes stay active and say
+// "expiry_guarded"; heartbeats go on as usual. The guard releases when the silent share stays below P/2 for one
 // window, after Options.ExpiryGuardMax, or when an admin releases it
 // (ReleaseExpiryGuard); the instances whose deadline passed while guarded
 // then expire. Expiries after a restart's grace do not count.
@@ -31,7 +35,6 @@ type expiryGuard struct {
 	on         bool
 	since      int64
 	reason     string
-	recent     []int64     // when counted expiries happened, within the last window
 	held       []*instance // kept active while on
 	belowSince int64       // when the silent share fell below percent/2; 0: not below
 }
@@ -47,7 +50,10 @@ type GuardState struct {
 
 // filter takes the instances due at now and returns those that settle may
 // handle: while the guard is on, the active ones past their deadline are
-// held instead. It engages and releases the guard. Called with r.mu held.
+// held instead. It engages and releases the guard: when an expiry is due, it
+// looks ahead (silent) rather than back at the expiries already made, so
+// that a mass silence is held from its first expiry even when its deadlines
+// are spread over the window. Called with r.mu held.
 func (g *expiryGuard) filter(r *Registry, due []*instance, now int64) []*instance {
 	if g.percent <= 0 {
 		return due
@@ -55,26 +61,18 @@ func (g *expiryGuard) filter(r *Registry, due []*instance, now int64) []*instanc
 	g.check(r, now)
 	var would []*instance
 	rest := due[:0:0]
+	counted := false
 	for _, in := range due {
 		seen, active := unpack(in.live.Load())
 		if active && now > in.deadline(seen) {
 			would = append(would, in)
+			counted = counted || !in.graced
 		} else {
 			rest = append(rest, in)
 		}
 	}
-	counted := 0
-	for _, in := range would {
-		if !in.graced {
-			counted++
-		}
-	}
-	for len(g.recent) > 0 && g.recent[0] <= now-g.window {
-		g.recent = g.recent[1:]
-	}
-	if !g.on && counted > 0 {
-		base := r.v.active + len(g.recent) // the active count before these expiries
-		if n := len(g.recent) + counted; float64(n) > g.percent/100*float64(base) {
+	if !g.on && counted {
+		if n, base := g.silent(r, now), r.v.active; float64(n) > g.percent/100*float64(base) {
 			g.on, g.since, g.belowSince = true, now, 0
 			g.reason = fmt.Sprintf("%d of %d active instances would go inactive within %v (more than %g%%)",
 				n, base, time.Duration(g.window), g.percent)
@@ -82,9 +80,6 @@ func (g *expiryGuard) filter(r *Registry, due []*instance, now int64) []*instanc
 		}
 	}
 	if !g.on {
-		for range counted {
-			g.recent = append(g.recent, now)
-		}
 		return append(rest, would...)
 	}
 	for _, in := range would {
@@ -98,6 +93,35 @@ func (g *expiryGuard) filter(r *Registry, due []*instance, now int64) []*instanc
 	return rest
 }
 
+// silent counts the active instances that would go inactive within one
+// window if nothing changes: those the guard holds that have not
+// heartbeated since their deadline, and those that missed a heartbeat (not
+// heard from for more than their interval) whose deadline falls within the
+// window, the ones already past it included. Missing a heartbeat is what
+// tells a silent instance from a healthy one, whose deadline is always
+// within one TTL too. An instance whose expiry is not a mass expiry
+// (graced: a restart's grace, a guard's release) does not count. Its cost is
+// one step per instance due within the window. Called with r.mu held.
+func (g *expiryGuard) silent(r *Registry, now int64) int {
+	n := 0
+	for _, in := range g.held {
+		if seen, active := unpack(in.live.Load()); active && !in.deleted && max(seen+in.ttl, in.heldFloor) < now {
+			n++
+		}
+	}
+	// A heap key is never later than the deadline (heartbeats move the
+	// deadline, not the key), so every instance due within the window is
+	// visited.
+	end := now + g.window
+	r.v.due.visit(end+1, func(in *instance) {
+		seen, active := unpack(in.live.Load())
+		if active && !in.graced && now-seen > int64(in.interval) && in.deadline(seen) <= end {
+			n++
+		}
+	})
+	return n
+}
+
 // check releases the guard when its time is up or the silence is over.
 // Called with r.mu held.
 func (g *expiryGuard) check(r *Registry, now int64) {
@@ -108,12 +132,7 @@ func (g *expiryGuard) check(r *Registry, now int64) {
 		g.release(r, fmt.Sprintf("held for %v, the most --expiry-guard-max allows", time.Duration(g.max)))
 		return
 	}
-	silent := 0
-	for _, in := range g.held {
-		if seen, active := unpack(in.live.Load()); active && !in.deleted && max(seen+in.ttl, in.heldFloor) < now {
-			silent++
-		}
-	}
+	silent := g.silent(r, now)
 	if float64(silent) >= g.percent/200*float64(max(r.v.active, 1)) {
 		g.belowSince = 0
 		return

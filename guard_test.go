@@ -2,6 +2,8 @@
 // of the fleet for 5 minutes, with the guard off (they expire) and on (they
 // stay active and say expiry_guarded, /health stays v1 and its detail says
 // guarded); healing releases it and a single silent agent then expires;
+// a silence whose deadlines are spread over the window is held from its
+// first expiry, and a silent minority still expires one by one;
 // the guard's maximum and an admin release it; a restart's grace does not
 // engage it; and a replica refuses it.
 
@@ -119,6 +121,96 @@ func TestPartitionWithGuard(t *testing.T) {
 	}
 	if rec := h.must(200, "GET", "/instances/a99", "").Body.String(); !strings.Contains(rec, `"active":false`) || strings.Contains(rec, "expiry_guarded") {
 		t.Errorf("the silent agent after the release = %s, want inactive", rec)
+	}
+}
+
+// TestGuardSpreadDeadlines registers agents 100 ms apart, as a real fleet
+// heartbeats on phases of its own, so that the silent ones reach their
+// deadlines one by one over the window rather than at one instant. A mass
+// silence must be held from its first expiry; a silent minority must expire
+// one by one. Then the fleet heals but for one agent, which died: the guard
+// releases and that agent expires.
+func TestGuardSpreadDeadlines(t *testing.T) {
+	const gap = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name       string
+		n, silent  int
+		interval   time.Duration // the agents' and the default
+		wantReason string        // "": the guard never engages
+	}{
+		{"the whole fleet", 6, 6, 2 * time.Second, "6 of 6 active instances would go inactive within 6s (more than 50%)"},
+		{"90 of 100", 100, 90, 10 * time.Second, "90 of 100 active instances would go inactive within 30s (more than 50%)"},
+		{"60 of 100", 100, 60, 10 * time.Second, "60 of 100 active instances would go inactive within 30s (more than 50%)"},
+		{"a minority", 100, 40, 10 * time.Second, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t, registry.Options{ExpiryGuard: 50, HeartbeatInterval: tc.interval})
+			ttl := 3 * tc.interval
+			for i := range tc.n {
+				if i > 0 {
+					h.clock.Advance(gap)
+				}
+				h.must(201, "POST", "/instances", fmt.Sprintf(`{"instance_id":"a%d","name":"ops","version":"1","host":"h%d","heartbeat_interval":%d}`,
+					i, i, tc.interval/time.Second))
+			}
+			registered := func(i int) time.Duration { return time.Duration(i) * gap }
+			elapsed := time.Duration(tc.n-1) * gap
+			// step moves the clock on by gap; the agents that beat(i)
+			// heartbeat on their own phase, then Purge runs.
+			step := func(beats func(i int) bool) {
+				h.clock.Advance(gap)
+				elapsed += gap
+				for i := range tc.n {
+					if since := elapsed - registered(i); beats(i) && since > 0 && since%tc.interval == 0 {
+						h.heartbeat(fmt.Sprint("a", i))
+					}
+				}
+				if err := h.reg.Purge(t.Context()); err != nil {
+					t.Fatal(err)
+				}
+			}
+			silent := func(i int) bool { return i >= tc.n-tc.silent }
+			var reason string
+			for elapsed < 2*time.Minute {
+				step(func(i int) bool { return !silent(i) })
+				want := tc.n
+				if tc.wantReason == "" { // each silent agent expires at its own deadline
+					for i := range tc.n {
+						if silent(i) && registered(i)+ttl < elapsed {
+							want--
+						}
+					}
+				}
+				if got := h.reg.Stats().Active; got != want {
+					t.Fatalf("%v after the first registration: %d active, want %d", elapsed, got, want)
+				}
+				if g := h.reg.ExpiryGuard(); g.Guarded && reason == "" {
+					reason = g.Reason
+				}
+			}
+			if reason != tc.wantReason {
+				t.Errorf("the guard's reason = %q, want %q", reason, tc.wantReason)
+			}
+			if tc.wantReason != "" {
+				if g := h.reg.ExpiryGuard(); !g.Guarded || g.Held != tc.silent {
+					t.Errorf("during the silence: guard %+v, want on and holding %d", g, tc.silent)
+				}
+			}
+			// Healing: all but the last agent heartbeat again.
+			for range 2 * ttl / gap {
+				step(func(i int) bool { return i != tc.n-1 })
+			}
+			if g := h.reg.ExpiryGuard(); g.Guarded {
+				t.Fatalf("still guarded %v after healing: %+v", 2*ttl, g)
+			}
+			if got := h.reg.Stats().Active; got != tc.n-1 {
+				t.Errorf("after healing %d active, want %d", got, tc.n-1)
+			}
+			last := fmt.Sprint("a", tc.n-1)
+			if rec := h.must(200, "GET", "/instances/"+last, "").Body.String(); !strings.Contains(rec, `"active":false`) || strings.Contains(rec, "expiry_guarded") {
+				t.Errorf("the agent that died, after the release = %s, want inactive", rec)
+			}
+		})
 	}
 }
 

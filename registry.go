@@ -99,9 +99,11 @@ type Options struct {
 	// zero, defaults to 20ms; if negative, every change is told at once.
 	NotifyInterval time.Duration
 
-	// ExpiryGuard, if not zero, is a percentage: when more than that share
-	// of the active instances would go inactive within one default TTL
-	// window, the registry stops expiring (see ExpiryGuard). It cannot be
+	// ExpiryGuard, if not zero, is a percentage: when an expiry is due and
+	// more than that share of the active instances would go inactive within
+	// one default TTL window (they missed a heartbeat and their deadline
+	// falls within it, the one due now included), the registry stops
+	// expiring before the first of them goes (see ExpiryGuard). It cannot be
 	// combined with Cluster, whose leases decide expiry.
 	ExpiryGuard float64
 
