@@ -24,8 +24,8 @@ const (
 )
 
 type cacheKey struct {
-	name, host, labels string // labels: the filter's, canonical (labelKey)
-	activeOnly, detail bool
+	name, host, labels       string // labels: the filter's, canonical (labelKey)
+	activeOnly, detail, none bool   // none: the filter selects nothing (Filter.none)
 }
 
 type cachedAnswer struct {
@@ -43,7 +43,7 @@ type answerCache struct {
 // serveTool answers GET /tools/{name} as f selects it: from the cache when
 // it can, else encoded, into the cache when it fits, or streamed.
 func (r *Registry) serveTool(a *answer, name string, f Filter, detail bool) {
-	k := cacheKey{name, f.Host, labelKey(f.Labels), f.ActiveOnly, detail}
+	k := cacheKey{name, f.Host, labelKey(f.Labels), f.ActiveOnly, detail, f.none}
 	c := &r.cache
 	r.mu.RLock()
 	idx, beats := r.v.toolIndex(name), r.beatsIf(detail)

@@ -598,6 +598,11 @@ func parseQuery(req *http.Request, activeDefault bool) (query, []FieldError) {
 			errs = append(errs, errValue([]string{"query", "label"}, "want key=value, not %q", kv))
 			continue
 		}
+		if old, dup := q.f.Labels[k]; dup && old != v {
+			// Filters are ANDed: no instance carries both values.
+			q.f.none = true
+			continue
+		}
 		if q.f.Labels == nil {
 			q.f.Labels = make(map[string]string)
 		}

@@ -25,7 +25,10 @@ type Filter struct {
 	// Name keeps only the instances with this agent name (Instances and Hosts).
 	Name string
 	// Labels keeps only the instances that carry every one of these labels
-	// (key and value).
+	// (key and value). A map holds one value per key; over HTTP, repeated
+	// ?label= filters are ANDed too, so one key given two values
+	// (label=env=staging&label=env=prod) selects nothing: an empty listing,
+	// a 404 for a tool, with the answer's index as usual.
 	Labels map[string]string
 
 	// AfterIndex, if not zero, makes the read wait until its answer's change
@@ -33,12 +36,16 @@ type Filter struct {
 	// previous answer to wait for the next change. If ctx ends first, the
 	// read returns ctx's error.
 	AfterIndex uint64
+
+	// none makes the filter select nothing: a label filter that gives one
+	// key two values, which no instance can carry (set by parseQuery).
+	none bool
 }
 
 // selects reports whether f keeps in at now (active, labels; host and name
 // are the indexes' to apply).
 func (f Filter) selects(in *instance, now int64) bool {
-	if f.ActiveOnly && !in.activeAt(now) {
+	if f.none || f.ActiveOnly && !in.activeAt(now) {
 		return false
 	}
 	for k, v := range f.Labels {

@@ -25,7 +25,10 @@ type Filter struct {
 	Host string
 	// Name keeps only the instances with this agent name (Instances, Hosts).
 	Name string
-	// Labels keeps only the instances that carry all these labels.
+	// Labels keeps only the instances that carry all these labels. A map
+	// holds one value per key; the registry ANDs repeated label=
+	// parameters, so a query that gives one key two values (sent with Get)
+	// selects nothing.
 	Labels map[string]string
 }
 

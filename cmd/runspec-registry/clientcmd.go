@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"maps"
+	"net/url"
 	"slices"
 	"strconv"
 	"strings"
@@ -32,21 +33,33 @@ type labelFlags struct {
 // errLabel reports a --label that is not K=V.
 var errLabel = errors.New("--label takes KEY=VALUE")
 
-// labels returns the --label flags as a map, nil when there are none.
-func (f *labelFlags) labels() (map[string]string, error) {
-	if len(f.Label) == 0 {
-		return nil, nil
-	}
-	m := make(map[string]string, len(f.Label))
+// labels returns the --label flags, checked, in the order given; nil when
+// there are none.
+func (f *labelFlags) labels() (labelQuery, error) {
 	for _, kv := range f.Label {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" {
+		if k, _, ok := strings.Cut(kv, "="); !ok || k == "" {
 			return nil, fmt.Errorf("%w, not %q", errLabel, kv)
 		}
-		m[k] = v
 	}
-	return m, nil
+	return labelQuery(f.Label), nil
 }
+
+// labelQuery is the --label flags as the registry reads them: each one a
+// label=K=V parameter. They are sent as given, not through a map (as
+// client.Filter.Labels is), so that the registry ANDs them all: two values
+// of one key match nothing, where a map would keep one of them.
+type labelQuery []string
+
+// addTo adds the labels to q and returns it.
+func (l labelQuery) addTo(q url.Values) url.Values {
+	for _, kv := range l {
+		q.Add("label", kv)
+	}
+	return q
+}
+
+// String is the labels as K=V,K=V, for messages.
+func (l labelQuery) String() string { return strings.Join(l, ",") }
 
 // outputFlags is the --output flag of the query commands.
 type outputFlags struct {

@@ -12,6 +12,7 @@ import (
 	"encoding/json"
 	"errors"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"sync"
 	"testing"
@@ -175,13 +176,18 @@ func TestAgo(t *testing.T) {
 }
 
 func TestLabelFlags(t *testing.T) {
-	f := labelFlags{Label: []string{"env=prod", "role=db=1", "empty="}}
+	// Kept as given, a key twice included: the registry ANDs them.
+	f := labelFlags{Label: []string{"env=prod", "role=db=1", "empty=", "env=staging", "env=prod"}}
 	got, err := f.labels()
 	if err != nil {
 		t.Fatal(err)
 	}
-	if diff := cmp.Diff(map[string]string{"env": "prod", "role": "db=1", "empty": ""}, got); diff != "" {
-		t.Errorf("labels mismatch (-want +got):\n%s", diff)
+	want := url.Values{"active": {"true"}, "label": {"env=prod", "role=db=1", "empty=", "env=staging", "env=prod"}}
+	if diff := cmp.Diff(want, got.addTo(url.Values{"active": {"true"}})); diff != "" {
+		t.Errorf("query mismatch (-want +got):\n%s", diff)
+	}
+	if s := got.String(); s != "env=prod,role=db=1,empty=,env=staging,env=prod" {
+		t.Errorf("String() = %q", s)
 	}
 	for _, bad := range []string{"env", "=prod"} {
 		if _, err := (&labelFlags{Label: []string{bad}}).labels(); !errors.Is(err, errLabel) {

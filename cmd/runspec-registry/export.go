@@ -45,10 +45,7 @@ func (f *exportFlags) query() (url.Values, error) {
 	if f.Inactive {
 		q.Set("active", "false")
 	}
-	for k, v := range labels {
-		q.Add("label", k+"="+v)
-	}
-	return q, nil
+	return labels.addTo(q), nil
 }
 
 // get reads the export at path.

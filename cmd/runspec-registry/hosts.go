@@ -40,7 +40,7 @@ func (c *hostsCmd) run(ctx context.Context, kctx *kong.Context) error {
 	if err != nil {
 		return err
 	}
-	body, err := cl.Get(ctx, "/hosts", client.Filter{IncludeInactive: c.Inactive, Name: c.Name, Labels: labels}.Values())
+	body, err := cl.Get(ctx, "/hosts", labels.addTo(client.Filter{IncludeInactive: c.Inactive, Name: c.Name}.Values()))
 	if err != nil {
 		return err
 	}

@@ -64,7 +64,7 @@ func (c *instancesCmd) run(ctx context.Context, kctx *kong.Context) error {
 		return c.printInstance(kctx, in)
 	}
 	body, err := cl.Get(ctx, "/instances",
-		client.Filter{IncludeInactive: !c.Active, Host: c.Host, Name: c.Name, Labels: labels}.Values())
+		labels.addTo(client.Filter{IncludeInactive: !c.Active, Host: c.Host, Name: c.Name}.Values()))
 	if err != nil {
 		return err
 	}

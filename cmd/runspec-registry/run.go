@@ -9,10 +9,12 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -145,8 +147,9 @@ func (f *sshFlags) runner() (*remote.Runner, error) {
 }
 
 // tool asks the registry for the tool, with its inactive entries (for
-// the messages; only active ones run).
-func (f *clientFlags) tool(ctx context.Context, name string, labels map[string]string) (registry.Tool, error) {
+// the messages; only active ones run). It reads the answer with Get, not
+// Client.Tool, whose map of labels could not send two values of one key.
+func (f *clientFlags) tool(ctx context.Context, name string, labels labelQuery) (registry.Tool, error) {
 	if name == "" {
 		return registry.Tool{}, errors.New("which tool? give its name")
 	}
@@ -154,14 +157,21 @@ func (f *clientFlags) tool(ctx context.Context, name string, labels map[string]s
 	if err != nil {
 		return registry.Tool{}, err
 	}
-	tool, err := cl.Tool(ctx, name, client.Filter{IncludeInactive: true, Labels: labels})
+	body, err := cl.Get(ctx, "/tools/"+url.PathEscape(name), labels.addTo(client.Filter{IncludeInactive: true}.Values()))
 	if errors.Is(err, client.ErrNotFound) {
 		if len(labels) > 0 {
-			return registry.Tool{}, fmt.Errorf("tool %s: %w with the labels %s", name, errNoTool, labelText(labels))
+			return registry.Tool{}, fmt.Errorf("tool %s: %w with the labels %s", name, errNoTool, labels)
 		}
 		return registry.Tool{}, fmt.Errorf("tool %s: %w", name, errNoTool)
 	}
-	return tool, err
+	if err != nil {
+		return registry.Tool{}, err
+	}
+	var tool registry.Tool
+	if err := json.Unmarshal(body, &tool); err != nil {
+		return registry.Tool{}, fmt.Errorf("registry: GET /tools/%s: decoding the answer: %w", name, err)
+	}
+	return tool, nil
 }
 
 // args compiles the tool's schema and reads the arguments, from the words

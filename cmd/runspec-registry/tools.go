@@ -46,7 +46,7 @@ func (c *toolsCmd) run(ctx context.Context, kctx *kong.Context) error {
 	if err != nil {
 		return err
 	}
-	q := client.Filter{IncludeInactive: c.Inactive, Host: c.Host, Labels: labels}.Values()
+	q := labels.addTo(client.Filter{IncludeInactive: c.Inactive, Host: c.Host}.Values())
 	path := "/tools"
 	if c.Name != "" {
 		path += "/" + url.PathEscape(c.Name)
