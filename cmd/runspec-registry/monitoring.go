@@ -107,14 +107,26 @@ func (f monitoringFlags) start(reg *registry.Registry, main http.Handler, timeou
 	return m, main, nil
 }
 
-// withMetrics serves /metrics with mh and everything else with next.
+// withMetrics serves GET and HEAD /metrics with mh and everything else
+// with next. /metrics answers OPTIONS and other methods as the API's
+// routes do: its Allow, or 405 with a JSON detail.
 func withMetrics(next, mh http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		if req.URL.Path == "/metrics" {
-			mh.ServeHTTP(w, req)
+		if req.URL.Path != "/metrics" {
+			next.ServeHTTP(w, req)
 			return
 		}
-		next.ServeHTTP(w, req)
+		switch req.Method {
+		case http.MethodGet, http.MethodHead:
+			mh.ServeHTTP(w, req)
+		case http.MethodOptions:
+			w.Header().Set("Allow", "GET, HEAD, OPTIONS") // 200, as the API's routes answer it
+		default:
+			w.Header().Set("Allow", "GET, HEAD, OPTIONS")
+			w.Header().Set("Content-Type", "application/json")
+			w.WriteHeader(http.StatusMethodNotAllowed)
+			w.Write([]byte(`{"detail":"Method Not Allowed"}`))
+		}
 	})
 }
 

@@ -11,6 +11,7 @@ import (
 	"bytes"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -210,4 +211,32 @@ func TestMetricsEndpoints(t *testing.T) {
 		}
 		s.stop(t)
 	})
+}
+
+// TestMetricsMethods: /metrics on the main listener answers GET and HEAD,
+// OPTIONS with its Allow, and other methods 405 as the API's routes do;
+// other paths go to the registry.
+func TestMetricsMethods(t *testing.T) {
+	metrics := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "scrape") })
+	api := http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "api") })
+	h := withMetrics(api, metrics)
+	for _, tt := range []struct {
+		method, path string
+		code         int
+		allow, body  string
+	}{
+		{"GET", "/metrics", 200, "", "scrape"},
+		{"HEAD", "/metrics", 200, "", "scrape"},
+		{"OPTIONS", "/metrics", 200, "GET, HEAD, OPTIONS", ""},
+		{"POST", "/metrics", 405, "GET, HEAD, OPTIONS", `{"detail":"Method Not Allowed"}`},
+		{"DELETE", "/metrics", 405, "GET, HEAD, OPTIONS", `{"detail":"Method Not Allowed"}`},
+		{"POST", "/instances", 200, "", "api"},
+		{"GET", "/metrics/x", 200, "", "api"},
+	} {
+		w := httptest.NewRecorder()
+		h.ServeHTTP(w, httptest.NewRequest(tt.method, tt.path, nil))
+		if w.Code != tt.code || w.Header().Get("Allow") != tt.allow || w.Body.String() != tt.body {
+			t.Errorf("%s %s: %d, Allow %q, body %q; want %d, %q, %q", tt.method, tt.path, w.Code, w.Header().Get("Allow"), w.Body.String(), tt.code, tt.allow, tt.body)
+		}
+	}
 }
