@@ -237,7 +237,7 @@ func (c *runCmd) plans(stderr io.Writer, tool registry.Tool, plan func(registry.
 		}
 		if len(errs) > 0 {
 			return nil, fmt.Errorf("nothing ran: %d of %d hosts cannot run the tool (narrow with --label, or fix the records): %w",
-				len(errs), len(hosts), errors.Join(errs...))
+				len(errs), len(hosts), errList(errs))
 		}
 		return plans, nil
 	case c.Any:
@@ -253,7 +253,7 @@ func (c *runCmd) plans(stderr io.Writer, tool registry.Tool, plan func(registry.
 			errs = append(errs, err)
 			fmt.Fprintf(stderr, "runspec-registry: skipping %s: %s\n", printable(h), printable(err.Error()))
 		}
-		return nil, fmt.Errorf("no host can run the tool: %w", errors.Join(errs...))
+		return nil, fmt.Errorf("no host can run the tool: %w", errList(errs))
 	case len(hosts) > 1:
 		return nil, fmt.Errorf("tool %s is offered on %d hosts: %s; choose one with --host, or use --any or --all",
 			tool.Name, len(hosts), strings.Join(hosts, ", "))
@@ -424,3 +424,18 @@ func (p *prefixWriter) Flush() {
 	defer p.mu.Unlock()
 	p.w.Write(line)
 }
+
+// errList is several errors on one line, each after a "; " (errors.Join
+// breaks lines, which the command's error line would print escaped); it
+// unwraps to each, for errors.Is.
+type errList []error
+
+func (l errList) Error() string {
+	msgs := make([]string, len(l))
+	for i, err := range l {
+		msgs[i] = err.Error()
+	}
+	return strings.Join(msgs, "; ")
+}
+
+func (l errList) Unwrap() []error { return l }

@@ -560,3 +560,14 @@ func shellOutput(t *testing.T, line string) (string, error) {
 	}
 	return string(out), nil
 }
+
+func TestErrListOnOneLine(t *testing.T) {
+	errA, errB := errors.New("web-1: user root refused"), errors.New("web-2: inactive")
+	err := fmt.Errorf("nothing ran: %w", errList{errA, errB})
+	if got, want := err.Error(), "nothing ran: web-1: user root refused; web-2: inactive"; got != want {
+		t.Errorf("Error() = %q, want %q", got, want)
+	}
+	if !errors.Is(err, errA) || !errors.Is(err, errB) {
+		t.Error("errors.Is does not find each error")
+	}
+}
