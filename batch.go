@@ -76,6 +76,25 @@ func (b *batch[T]) next() {
 	b.bound, b.bounded = zero, false
 }
 
+// all visits every key in order, a batch at a time: for each batch it
+// calls walk, which offers the keys of one pass over the index (want,
+// add), then visit for each key of the batch. It stops, reporting false,
+// when visit does.
+func (b *batch[T]) all(walk func(), visit func(T) bool) bool {
+	for b.reset(); ; b.next() {
+		walk()
+		keys, last := b.done()
+		for _, k := range keys {
+			if !visit(k) {
+				return false
+			}
+		}
+		if last {
+			return true
+		}
+	}
+}
+
 // reset starts over, from the first key.
 func (b *batch[T]) reset() {
 	b.next()

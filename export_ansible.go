@@ -220,31 +220,25 @@ func (a *ansibleWalk) offered(name string) bool {
 // walks the names in the order of their groups, a batch at a time: two
 // names collide when they are next to each other with the same group.
 func (a *ansibleWalk) collisions() {
-	c := collider{om: a.om, prefix: ansibleAgentPrefix, coll: &a.agentsColl}
 	b := newBatch(nameBatch, byGroupName)
-	for b.reset(); ; b.next() {
+	for _, kind := range []struct {
+		c    collider
+		walk func()
+	}{
+		{collider{om: a.om, prefix: ansibleAgentPrefix, coll: &a.agentsColl}, a.groupNames(b)},
+		{collider{om: a.om, prefix: ansibleToolPrefix, coll: &a.toolsColl}, func() { a.walkTools(b.want, b.add) }},
+	} {
+		b.all(kind.walk, func(name string) bool { kind.c.add(name); return true })
+		kind.c.end()
+	}
+}
+
+// groupNames is the walk that offers b the agent names of the (host,
+// name) groups.
+func (a *ansibleWalk) groupNames(b *batch[string]) func() {
+	return func() {
 		a.walkGroups(func(g *hostGroup) bool { return b.want(g.name) }, func(g *hostGroup) { b.add(g.name) })
-		keys, last := b.done()
-		for _, k := range keys {
-			c.add(k)
-		}
-		if last {
-			break
-		}
 	}
-	c.end()
-	c = collider{om: a.om, prefix: ansibleToolPrefix, coll: &a.toolsColl}
-	for b.reset(); ; b.next() {
-		a.walkTools(func(name string) bool { return b.want(name) }, b.add)
-		keys, last := b.done()
-		for _, k := range keys {
-			c.add(k)
-		}
-		if last {
-			break
-		}
-	}
-	c.end()
 }
 
 // A collider follows the names of one kind (agents or tools) in the order
@@ -393,17 +387,11 @@ func (w *groupWriter) end() {
 func (a *ansibleWalk) agentGroups() bool {
 	w := groupWriter{s: a.s, prefix: ansibleAgentPrefix}
 	b := newBatch(groupBatch, byAgentGroup)
-	for b.reset(); ; b.next() {
+	walk := func() {
 		a.walkGroups(func(g *hostGroup) bool { return b.want(g) && inGroup(a.agentsColl, g.name) }, b.add)
-		keys, last := b.done()
-		for _, g := range keys {
-			if !w.add(g.name, g.host) {
-				return false
-			}
-		}
-		if last {
-			break
-		}
+	}
+	if !b.all(walk, func(g *hostGroup) bool { return w.add(g.name, g.host) }) {
+		return false
 	}
 	w.end()
 	return true
@@ -418,29 +406,21 @@ func (a *ansibleWalk) children() bool {
 		coll   []string
 		walk   func()
 	}{
-		{ansibleAgentPrefix, a.agentsColl, func() {
-			a.walkGroups(func(g *hostGroup) bool { return b.want(g.name) }, func(g *hostGroup) { b.add(g.name) })
-		}},
+		{ansibleAgentPrefix, a.agentsColl, a.groupNames(b)},
 		{ansibleToolPrefix, a.toolsColl, func() { a.walkTools(b.want, b.add) }},
 	} {
-		for b.reset(); ; b.next() {
-			kind.walk()
-			keys, last := b.done()
-			for _, name := range keys {
-				if !inGroup(kind.coll, name) {
-					continue
-				}
-				a.s.buf = append(a.s.buf, `,"`...)
-				a.s.buf = append(a.s.buf, kind.prefix...)
-				a.s.buf = appendGroupName(a.s.buf, name)
-				a.s.buf = append(a.s.buf, '"')
-				if !a.s.next() {
-					return false
-				}
+		ok := b.all(kind.walk, func(name string) bool {
+			if !inGroup(kind.coll, name) {
+				return true
 			}
-			if last {
-				break
-			}
+			a.s.buf = append(a.s.buf, `,"`...)
+			a.s.buf = append(a.s.buf, kind.prefix...)
+			a.s.buf = appendGroupName(a.s.buf, name)
+			a.s.buf = append(a.s.buf, '"')
+			return a.s.next()
+		})
+		if !ok {
+			return false
 		}
 	}
 	return true
@@ -451,17 +431,11 @@ func (a *ansibleWalk) children() bool {
 func (a *ansibleWalk) toolGroups() bool {
 	w := groupWriter{s: a.s, prefix: ansibleToolPrefix}
 	b, hosts := newBatch(nameBatch, byGroupName), newBatch(nameBatch, strings.Compare)
-	for b.reset(); ; b.next() {
+	walk := func() {
 		a.walkTools(func(name string) bool { return b.want(name) && inGroup(a.toolsColl, name) }, b.add)
-		keys, last := b.done()
-		for _, name := range keys {
-			if !a.toolHosts(&w, hosts, name) {
-				return false
-			}
-		}
-		if last {
-			break
-		}
+	}
+	if !b.all(walk, func(name string) bool { return a.toolHosts(&w, hosts, name) }) {
+		return false
 	}
 	w.end()
 	return true
@@ -472,7 +446,7 @@ func (a *ansibleWalk) toolGroups() bool {
 // members (looked up again after the lock was released).
 func (a *ansibleWalk) toolHosts(w *groupWriter, b *batch[string], name string) bool {
 	s := a.s
-	for b.reset(); ; b.next() {
+	walk := func() {
 		var after uint64 // the seq of the last member walked
 		for started := false; ; {
 			ms, i := a.r.v.members(name), 0
@@ -494,16 +468,8 @@ func (a *ansibleWalk) toolHosts(w *groupWriter, b *batch[string], name string) b
 			after, started = ms[i-1].in.seq, true
 			s.yield()
 		}
-		keys, last := b.done()
-		for _, host := range keys {
-			if !w.add(name, host) {
-				return false
-			}
-		}
-		if last {
-			return true
-		}
 	}
+	return b.all(walk, func(host string) bool { return w.add(name, host) })
 }
 
 // A become is the become variables of a host.
