@@ -183,19 +183,9 @@ func (c *Cluster) SetTools(ctx context.Context, id, guard string, tools []json.R
 func (c *Cluster) Deactivate(ctx context.Context, id, guard string, lastSeen, at time.Time) (uint64, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.writable(); err != nil {
-		return 0, err
-	}
-	c.expire()
-	e := c.recs[id]
+	e, err := c.liveness(id, guard, lastSeen)
 	if e == nil {
-		return 0, nil
-	}
-	if err := guarded(e, guard); err != nil {
 		return 0, err
-	}
-	if lastSeen.After(e.rec.LastSeen) {
-		e.rec.LastSeen = lastSeen
 	}
 	if e.rec.Active { // one already inactive keeps when it went inactive
 		e.rec.InactiveSince = at
@@ -204,23 +194,35 @@ func (c *Cluster) Deactivate(ctx context.Context, id, guard string, lastSeen, at
 	return c.commit(false, id), nil
 }
 
-// Activate implements registry.Cluster.
-func (c *Cluster) Activate(ctx context.Context, id, guard string, lastSeen time.Time) (uint64, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+// liveness is the entry of id for a change of its liveness, with its
+// last_seen moved to lastSeen if that is later: nil if there is none, or
+// if the Cluster cannot be written or guard does not own it (the error).
+// Called with c.mu held.
+func (c *Cluster) liveness(id, guard string, lastSeen time.Time) (*entry, error) {
 	if err := c.writable(); err != nil {
-		return 0, err
+		return nil, err
 	}
 	c.expire()
 	e := c.recs[id]
 	if e == nil {
-		return 0, nil
+		return nil, nil
 	}
 	if err := guarded(e, guard); err != nil {
-		return 0, err
+		return nil, err
 	}
 	if lastSeen.After(e.rec.LastSeen) {
 		e.rec.LastSeen = lastSeen
+	}
+	return e, nil
+}
+
+// Activate implements registry.Cluster.
+func (c *Cluster) Activate(ctx context.Context, id, guard string, lastSeen time.Time) (uint64, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, err := c.liveness(id, guard, lastSeen)
+	if e == nil {
+		return 0, err
 	}
 	e.rec.Active, e.rec.InactiveSince = true, time.Time{}
 	e.lease = c.opts.Now().Add(c.ttl(e.rec.HeartbeatInterval))
