@@ -39,6 +39,33 @@ func benchBinary(b *testing.B) string {
 
 // benchRegistry serves a registry where the tool argv runs the test
 // host's tool on each of hosts.
+// benchWeb1 starts an sshd, the command's binary and a registry whose
+// web-1 offers the argv tool, and returns them with the plan run makes for
+// it there.
+func benchWeb1(b *testing.B) (s *sshtest.Server, bin, url string, plan *remote.Plan) {
+	b.Helper()
+	s = sshtest.Start(b, sshtest.Options{})
+	bin = benchBinary(b)
+	url = benchRegistry(b, s, []string{"web-1"})
+	c, err := client.New(url, client.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	answer, err := c.Tool(b.Context(), "argv", client.Filter{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	runner, err := remote.New(remote.Options{ConfigFile: s.Config})
+	if err != nil {
+		b.Fatal(err)
+	}
+	p, err := runner.Plan(remote.Call{Tool: answer, Host: answer.Hosts[0]})
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s, bin, url, p
+}
+
 func benchRegistry(b *testing.B, s *sshtest.Server, hosts []string) string {
 	b.Helper()
 	reg, err := registry.New(registry.Options{})
@@ -97,25 +124,7 @@ func median(ds []time.Duration) float64 {
 // directly: the remote wrapper's share is wrapped-ssh, the command's own
 // (start, registry lookup, plan) is run-wrapped.
 func BenchmarkRunVsSSH(b *testing.B) {
-	s := sshtest.Start(b, sshtest.Options{})
-	bin := benchBinary(b)
-	url := benchRegistry(b, s, []string{"web-1"})
-	c, err := client.New(url, client.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	answer, err := c.Tool(b.Context(), "argv", client.Filter{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	runner, err := remote.New(remote.Options{ConfigFile: s.Config})
-	if err != nil {
-		b.Fatal(err)
-	}
-	plan, err := runner.Plan(remote.Call{Tool: answer, Host: answer.Hosts[0]})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, bin, url, plan := benchWeb1(b)
 	// The wrapper stops the command at the end of its input: keep it open.
 	in, keep, err := os.Pipe()
 	if err != nil {
@@ -174,25 +183,7 @@ func BenchmarkRunAllVsXargs(b *testing.B) {
 // standard input open, against TOOL alone). Runs of a few milliseconds
 // vary far less than whole ssh runs on a loaded machine.
 func BenchmarkRunParts(b *testing.B) {
-	s := sshtest.Start(b, sshtest.Options{})
-	bin := benchBinary(b)
-	url := benchRegistry(b, s, []string{"web-1"})
-	c, err := client.New(url, client.Options{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	answer, err := c.Tool(b.Context(), "argv", client.Filter{})
-	if err != nil {
-		b.Fatal(err)
-	}
-	runner, err := remote.New(remote.Options{ConfigFile: s.Config})
-	if err != nil {
-		b.Fatal(err)
-	}
-	plan, err := runner.Plan(remote.Call{Tool: answer, Host: answer.Hosts[0]})
-	if err != nil {
-		b.Fatal(err)
-	}
+	s, bin, url, plan := benchWeb1(b)
 	// The remote command line, as the login shell gets it: its last word.
 	wrapped := plan.SSH[len(plan.SSH)-1]
 	in, keep, err := os.Pipe()
