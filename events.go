@@ -46,21 +46,60 @@ func (v *view) record(kind string, in *instance) {
 	_, active := unpack(in.live.Load())
 	e := Event{Index: v.index, Kind: kind, InstanceID: in.id, Host: in.host, Name: in.name,
 		Active: active && kind != EventDeleted, ToolCount: in.toolCount()}
+	if n := len(v.events); n > 0 {
+		// A replica applies one Cluster revision at once (under one hold
+		// of Registry.mu), which may make several events at one index: a
+		// client that resumes from any but the last of them must get the
+		// others again (at least once), not skip them, so their ids are
+		// the index before. The previous frame is encoded again, after
+		// the first encoding, which stays as it was.
+		prev := (v.eventHead + n - 1) % n
+		if v.events[prev].Index == e.Index {
+			v.eventFrames[prev] = v.frames.add(v.events[prev], e.Index-1)
+		}
+	}
 	// Encoded once here, for every stream that sends it.
-	data, _ := json.Marshal(e)
+	frame := v.frames.add(e, e.Index)
 	v.eventSeq++
 	if len(v.events) < eventRing {
 		v.events = append(v.events, e)
-		v.eventData = append(v.eventData, data)
+		v.eventFrames = append(v.eventFrames, frame)
 	} else {
 		v.evicted = v.events[v.eventHead].Index
-		v.events[v.eventHead], v.eventData[v.eventHead] = e, data
+		v.events[v.eventHead], v.eventFrames[v.eventHead] = e, frame
 		v.eventHead = (v.eventHead + 1) % eventRing
 	}
 	if kind == EventDeleted {
 		v.forget(v.goneInsts, in.id)
 	}
 	v.w.changed(v.index, topic{topicInstance, in.id})
+}
+
+// frameBlockSize is the size of the blocks events are encoded into.
+const frameBlockSize = 64 << 10
+
+// frameBlocks holds the encoded events of the ring, each a Server-Sent
+// Event, one after the other in blocks that are only ever appended to:
+// the frames of consecutive events are adjacent, so that a stream writes
+// a run of them as one slice, straight from here, with no copy of its own
+// and without the lock. A full block is left to the frames that still
+// point into it, and to the collector once the ring has moved past them.
+type frameBlocks struct {
+	block   []byte // the current block; bytes before len are never written again
+	scratch []byte
+}
+
+// add encodes e as a Server-Sent Event with the given id and returns its
+// bytes, adjacent to those of the previous add when they fit in the block.
+func (b *frameBlocks) add(e Event, id uint64) []byte {
+	data, _ := json.Marshal(e)
+	b.scratch = appendEvent(b.scratch[:0], e, data, id)
+	if len(b.scratch) > cap(b.block)-len(b.block) {
+		b.block = make([]byte, 0, max(frameBlockSize, len(b.scratch)))
+	}
+	start := len(b.block)
+	b.block = append(b.block, b.scratch...)
+	return b.block[start:len(b.block)]
 }
 
 // eventsAfter returns the events after index, and whether the ring still
@@ -70,7 +109,7 @@ func (v *view) eventsAfter(index uint64) ([]Event, bool) {
 	if !ok {
 		return nil, false
 	}
-	evs, _ := v.eventsFrom(pos, eventRing)
+	evs, _ := v.eventBatch(pos, eventRing, nil)
 	return evs, true
 }
 
@@ -102,43 +141,64 @@ func (v *view) eventPos(index uint64) (uint64, bool) {
 	return lo - 1, true
 }
 
-// eventsFrom returns at most limit events after position pos, with their
-// data, or false if some are gone from the ring.
-func (v *view) eventsFrom(pos uint64, limit int) ([]Event, bool) {
-	evs, _, ok := v.eventBatch(pos, limit, nil, nil)
-	return evs, ok
-}
-
-// eventBatch is eventsFrom with the encoded data of each event, appended
-// to evs and data (a stream passes the same ones each time, so that
-// following the ring allocates nothing).
-func (v *view) eventBatch(pos uint64, limit int, evs []Event, data [][]byte) ([]Event, [][]byte, bool) {
+// eventBatch appends to evs at most limit events after position pos, or
+// returns false if some are gone from the ring (a stream passes the same
+// slice each time, so that following the ring allocates nothing).
+func (v *view) eventBatch(pos uint64, limit int, evs []Event) ([]Event, bool) {
 	if pos+1 < v.oldestPos() {
-		return evs, data, false
+		return evs, false
 	}
 	for p := pos + 1; p <= v.eventSeq && len(evs) < limit; p++ {
-		i := v.ringAt(p)
-		evs = append(evs, v.events[i])
-		data = append(data, v.eventData[i])
+		evs = append(evs, v.events[v.ringAt(p)])
 	}
-	return evs, data, true
+	return evs, true
+}
+
+// frameRuns appends to runs the frames of the events after position pos,
+// up to about maxBytes (at least one event), adjacent frames joined into
+// one slice, and returns how many events they hold; false if some are gone
+// from the ring.
+func (v *view) frameRuns(pos uint64, maxBytes int, runs [][]byte) ([][]byte, int, bool) {
+	if pos+1 < v.oldestPos() {
+		return runs, 0, false
+	}
+	n, size := 0, 0
+	for p := pos + 1; p <= v.eventSeq && size < maxBytes; p++ {
+		f := v.eventFrames[v.ringAt(p)]
+		n, size = n+1, size+len(f)
+		if k := len(runs) - 1; k >= 0 && adjacent(runs[k], f) {
+			runs[k] = runs[k][:len(runs[k])+len(f)]
+		} else {
+			runs = append(runs, f)
+		}
+	}
+	return runs, n, true
+}
+
+// adjacent reports whether b starts where a ends, in the same block.
+func adjacent(a, b []byte) bool {
+	return len(b) > 0 && cap(a) > len(a) && &a[:len(a)+1][len(a)] == &b[0]
 }
 
 // keepAlive is the period of comment lines on idle event streams, so that
 // proxies do not cut them.
 const keepAlive = 15 * time.Second
 
-// eventBatchSize bounds what one stream copies from the ring and writes at
-// once: a stream costs at most one such batch of memory.
-const eventBatchSize = 256
+// eventBatchBytes bounds what one stream writes at once, and
+// eventBatchEvents what Events copies from the ring at once.
+const (
+	eventBatchBytes  = 64 << 10
+	eventBatchEvents = 256
+)
 
 // handleEvents streams changes as Server-Sent Events. Last-Event-ID (or
 // ?index=) resumes after that index; when those events are gone, or the
 // index is beyond the current one (another registry's), a reset event tells
 // the client to re-list. Each change was encoded once, when it was
-// recorded; a stream copies batches of it from the ring and writes each
-// batch at once, and a stream that falls a whole ring behind gets a reset,
-// so that streams never hold writers back.
+// recorded, into blocks shared by every stream: a stream writes runs of
+// those bytes as they are, so what it costs is the write, and a stream that
+// falls a whole ring behind gets a reset, so that streams never hold
+// writers back.
 func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 	resume, loc := req.Header.Get("Last-Event-ID"), []string{"header", "Last-Event-ID"}
 	if resume == "" {
@@ -171,25 +231,17 @@ func (r *Registry) handleEvents(w http.ResponseWriter, req *http.Request) {
 
 	ticker := time.NewTicker(keepAlive)
 	defer ticker.Stop()
-	var buf []byte
+	var runs [][]byte
 	for {
-		evs, data, sameNext, wait := r.next(&s, eventBatchSize)
-		buf = buf[:0]
-		for i, e := range evs {
-			id := e.Index
-			if (i+1 < len(evs) && evs[i+1].Index == e.Index) || (i+1 == len(evs) && sameNext) {
-				// A replica applies one Cluster revision at once, which
-				// may make several events: a client that resumes from
-				// this one must get the others again (at least once),
-				// not skip them.
-				id--
-			}
-			buf = appendEvent(buf, e, data[i], id)
-		}
-		if len(buf) > 0 {
-			if _, err := w.Write(buf); err != nil {
+		var wait <-chan struct{}
+		runs, wait = r.nextFrames(&s, runs[:0])
+		for _, b := range runs {
+			if _, err := w.Write(b); err != nil {
 				return
 			}
+		}
+		if len(runs) > 0 {
+			clear(runs) // let go of the blocks while waiting
 			if rc.Flush() != nil {
 				return // the client is gone, or stopped reading for WriteTimeout
 			}
@@ -231,7 +283,7 @@ func (r *Registry) Events(ctx context.Context, after uint64) iter.Seq2[Event, er
 			s = r.streamAfter(after)
 		}
 		for {
-			evs, _, _, wait := r.next(&s, eventBatchSize)
+			evs, wait := r.next(&s, eventBatchEvents)
 			for _, e := range evs {
 				if !yield(e, nil) {
 					return
@@ -258,8 +310,7 @@ type stream struct {
 	pos   uint64
 	reset bool
 
-	evs  []Event  // the last batch, reused
-	data [][]byte // its encodings
+	evs []Event // the last batch of Events, reused
 }
 
 // streamFromNow is a stream of the changes to come.
@@ -281,35 +332,54 @@ func (r *Registry) streamAfter(index uint64) stream {
 	return stream{pos: pos}
 }
 
-// next returns the next events of s (at most limit), their data, whether
-// the event after the last one has the same index, and, when there are
+// next returns the next events of s (at most limit), or, when there are
 // none, a channel that closes at the next change. A stream that fell out
 // of the ring gets a reset event with the current index, and goes on from
-// there. The events are appended to s's own slices, reused from one call
-// to the next: they are valid until the next call.
-func (r *Registry) next(s *stream, limit int) (evs []Event, data [][]byte, sameNext bool, wait <-chan struct{}) {
+// there. The events are appended to s's own slice, reused from one call to
+// the next: they are valid until the next call.
+func (r *Registry) next(s *stream, limit int) (evs []Event, wait <-chan struct{}) {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
-	evs, data = s.evs[:0], s.data[:0]
+	evs = s.evs[:0]
 	if !s.reset {
 		var ok bool
-		evs, data, ok = r.v.eventBatch(s.pos, limit+1, evs, data)
+		evs, ok = r.v.eventBatch(s.pos, limit, evs)
 		s.reset = !ok
 	}
-	s.evs, s.data = evs, data
+	s.evs = evs
 	if s.reset {
 		s.pos, s.reset = r.v.eventSeq, false
-		return append(evs[:0], Event{Index: r.v.index, Kind: EventReset}), append(data[:0], nil), false, nil
+		return append(evs[:0], Event{Index: r.v.index, Kind: EventReset}), nil
 	}
 	if len(evs) == 0 {
-		return nil, nil, false, r.v.w.chanFor(topic{kind: topicAll})
-	}
-	if len(evs) > limit {
-		sameNext = evs[limit].Index == evs[limit-1].Index
-		evs, data = evs[:limit], data[:limit]
+		return nil, r.v.w.chanFor(topic{kind: topicAll})
 	}
 	s.pos += uint64(len(evs))
-	return evs, data, sameNext, nil
+	return evs, nil
+}
+
+// nextFrames is next for GET /events: it appends to runs the next events
+// of s as they are sent, up to about eventBatchBytes, in runs of adjacent
+// frames, or a reset.
+func (r *Registry) nextFrames(s *stream, runs [][]byte) ([][]byte, <-chan struct{}) {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	if !s.reset {
+		var n int
+		var ok bool
+		runs, n, ok = r.v.frameRuns(s.pos, eventBatchBytes, runs)
+		s.pos += uint64(n)
+		s.reset = !ok
+	}
+	if s.reset {
+		s.pos, s.reset = r.v.eventSeq, false
+		reset := Event{Index: r.v.index, Kind: EventReset}
+		return append(runs[:0], appendEvent(nil, reset, nil, reset.Index)), nil
+	}
+	if len(runs) == 0 {
+		return runs, r.v.w.chanFor(topic{kind: topicAll})
+	}
+	return runs, nil
 }
 
 // appendEvent appends e, whose JSON is data, as a Server-Sent Event with

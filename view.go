@@ -26,16 +26,17 @@ type view struct {
 	schemas             map[string]*schema
 	execs               map[string]*execFields
 
-	toolsIndex uint64            // last change to any tool entry
-	goneTools  map[string]uint64 // when a tool name lost its last instance
-	goneInsts  map[string]uint64 // when an instance was deleted
-	goneFloor  uint64            // the index when those maps were last cleared
-	events     []Event           // ring of recent changes
-	eventData  [][]byte          // their JSON, encoded once
-	eventHead  int               // oldest event, once the ring is full
-	eventSeq   uint64            // position of the newest event, counting every event ever recorded
-	evicted    uint64            // the ring holds every event after this index
-	w          watchers          // wake-up channels of blocking queries
+	toolsIndex  uint64            // last change to any tool entry
+	goneTools   map[string]uint64 // when a tool name lost its last instance
+	goneInsts   map[string]uint64 // when an instance was deleted
+	goneFloor   uint64            // the index when those maps were last cleared
+	events      []Event           // ring of recent changes
+	eventFrames [][]byte          // each as a Server-Sent Event, encoded once
+	frames      frameBlocks       // where those frames are
+	eventHead   int               // oldest event, once the ring is full
+	eventSeq    uint64            // position of the newest event, counting every event ever recorded
+	evicted     uint64            // the ring holds every event after this index
+	w           watchers          // wake-up channels of blocking queries
 
 	// next gives a change its index from the current one: the write path
 	// decides (a counter, or the revision of a Cluster being applied).
