@@ -17,6 +17,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"os/exec"
 	"slices"
 	"strconv"
 	"strings"
@@ -34,13 +35,8 @@ const (
 	writePool  = 2000 // ids the writes cycle through: the hot tool's host list stays this long
 )
 
-// settleTime is how long the watchers get to park once they all had an
-// answer, and the readers to drain after the writes; memPoll is the
-// period of settledMem (tests shorten both).
-var (
-	settleTime = 2 * time.Second
-	memPoll    = time.Second
-)
+// memPoll is the period of settledMem (tests shorten it).
+var memPoll = time.Second
 
 // watchPlan is what the watchers scenario opens beside the writers.
 type watchPlan struct {
@@ -51,19 +47,26 @@ type watchPlan struct {
 	silent  int    // event streams that never read
 }
 
+// watchCounts are what the watchers counted during one phase; the
+// watchers process reports them as JSON.
+type watchCounts struct {
+	Events       []int64 `json:"events"` // per reading stream
+	Resets       int64   `json:"resets"`
+	ReaderErrors int64   `json:"reader_errors"`
+	Answers      int64   `json:"answers"` // of the blocking queries
+	HotAnswers   int64   `json:"hot_answers"`
+	QueryErrors  int64   `json:"query_errors"`
+}
+
 // watchFigures are what the watchers saw during one phase.
 type watchFigures struct {
-	events       []int64 // per reading stream
-	resets       int64
-	readerErrors int64
-	answers      int64 // of the blocking queries
-	hotAnswers   int64
-	queryErrors  int64
-	silentHeld   int // server sockets beyond those before the phase, when the writes end (-pid)
+	watchCounts
+	silentHeld int // server sockets beyond those before the phase, when the writes end (-pid)
 
-	// CPU time used during the writes by the server (-pid) and by this
-	// process, the load generator, and the writes' wall time.
-	serverCPU, selfCPU, elapsed time.Duration
+	// CPU time used during the writes by the server (-pid), by this
+	// process (the writers) and by the watchers process, and the writes'
+	// wall time.
+	serverCPU, selfCPU, watchersCPU, elapsed time.Duration
 }
 
 // cpuTime is the user and system CPU time process pid has used (0 if it
@@ -135,11 +138,11 @@ func writeLoad(ctx context.Context, t *target, wb *writeBodies, writers int, d t
 	})[0]
 }
 
-// watchers runs the watchers of plan against base until ctx ends, and
-// returns when they are all in place (or ctx ended); figures are final
-// once done is closed.
-func startWatchers(ctx context.Context, base string, f *Fleet, plan watchPlan) (fig *watchFigures, done <-chan struct{}, err error) {
-	fig = &watchFigures{events: make([]int64, plan.readers)}
+// startWatchers runs the watchers of plan against base until ctx ends, and
+// returns when they are all in place and parked for settle (or ctx ended);
+// figures are final once done is closed.
+func startWatchers(ctx context.Context, base string, f *Fleet, plan watchPlan, settle time.Duration) (fig *watchFigures, done <-chan struct{}, err error) {
+	fig = &watchFigures{watchCounts: watchCounts{Events: make([]int64, plan.readers)}}
 	tr := &http.Transport{MaxIdleConnsPerHost: plan.readers + plan.queries + 8, IdleConnTimeout: time.Minute}
 	hc := &http.Client{Transport: tr}
 	var wg sync.WaitGroup
@@ -150,13 +153,13 @@ func startWatchers(ctx context.Context, base string, f *Fleet, plan watchPlan) (
 			resp, err := hc.Do(req)
 			if err != nil {
 				if ctx.Err() == nil {
-					atomic.AddInt64(&fig.readerErrors, 1)
+					atomic.AddInt64(&fig.ReaderErrors, 1)
 				}
 				return
 			}
 			defer resp.Body.Close()
 			connected.Add(1)
-			countEvents(resp.Body, &fig.events[i], &fig.resets)
+			countEvents(resp.Body, &fig.Events[i], &fig.Resets)
 		})
 	}
 	for i := range plan.queries {
@@ -177,7 +180,7 @@ func startWatchers(ctx context.Context, base string, f *Fleet, plan watchPlan) (
 				resp, err := hc.Do(req)
 				if err != nil {
 					if ctx.Err() == nil {
-						atomic.AddInt64(&fig.queryErrors, 1)
+						atomic.AddInt64(&fig.QueryErrors, 1)
 						time.Sleep(100 * time.Millisecond)
 					}
 					continue
@@ -185,7 +188,7 @@ func startWatchers(ctx context.Context, base string, f *Fleet, plan watchPlan) (
 				io.Copy(io.Discard, resp.Body)
 				resp.Body.Close()
 				if resp.StatusCode != http.StatusOK && resp.StatusCode != http.StatusNotFound {
-					atomic.AddInt64(&fig.queryErrors, 1)
+					atomic.AddInt64(&fig.QueryErrors, 1)
 				}
 				index = resp.Header.Get("X-Registry-Index")
 				if first {
@@ -193,9 +196,9 @@ func startWatchers(ctx context.Context, base string, f *Fleet, plan watchPlan) (
 					connected.Add(1)
 					continue
 				}
-				atomic.AddInt64(&fig.answers, 1)
+				atomic.AddInt64(&fig.Answers, 1)
 				if hot {
-					atomic.AddInt64(&fig.hotAnswers, 1)
+					atomic.AddInt64(&fig.HotAnswers, 1)
 				}
 			}
 		})
@@ -212,12 +215,12 @@ func startWatchers(ctx context.Context, base string, f *Fleet, plan watchPlan) (
 	for deadline := time.Now().Add(time.Minute); connected.Load() < int64(plan.readers+plan.queries) && ctx.Err() == nil; {
 		if time.Now().After(deadline) {
 			return nil, nil, fmt.Errorf("%d of %d watchers in place after a minute (%d stream errors, %d query errors)",
-				connected.Load(), plan.readers+plan.queries, atomic.LoadInt64(&fig.readerErrors), atomic.LoadInt64(&fig.queryErrors))
+				connected.Load(), plan.readers+plan.queries, atomic.LoadInt64(&fig.ReaderErrors), atomic.LoadInt64(&fig.QueryErrors))
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
 	select {
-	case <-time.After(settleTime):
+	case <-time.After(settle):
 	case <-ctx.Done():
 	}
 	ch := make(chan struct{})
@@ -231,6 +234,85 @@ func startWatchers(ctx context.Context, base string, f *Fleet, plan watchPlan) (
 		close(ch)
 	}()
 	return fig, ch, nil
+}
+
+// startWatchersProcess is startWatchers in a process of its own, as the
+// scenario asks: this command again, with -watchers-process. The watchers'
+// goroutines then do not share a scheduler with the writers', so that the
+// figures measure the server, not how a 2,000 goroutines' burst of reading
+// delays the writers' answers in the load generator. It also returns the
+// process's PID, for its CPU time.
+func startWatchersProcess(ctx context.Context, c config, plan watchPlan) (*watchFigures, <-chan struct{}, int, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, nil, 0, fmt.Errorf("the watchers process: %w", err)
+	}
+	cmd := exec.Command(exe, "-watchers-process", "-url", c.url,
+		"-agents", strconv.Itoa(c.agents), "-tools", strconv.Itoa(c.tools), "-share", strconv.Itoa(c.share),
+		"-seed", strconv.FormatUint(c.seed, 10), "-watch-settle", c.watchSettle.String(),
+		"-watch-readers", strconv.Itoa(plan.readers), "-watch-queries", strconv.Itoa(plan.queries),
+		"-watch-hot", strconv.Itoa(plan.hot), "-watch-silent", strconv.Itoa(plan.silent))
+	cmd.Env = append(os.Environ(), watchersProcessEnv+"=1")
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, nil, 0, err
+	}
+	if err := cmd.Start(); err != nil {
+		return nil, nil, 0, fmt.Errorf("the watchers process: %w", err)
+	}
+	br := bufio.NewReader(stdout)
+	if line, err := br.ReadString('\n'); line != "ready\n" {
+		stdin.Close()
+		werr := cmd.Wait()
+		return nil, nil, 0, fmt.Errorf("the watchers process did not get ready: %q, %v, %v", line, err, werr)
+	}
+	fig := &watchFigures{}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		<-ctx.Done()
+		stdin.Close() // the watchers stop, and report
+		if err := json.NewDecoder(br).Decode(&fig.watchCounts); err != nil {
+			fmt.Fprintln(os.Stderr, "registry-load: the watchers process's figures:", err)
+		}
+		if err := cmd.Wait(); err != nil {
+			fmt.Fprintln(os.Stderr, "registry-load: the watchers process:", err)
+		}
+	}()
+	return fig, done, cmd.Process.Pid, nil
+}
+
+// watchersProcessEnv marks the environment of a watchers process, so that
+// a test binary standing in for this command knows to run it (TestMain).
+const watchersProcessEnv = "REGISTRY_LOAD_WATCHERS_PROCESS"
+
+// runWatchersProcess is the command with -watchers-process: it opens the
+// watchers its flags ask for, prints "ready" once they are in place, keeps
+// them until stdin ends, then prints their counts as JSON.
+func runWatchersProcess(ctx context.Context, c config, stdin io.Reader, stdout io.Writer) error {
+	f, err := NewFleet(c.agents, c.tools, c.share, c.seed)
+	if err != nil {
+		return err
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	go func() {
+		io.Copy(io.Discard, stdin)
+		cancel()
+	}()
+	plan := watchPlan{readers: c.watchReaders, queries: c.watchQueries, hot: c.watchHot, silent: c.watchSilent}
+	fig, done, err := startWatchers(ctx, c.url, f, plan, c.watchSettle)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "ready")
+	<-done
+	return json.NewEncoder(stdout).Encode(fig.watchCounts)
 }
 
 // countEvents counts the "event: " lines of an event stream, and the
@@ -322,22 +404,31 @@ func watchersScenario(ctx context.Context, c config, t *target, f *Fleet, rp *re
 				return
 			}
 			wctx, stop := context.WithCancel(ctx)
-			fig, done, err := startWatchers(wctx, t.base, f, plan)
+			var fig *watchFigures
+			var done <-chan struct{}
+			var err error
+			watchersPid := 0
+			if c.watchInProcess || plan.readers+plan.queries+plan.silent == 0 {
+				fig, done, err = startWatchers(wctx, t.base, f, plan, c.watchSettle)
+			} else {
+				fig, done, watchersPid, err = startWatchersProcess(wctx, c, plan)
+			}
 			if err != nil {
 				stop()
 				fmt.Fprintf(rp.log, "registry-load: %s: %v\n", plan.name, err)
 				return
 			}
 			sockets := serverSockets(rp.pid)
-			srvCPU, selfCPU := cpuTime(rp.pid), cpuTime(os.Getpid())
+			srvCPU, selfCPU, watchersCPU := cpuTime(rp.pid), cpuTime(os.Getpid()), cpuTime(watchersPid)
 			s := writeLoad(ctx, t, wb, c.registerClients, c.duration, c.seed^uint64(round)<<40)
 			fig.serverCPU, fig.selfCPU = cpuTime(rp.pid)-srvCPU, cpuTime(os.Getpid())-selfCPU
+			fig.watchersCPU = cpuTime(watchersPid) - watchersCPU
 			fig.elapsed = s.Elapsed
 			if plan.silent > 0 && rp.pid > 0 {
 				fig.silentHeld = serverSockets(rp.pid) - sockets + plan.silent
 			}
 			// Let the readers drain what the last writes made.
-			time.Sleep(settleTime / 2)
+			time.Sleep(c.watchSettle / 2)
 			stop()
 			<-done
 			r := newResult(plan.name, t.base, c.registerClients, s)
@@ -370,14 +461,14 @@ func watchersScenario(ctx context.Context, c config, t *target, f *Fleet, rp *re
 func (fig *watchFigures) describe(plan watchPlan, writes int) string {
 	var b strings.Builder
 	if plan.readers > 0 {
-		ev := slices.Clone(fig.events)
+		ev := slices.Clone(fig.Events)
 		slices.Sort(ev)
 		fmt.Fprintf(&b, "%d reading streams: events per stream min %d median %d (%d changes made), %d resets, %d errors; ",
-			plan.readers, ev[0], ev[len(ev)/2], 2*writes, fig.resets, fig.readerErrors)
+			plan.readers, ev[0], ev[len(ev)/2], 2*writes, fig.Resets, fig.ReaderErrors)
 	}
 	if plan.queries > 0 {
 		fmt.Fprintf(&b, "%d blocking queries (%d hot): %d answers (%d hot), %d errors; ",
-			plan.queries, plan.hot, fig.answers, fig.hotAnswers, fig.queryErrors)
+			plan.queries, plan.hot, fig.Answers, fig.HotAnswers, fig.QueryErrors)
 	}
 	if plan.silent > 0 {
 		fmt.Fprintf(&b, "%d silent streams, %d still held by the server when the writes ended; ", plan.silent, fig.silentHeld)
@@ -386,8 +477,11 @@ func (fig *watchFigures) describe(plan watchPlan, writes int) string {
 		b.WriteString("no watchers; ")
 	}
 	if fig.elapsed > 0 {
-		fmt.Fprintf(&b, "CPU during the writes: server %.2f cores, load generator %.2f cores",
-			fig.serverCPU.Seconds()/fig.elapsed.Seconds(), fig.selfCPU.Seconds()/fig.elapsed.Seconds())
+		cores := func(d time.Duration) float64 { return d.Seconds() / fig.elapsed.Seconds() }
+		fmt.Fprintf(&b, "CPU during the writes: server %.2f cores, load generator %.2f cores", cores(fig.serverCPU), cores(fig.selfCPU))
+		if fig.watchersCPU > 0 {
+			fmt.Fprintf(&b, ", watchers process %.2f cores", cores(fig.watchersCPU))
+		}
 	}
 	return strings.TrimSuffix(b.String(), "; ")
 }

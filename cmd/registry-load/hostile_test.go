@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"runtime"
 	"slices"
 	"strconv"
@@ -20,6 +21,16 @@ import (
 
 	"github.com/runspec/registry"
 )
+
+// TestMain stands in for the command when the watchers scenario runs this
+// test binary as its watchers process.
+func TestMain(m *testing.M) {
+	if os.Getenv(watchersProcessEnv) != "" {
+		main()
+		os.Exit(0)
+	}
+	os.Exit(m.Run())
+}
 
 func TestHostileScenarios(t *testing.T) {
 	if runtime.GOOS != "linux" {
@@ -32,13 +43,13 @@ func TestHostileScenarios(t *testing.T) {
 	srv := httptest.NewServer(reg)
 	defer srv.Close()
 	defer reg.ReleaseWaiters()
-	oldSettle, oldPoll := settleTime, memPoll
-	settleTime, memPoll = 100*time.Millisecond, 100*time.Millisecond
-	defer func() { settleTime, memPoll = oldSettle, oldPoll }()
+	oldPoll := memPoll
+	memPoll = 100 * time.Millisecond
+	defer func() { memPoll = oldPoll }()
 
 	res, out := runJSON(t, append([]string{"-url", srv.URL, "-scenarios", "watchers,silent", "-rounds", "2",
 		"-watch-readers", "5", "-watch-queries", "6", "-watch-hot", "2", "-watch-silent", "3",
-		"-silent-conns", "3", "-silent-target", "/instances", "-silent-hold", "100ms",
+		"-watch-settle", "100ms", "-silent-conns", "3", "-silent-target", "/instances", "-silent-hold", "100ms",
 		"-pid", strconv.Itoa(os.Getpid())}, tiny...)...)
 	for _, name := range []string{"watch-alone", "watch-readers", "watch-silent"} {
 		r, ok := res[name]
@@ -55,12 +66,23 @@ func TestHostileScenarios(t *testing.T) {
 		"# round 1 watch-readers: 5 reading streams: events per stream min ",
 		" 0 resets, 0 errors; 6 blocking queries (2 hot): ",
 		"# round 2 watch-silent: 3 silent streams",
+		", watchers process ", // the watchers ran in a process of their own
 		"# watch-readers / alone: median ",
 		"# silent: median ",
 		" server sockets ",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("no %q in:\n%s", want, out)
+		}
+	}
+	// The counts of the watchers process came back: its streams got events.
+	rounds := regexp.MustCompile(`watch-readers: 5 reading streams: events per stream min (\d+)`).FindAllStringSubmatch(out, -1)
+	if len(rounds) != 2 {
+		t.Errorf("%d rounds of reading streams reported, want 2:\n%s", len(rounds), out)
+	}
+	for _, m := range rounds {
+		if m[1] == "0" {
+			t.Errorf("a round's reading streams got no events (or their counts were lost): %q", m[0])
 		}
 	}
 	if r, ok := res["silent"]; !ok || r.Clients != 3 || r.RSSKiB == 0 {

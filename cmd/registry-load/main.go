@@ -103,6 +103,8 @@ type config struct {
 	rounds                                            int
 	watchPhases                                       []string
 	watchReaders, watchQueries, watchHot, watchSilent int
+	watchSettle                                       time.Duration
+	watchInProcess, watchersProcess                   bool
 	silentConns                                       int
 	silentTarget                                      string
 	silentHold                                        time.Duration
@@ -138,6 +140,9 @@ func parseFlags(args []string, stderr io.Writer) (config, error) {
 	fs.IntVar(&c.watchQueries, "watch-queries", 2000, "watchers: blocking queries on GET /tools/{name}")
 	fs.IntVar(&c.watchHot, "watch-hot", 200, "watchers: of the blocking queries, those on the tool the writes post")
 	fs.IntVar(&c.watchSilent, "watch-silent", 1000, "watchers: event streams that never read")
+	fs.DurationVar(&c.watchSettle, "watch-settle", 2*time.Second, "watchers: how long the watchers park before the writes, and the readers drain after")
+	fs.BoolVar(&c.watchInProcess, "watch-in-process", false, "watchers: run the watchers in this process, beside the writers, not in a process of their own")
+	fs.BoolVar(&c.watchersProcess, "watchers-process", false, "be the watchers process of the watchers scenario (run by it)")
 	fs.IntVar(&c.silentConns, "silent-conns", 100, "silent: connections that never read")
 	fs.StringVar(&c.silentTarget, "silent-target", "/instances?limit=100000", "silent: the `PATH` they request")
 	fs.DurationVar(&c.silentHold, "silent-hold", 15*time.Second, "silent: how long they stay (more than the server's write timeout)")
@@ -321,6 +326,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	}
 	if c.trivial != "" {
 		return runTrivial(ctx, c.trivial, stderr)
+	}
+	if c.watchersProcess {
+		return runWatchersProcess(ctx, c, os.Stdin, stdout)
 	}
 	if c.profiled != "" {
 		dir := c.dataDir
