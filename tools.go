@@ -166,9 +166,10 @@ func parseTools(tools []json.RawMessage, max int, posted bool) ([]parsedTool, er
 	parsed := make([]parsedTool, len(tools))
 	seen := make(map[string]int, len(tools))
 	var errs []FieldError
+	var sc toolScratch
 	for i, raw := range tools {
-		loc := []string{"body", "tools", strconv.Itoa(i)}
-		p, fe := parseTool(raw)
+		loc := func() []string { return []string{"body", "tools", strconv.Itoa(i)} }
+		p, fe := sc.parse(raw)
 		if fe == nil && posted {
 			fe = checkText(p.name, "name")
 			if fe == nil && p.lossyName {
@@ -177,10 +178,10 @@ func parseTools(tools []json.RawMessage, max int, posted bool) ([]parsedTool, er
 			}
 		}
 		if fe != nil {
-			fe.Loc = append(loc, fe.Loc...)
+			fe.Loc = append(loc(), fe.Loc...)
 			errs = append(errs, *fe)
 		} else if j, dup := seen[p.name]; dup {
-			errs = append(errs, errDuplicateTool(append(loc, "name"), p.name, j))
+			errs = append(errs, errDuplicateTool(append(loc(), "name"), p.name, j))
 		} else {
 			seen[p.name] = i
 			parsed[i] = p
@@ -197,9 +198,36 @@ func parseTools(tools []json.RawMessage, max int, posted bool) ([]parsedTool, er
 
 // parseTool splits one tool object. The error's Loc is relative to the tool.
 func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
-	var c bytes.Buffer
+	var sc toolScratch
+	return sc.parse(raw)
+}
+
+// toolScratch is the working memory of parsing tools, reused from one
+// tool of a list to the next: a tool then allocates its name, its schema's
+// bytes (inner and head, one string) and its execution fields, and nothing
+// that is thrown away.
+type toolScratch struct {
+	compact    bytes.Buffer
+	out, exec  []byte
+	members    []toolMember
+	memberKeys map[string]int
+}
+
+// A toolMember is one member of the tool being parsed, as offsets into its
+// compact bytes b (no pointers for the collector to scan); key is a string
+// over b, decoded only when it holds an escape.
+type toolMember struct {
+	key      string
+	kv, kend int // `"key":value` is b[kv:end], the encoded key b[kv:kend]
+	end      int
+}
+
+// parse is parseTool with sc's memory.
+func (sc *toolScratch) parse(raw json.RawMessage) (parsedTool, *FieldError) {
+	c := &sc.compact
+	c.Reset()
 	c.Grow(len(raw))
-	if json.Compact(&c, raw) != nil || c.Len() < 2 || c.Bytes()[0] != '{' {
+	if json.Compact(c, raw) != nil || c.Len() < 2 || c.Bytes()[0] != '{' {
 		fe := errKind(kindObject)
 		return parsedTool{}, &fe
 	}
@@ -207,15 +235,9 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 		fe := errToolUTF8()
 		return parsedTool{}, &fe
 	}
-	// Members are offsets into b (no pointers for the collector to scan);
-	// keys are strings over b, decoded only when they hold an escape.
-	type member struct {
-		key      string
-		kv, kend int // `"key":value` is b[kv:end], the encoded key b[kv:kend]
-		end      int
-	}
 	b := c.Bytes() // valid compact JSON: the scans below cannot run off its end
-	var members []member
+	members := sc.members[:0]
+	defer func() { sc.members = members[:0] }()
 	// A repeated key keeps its first place and its last value. Small tools
 	// find a repeat by a scan; past linearScan members a map does, so that a
 	// tool of 100,000 keys costs 100,000 steps, not 5 billion.
@@ -225,7 +247,7 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 		kend := scanString(b, i)
 		key := decodeKey(b[i:kend])
 		vend := scanValue(b, kend+1)
-		m := member{key: key, kv: i, kend: kend, end: vend}
+		m := toolMember{key: key, kv: i, kend: kend, end: vend}
 		i = vend
 		if b[i] == ',' {
 			i++
@@ -258,15 +280,18 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 			// A large tool: size for the most members its length allows
 			// (one is at least 6 bytes), bounded by what a body can hold.
 			members = slices.Grow(members, len(b)/12)
-			at = make(map[string]int, len(b)/12)
+			if sc.memberKeys == nil {
+				sc.memberKeys = make(map[string]int, len(b)/12)
+			}
+			at = sc.memberKeys
+			defer clear(at) // its keys point into b
 			for k, m := range members {
 				at[m.key] = k
 			}
 		}
 	}
 	var p parsedTool
-	inner := make([]byte, 0, len(b))
-	var head, exec []byte
+	inner, exec := sc.out[:0], sc.exec[:0]
 	for _, m := range members {
 		kv := b[m.kv:m.end]
 		switch {
@@ -274,24 +299,36 @@ func parseTool(raw json.RawMessage) (parsedTool, *FieldError) {
 			exec = appendMember(exec, kv)
 			continue
 		case m.key == "name":
-			if err := json.Unmarshal(b[m.kend+1:m.end], &p.name); err != nil {
+			v := b[m.kend+1 : m.end]
+			if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 {
+				p.name = string(v[1 : len(v)-1])
+			} else if err := json.Unmarshal(v, &p.name); err != nil {
 				fe := errKind(kindString, "name")
 				return parsedTool{}, &fe
 			}
-			p.lossyName = lossy(b[m.kend+1 : m.end])
+			p.lossyName = lossy(v)
 		}
 		inner = appendMember(inner, kv)
 	}
+	// The head goes after the inner members, in the same bytes.
+	innerEnd := len(inner)
+	head := inner[innerEnd:]
 	for _, j := range headAt {
 		if j >= 0 {
 			head = appendMember(head, b[members[j].kv:members[j].end])
 		}
 	}
+	out := append(inner, head...) // in place when head did not outgrow inner's array
+	sc.out, sc.exec = out[:0], exec[:0]
 	if p.name == "" {
 		fe := errToolName()
 		return parsedTool{}, &fe
 	}
-	p.inner, p.head, p.exec = string(inner), string(head), string(exec)
+	both := string(out) // one allocation for the schema's two strings
+	p.inner, p.head = both[:innerEnd], both[innerEnd:]
+	if len(exec) > 0 {
+		p.exec = string(exec)
+	}
 	return p, nil
 }
 

@@ -102,6 +102,29 @@ func FuzzParseTool(f *testing.F) {
 	})
 }
 
+// FuzzParseToolReused: the tools of one list share a toolScratch; what one
+// leaves behind (buffers, the key map of a large tool) never shows in the
+// next: each parses as it does alone.
+func FuzzParseToolReused(f *testing.F) {
+	f.Add(`{"name":"a","description":"d","inputSchema":{"type":"object"},"x-command":"c"}`, `{"name":"b"}`)
+	f.Add(string(manyKeysTool(linearScan*2)), `{"name":"k00001","k00001":1,"x-run-as":"r","description":"x"}`)
+	f.Add(`{"name":"\u00e9","a":[{"b":"]}"}],"x-run-as":null}`, `{"x-command":"c","name":"n"}`)
+	f.Fuzz(func(t *testing.T, first, second string) {
+		want, wantErr := parseTool(json.RawMessage(second))
+		var sc toolScratch
+		for _, in := range []string{first, second, second} {
+			sc.parse(json.RawMessage(in))
+		}
+		got, gotErr := sc.parse(json.RawMessage(second))
+		if diff := cmp.Diff(want, got, cmp.AllowUnexported(parsedTool{})); diff != "" {
+			t.Errorf("after %.60q, %.60q parses differently from alone (-alone +reused):\n%s", first, second, diff)
+		}
+		if (wantErr == nil) != (gotErr == nil) || (wantErr != nil && wantErr.Msg != gotErr.Msg) {
+			t.Errorf("after %.60q, %.60q: error %v, alone %v", first, second, gotErr, wantErr)
+		}
+	})
+}
+
 // manyKeysTool is the worst case for repeated-key detection: one tool of
 // about 1 MiB made of ~95,000 distinct keys.
 func manyKeysTool(n int) json.RawMessage {
