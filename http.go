@@ -298,6 +298,66 @@ func decodeObject(body []byte) (map[string]json.RawMessage, *FieldError) {
 	return m, nil
 }
 
+// decodeCompactObject is decodeObject for the bodies of registrations and
+// tool lists, whose values are read, never kept as they were sent: it
+// compacts the body once (which checks it as json.Valid does) and splits
+// the object's members and, with splitArray, arrays from those bytes,
+// where encoding/json would check the whole body again at each level it
+// decodes. The values are compact slices of one buffer.
+func decodeCompactObject(body []byte) (map[string]json.RawMessage, *FieldError) {
+	if len(bytes.Trim(body, " \t\r\n")) == 0 {
+		fe := errBodyMissing()
+		return nil, &fe
+	}
+	var c bytes.Buffer
+	c.Grow(len(body))
+	if !utf8.Valid(body) || json.Compact(&c, body) != nil {
+		fe := errBodyJSON()
+		return nil, &fe
+	}
+	b := c.Bytes() // valid compact JSON: the scans cannot run off its end
+	if b[0] != '{' {
+		fe := errBodyNotObject()
+		return nil, &fe
+	}
+	m := make(map[string]json.RawMessage)
+	for i := 1; b[i] != '}'; {
+		kend := scanString(b, i)
+		vend := scanValue(b, kend+1)
+		m[decodeKey(b[i:kend])] = b[kend+1 : vend] // the last of a repeated key, as json.Unmarshal
+		if i = vend; b[i] == ',' {
+			i++
+		}
+	}
+	return m, nil
+}
+
+// splitArray returns the elements of v, a compact JSON array.
+func splitArray(v []byte) []json.RawMessage {
+	elems := []json.RawMessage{}
+	for i := 1; v[i] != ']'; {
+		end := scanValue(v, i)
+		elems = append(elems, v[i:end])
+		if i = end; v[i] == ',' {
+			i++
+		}
+	}
+	return elems
+}
+
+// decodeString decodes v, valid JSON, into dst if it is a string; without
+// an escape it is a copy of its bytes, with no decoder.
+func decodeString(v []byte, dst *string) bool {
+	if len(v) < 2 || v[0] != '"' {
+		return false
+	}
+	if bytes.IndexByte(v, '\\') < 0 {
+		*dst = string(v[1 : len(v)-1])
+		return true
+	}
+	return json.Unmarshal(v, dst) == nil
+}
+
 // lossy reports whether the JSON string literal lit holds an unpaired
 // surrogate escape, which decoding turns into U+FFFD. (Invalid UTF-8 bytes
 // were refused with the whole body.)
@@ -335,7 +395,7 @@ func lossy(lit []byte) bool {
 func isNull(v json.RawMessage) bool { return v == nil || string(v) == "null" }
 
 func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ httprouter.Params, body []byte) {
-	m, fe := decodeObject(body)
+	m, fe := decodeCompactObject(body)
 	if fe != nil {
 		writeInvalid(w, *fe)
 		return
@@ -353,7 +413,7 @@ func (r *Registry) handleRegister(w http.ResponseWriter, req *http.Request, _ ht
 		switch {
 		case !ok:
 			errs = append(errs, errMissing("body", f.name))
-		case len(v) == 0 || v[0] != '"' || json.Unmarshal(v, f.dst) != nil:
+		case !decodeString(v, f.dst):
 			errs = append(errs, errKind(kindString, "body", f.name))
 		default:
 			if lossy(v) {
@@ -512,24 +572,21 @@ func (r *Registry) handleHeartbeat(w http.ResponseWriter, req *http.Request, ps 
 }
 
 func (r *Registry) handleSetTools(w http.ResponseWriter, req *http.Request, ps httprouter.Params, body []byte) {
-	m, fe := decodeObject(body)
+	m, fe := decodeCompactObject(body)
 	if fe != nil {
 		writeInvalid(w, *fe)
 		return
 	}
 	v, ok := m["tools"]
-	var tools []json.RawMessage
 	switch {
 	case !ok:
 		writeInvalid(w, errMissing("body", "tools"))
 		return
-	case len(v) == 0 || v[0] != '[' || json.Unmarshal(v, &tools) != nil:
+	case v[0] != '[':
 		writeInvalid(w, errKind(kindArray, "body", "tools"))
 		return
 	}
-	if tools == nil {
-		tools = []json.RawMessage{}
-	}
+	tools := splitArray(v)
 	id := param(req, ps, "id")
 	err := r.UpdateTools(req.Context(), id, tools)
 	r.auditWrite(req, "tools", id, err, http.StatusOK, fmt.Sprintf("%d tools posted", len(tools)))

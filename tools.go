@@ -300,9 +300,7 @@ func (sc *toolScratch) parse(raw json.RawMessage) (parsedTool, *FieldError) {
 			continue
 		case m.key == "name":
 			v := b[m.kend+1 : m.end]
-			if len(v) >= 2 && v[0] == '"' && bytes.IndexByte(v, '\\') < 0 {
-				p.name = string(v[1 : len(v)-1])
-			} else if err := json.Unmarshal(v, &p.name); err != nil {
+			if string(v) != "null" && !decodeString(v, &p.name) { // null: no name, as json.Unmarshal leaves it
 				fe := errKind(kindString, "name")
 				return parsedTool{}, &fe
 			}
