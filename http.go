@@ -50,6 +50,9 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	aw.extend() // a deadline an earlier request left on the connection must not apply
 	start := time.Now()
 	r.handler.ServeHTTP(aw, req)
+	if aw.sent > 0 && req.Method == http.MethodGet && req.URL.Path != "/events" && strings.Contains(req.URL.RawQuery, "index=") {
+		r.v.w.answered(aw.sent) // a blocking query's answer: what its wake-ups cost
+	}
 	r.counts.done(aw, start)
 	r.logRequest(req, aw, start)
 }

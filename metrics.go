@@ -212,6 +212,7 @@ type answerWriter struct {
 	timeout time.Duration // 0: no deadline
 	code    int
 	wrote   bool
+	sent    int64 // bytes of the body written
 	route   *routeStats
 }
 
@@ -234,7 +235,9 @@ func (w *answerWriter) WriteHeader(code int) {
 func (w *answerWriter) Write(b []byte) (int, error) {
 	w.wrote = true
 	w.extend()
-	return w.ResponseWriter.Write(b)
+	n, err := w.ResponseWriter.Write(b)
+	w.sent += int64(n)
+	return n, err
 }
 
 // Flush passes streaming answers through.

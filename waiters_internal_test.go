@@ -1,10 +1,14 @@
 // waiters_internal_test.go checks the wake-up channels of blocking queries
-// from inside the package: waiters that give up leave no channel behind.
+// from inside the package: waiters that give up leave no channel behind;
+// the flush interval grows with the watchers and the bytes answered them.
 
 package registry
 
 import (
+	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"net/http/httptest"
 	"testing"
 	"time"
@@ -69,5 +73,73 @@ func TestFlushIntervalCountsWatchers(t *testing.T) {
 	r.v.w.mu.Unlock()
 	if want := 200 * time.Millisecond; got != want {
 		t.Errorf("2,000 watchers: %v, want %v", got, want)
+	}
+}
+
+// The flush interval also grows with the bytes of the answers to blocking
+// queries since the last flush (or between the two before, if more): each
+// flush sends every woken listing again whole.
+func TestFlushIntervalGrowsWithAnswerBytes(t *testing.T) {
+	r, err := New(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	interval := func() time.Duration {
+		r.v.w.mu.Lock()
+		defer r.v.w.mu.Unlock()
+		return r.v.w.flushInterval()
+	}
+	if got, want := interval(), DefaultNotifyInterval; got != want {
+		t.Fatalf("no watchers, no answers: %v, want %v", got, want)
+	}
+	// What a blocking query's answer counts (not a plain read, not a
+	// stream resumed with ?index=).
+	lb := httptest.NewServer(r)
+	defer lb.Close()
+	if err := r.Register(t.Context(), Registration{ID: "a", Name: "n", Version: "1", Host: "h"}); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		path    string
+		counted bool
+	}{
+		{"/instances", false},
+		{"/events?index=1", false}, // a stream, resumed: not an answer a flush sends again
+		{"/instances?index=1&wait=1ms", true},
+	} {
+		r.v.w.sent.Store(0)
+		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+		req, _ := http.NewRequestWithContext(ctx, "GET", lb.URL+tc.path, nil)
+		if resp, err := lb.Client().Do(req); err == nil {
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		cancel()
+		if got := r.v.w.sent.Load(); (got > 0) != tc.counted {
+			t.Errorf("GET %s: %d bytes counted, want them counted: %v", tc.path, got, tc.counted)
+		}
+	}
+	r.v.w.sent.Store(0)
+
+	r.v.w.answered(10_000_000) // 10 MB since the last flush: (10 ms + 0) × 4
+	if got, want := interval(), 40*time.Millisecond; got != want {
+		t.Errorf("10 MB answered: %v, want %v", got, want)
+	}
+	r.v.w.mu.Lock()
+	r.v.w.flush(time.Now()) // those bytes are now the window before
+	r.v.w.mu.Unlock()
+	if got, want := interval(), 40*time.Millisecond; got != want {
+		t.Errorf("10 MB answered before the last flush, none since: %v, want %v", got, want)
+	}
+	r.v.w.answered(466_000_000) // 200 answers of 2.3 MB
+	if got, want := interval(), time.Second; got != want {
+		t.Errorf("466 MB answered: %v, want %v (the cap)", got, want)
+	}
+	r.v.w.mu.Lock()
+	r.v.w.flush(time.Now())
+	r.v.w.flush(time.Now()) // two flushes with nothing answered: back to the configured interval
+	r.v.w.mu.Unlock()
+	if got, want := interval(), DefaultNotifyInterval; got != want {
+		t.Errorf("nothing answered for two flushes: %v, want %v", got, want)
 	}
 }
