@@ -94,7 +94,8 @@ type Options struct {
 	// closer together are told together, so that a burst of writes costs
 	// each watcher one answer, not one per write. The first change after a
 	// quiet spell is told at once. With many watchers the interval grows
-	// (by 100µs per watcher, to at most 1s: 2,000 event streams are told
+	// (by 100µs per watcher and 4ns per byte answered to blocking queries
+	// since the last wake-up, to at most 1s: 2,000 event streams are told
 	// every 200ms), so that waking them never crowds out the writes. If
 	// zero, defaults to 20ms; if negative, every change is told at once.
 	NotifyInterval time.Duration
