@@ -24,7 +24,9 @@
 //	           -watch-queries blocking queries on GET /tools/{name}
 //	           (-watch-hot of them on a tool the writes post, the others on the
 //	           fleet's tools), then beside -watch-silent event streams that
-//	           never read; the ratios to the writes alone, and their medians
+//	           never read; the ratios to the writes alone, and their medians.
+//	           The watchers run in a process of their own (this command
+//	           again, with -watchers-process), unless -watch-in-process
 //	silent     -silent-conns connections that request -silent-target and never
 //	           read, -rounds times: the server's RSS per connection (-pid),
 //	           and whether it dropped them within -silent-hold
