@@ -126,3 +126,40 @@ func BenchmarkRepostOnLargeTool(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkRestartOnLargeTool re-registers one of n instances that all
+// offer the same 20 tools, in the middle of the registration order, and
+// posts its list again (an agent's restart): the registration takes it out
+// of each tool's host list and the post puts it back in its place, each a
+// move of the entries after it. A rolling restart of the fleet costs n
+// times this.
+func BenchmarkRestartOnLargeTool(b *testing.B) {
+	for _, n := range []int{2000, 20000} {
+		b.Run(fmt.Sprint("agents=", n), func(b *testing.B) {
+			ctx := b.Context()
+			reg, err := registry.New(registry.Options{})
+			if err != nil {
+				b.Fatal(err)
+			}
+			tools := make([]json.RawMessage, 20)
+			for i := range tools {
+				tools[i] = json.RawMessage(fmt.Sprintf(`{"name":"tool-%d","x-command":"/bin/t"}`, i))
+			}
+			for i := range n {
+				id := fmt.Sprint("a", i)
+				reg.Register(ctx, registry.Registration{ID: id, Name: "ops", Version: "1", Host: fmt.Sprint("h", i)})
+				reg.UpdateTools(ctx, id, tools)
+			}
+			mid := registry.Registration{ID: fmt.Sprint("a", n/2), Name: "ops", Version: "1", Host: fmt.Sprint("h", n/2)}
+			b.ReportAllocs()
+			for b.Loop() {
+				if err := reg.Register(ctx, mid); err != nil {
+					b.Fatal(err)
+				}
+				if err := reg.UpdateTools(ctx, mid.ID, tools); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
