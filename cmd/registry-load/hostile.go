@@ -242,12 +242,12 @@ func startWatchers(ctx context.Context, base string, f *Fleet, plan watchPlan, s
 // figures measure the server, not how a 2,000 goroutines' burst of reading
 // delays the writers' answers in the load generator. It also returns the
 // process's PID, for its CPU time.
-func startWatchersProcess(ctx context.Context, c config, plan watchPlan) (*watchFigures, <-chan struct{}, int, error) {
+func startWatchersProcess(ctx context.Context, c config, base string, plan watchPlan) (*watchFigures, <-chan struct{}, int, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, nil, 0, fmt.Errorf("the watchers process: %w", err)
 	}
-	cmd := exec.Command(exe, "-watchers-process", "-url", c.url,
+	cmd := exec.Command(exe, "-watchers-process", "-url", base,
 		"-agents", strconv.Itoa(c.agents), "-tools", strconv.Itoa(c.tools), "-share", strconv.Itoa(c.share),
 		"-seed", strconv.FormatUint(c.seed, 10), "-watch-settle", c.watchSettle.String(),
 		"-watch-readers", strconv.Itoa(plan.readers), "-watch-queries", strconv.Itoa(plan.queries),
@@ -271,14 +271,23 @@ func startWatchersProcess(ctx context.Context, c config, plan watchPlan) (*watch
 		werr := cmd.Wait()
 		return nil, nil, 0, fmt.Errorf("the watchers process did not get ready: %q, %v, %v", line, err, werr)
 	}
-	fig := &watchFigures{}
+	// Zero counts, one per stream, unless the process reports its own: a
+	// process that died shows as streams that got nothing.
+	fig := &watchFigures{watchCounts: watchCounts{Events: make([]int64, plan.readers)}}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
 		<-ctx.Done()
 		stdin.Close() // the watchers stop, and report
-		if err := json.NewDecoder(br).Decode(&fig.watchCounts); err != nil {
+		var got watchCounts
+		if err := json.NewDecoder(br).Decode(&got); err != nil {
 			fmt.Fprintln(os.Stderr, "registry-load: the watchers process's figures:", err)
+			fig.ReaderErrors = int64(plan.readers)
+		} else if len(got.Events) != plan.readers {
+			fmt.Fprintf(os.Stderr, "registry-load: the watchers process reported %d streams of %d\n", len(got.Events), plan.readers)
+			fig.ReaderErrors = int64(plan.readers)
+		} else {
+			fig.watchCounts = got
 		}
 		if err := cmd.Wait(); err != nil {
 			fmt.Fprintln(os.Stderr, "registry-load: the watchers process:", err)
@@ -306,7 +315,7 @@ func runWatchersProcess(ctx context.Context, c config, stdin io.Reader, stdout i
 		cancel()
 	}()
 	plan := watchPlan{readers: c.watchReaders, queries: c.watchQueries, hot: c.watchHot, silent: c.watchSilent}
-	fig, done, err := startWatchers(ctx, c.url, f, plan, c.watchSettle)
+	fig, done, err := startWatchers(ctx, strings.TrimRight(c.url, "/"), f, plan, c.watchSettle)
 	if err != nil {
 		return err
 	}
@@ -411,7 +420,7 @@ func watchersScenario(ctx context.Context, c config, t *target, f *Fleet, rp *re
 			if c.watchInProcess || plan.readers+plan.queries+plan.silent == 0 {
 				fig, done, err = startWatchers(wctx, t.base, f, plan, c.watchSettle)
 			} else {
-				fig, done, watchersPid, err = startWatchersProcess(wctx, c, plan)
+				fig, done, watchersPid, err = startWatchersProcess(wctx, c, t.base, plan)
 			}
 			if err != nil {
 				stop()
@@ -460,7 +469,7 @@ func watchersScenario(ctx context.Context, c config, t *target, f *Fleet, rp *re
 // were made.
 func (fig *watchFigures) describe(plan watchPlan, writes int) string {
 	var b strings.Builder
-	if plan.readers > 0 {
+	if plan.readers > 0 && len(fig.Events) > 0 {
 		ev := slices.Clone(fig.Events)
 		slices.Sort(ev)
 		fmt.Fprintf(&b, "%d reading streams: events per stream min %d median %d (%d changes made), %d resets, %d errors; ",

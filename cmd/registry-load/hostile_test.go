@@ -157,3 +157,12 @@ func TestProfiledServer(t *testing.T) {
 		t.Errorf("no CPU profile: %v", err)
 	}
 }
+
+// TestDescribeWithoutCounts: a phase whose watchers process reported
+// nothing is described, not a panic.
+func TestDescribeWithoutCounts(t *testing.T) {
+	got := (&watchFigures{}).describe(watchPlan{readers: 5, queries: 2}, 10)
+	if !strings.Contains(got, "2 blocking queries") {
+		t.Errorf("describe without counts: %q", got)
+	}
+}
