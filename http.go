@@ -49,9 +49,14 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	aw := &answerWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: max(r.opts.WriteTimeout, 0), code: http.StatusOK}
 	aw.extend() // a deadline an earlier request left on the connection must not apply
 	start := time.Now()
+	if req.Method == http.MethodGet && req.URL.RawQuery != "" && req.URL.Path != "/events" {
+		// Perhaps a blocking query: block notes in aw whether a change woke
+		// it, so that its answer counts in what wake-ups cost.
+		req = req.WithContext(context.WithValue(req.Context(), wokenKey{}, &aw.woken))
+	}
 	r.handler.ServeHTTP(aw, req)
-	if aw.sent > 0 && req.Method == http.MethodGet && req.URL.Path != "/events" && strings.Contains(req.URL.RawQuery, "index=") {
-		r.v.w.answered(aw.sent) // a blocking query's answer: what its wake-ups cost
+	if aw.woken {
+		r.v.w.answered(aw.sent)
 	}
 	r.counts.done(aw, start)
 	r.logRequest(req, aw, start)

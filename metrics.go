@@ -213,6 +213,7 @@ type answerWriter struct {
 	code    int
 	wrote   bool
 	sent    int64 // bytes of the body written
+	woken   bool  // a blocking query woken by a change (see block)
 	route   *routeStats
 }
 

@@ -135,7 +135,8 @@ const (
 	maxFlushInterval = time.Second
 )
 
-// answered counts n bytes of an answer to a blocking query.
+// answered counts n bytes of an answer to a blocking query that a flush
+// woke.
 func (w *watchers) answered(n int64) { w.sent.Add(n) }
 
 // flushInterval is the time between two flushes: the configured interval,
@@ -310,7 +311,7 @@ type waitFor struct {
 // ReleaseWaiters is called. It returns the index to report.
 func (r *Registry) block(ctx context.Context, t topic, w waitFor, indexOf func() uint64) uint64 {
 	var timer <-chan time.Time
-	parked := false
+	parked, woken := false, false
 	for {
 		r.settleDue(ctx)
 		r.mu.RLock()
@@ -328,6 +329,11 @@ func (r *Registry) block(ctx context.Context, t topic, w waitFor, indexOf func()
 		}
 		r.mu.RUnlock()
 		if ch == nil {
+			if woken {
+				if p, ok := ctx.Value(wokenKey{}).(*bool); ok {
+					*p = true
+				}
+			}
 			return idx
 		}
 		if !parked {
@@ -342,6 +348,7 @@ func (r *Registry) block(ctx context.Context, t topic, w waitFor, indexOf func()
 		}
 		select {
 		case <-ch:
+			woken = true
 			continue
 		case <-timer:
 		case <-ctx.Done():
@@ -351,6 +358,10 @@ func (r *Registry) block(ctx context.Context, t topic, w waitFor, indexOf func()
 		r.v.w.leave(t, ch)
 	}
 }
+
+// wokenKey is the context key of the flag block sets when a change woke
+// the read (Registry.ServeHTTP then counts the answer's bytes: answered).
+type wokenKey struct{}
 
 // settleDue applies the expiries that are due before a read, so that its
 // index and ETag account for them (Run does it at each deadline; this covers

@@ -92,31 +92,60 @@ func TestFlushIntervalGrowsWithAnswerBytes(t *testing.T) {
 	if got, want := interval(), DefaultNotifyInterval; got != want {
 		t.Fatalf("no watchers, no answers: %v, want %v", got, want)
 	}
-	// What a blocking query's answer counts (not a plain read, not a
-	// stream resumed with ?index=).
+	// What counts: the answer of a blocking query that a change woke, not
+	// a plain read, a poll answered at once, a wait that timed out or a
+	// stream resumed with ?index=.
 	lb := httptest.NewServer(r)
 	defer lb.Close()
-	if err := r.Register(t.Context(), Registration{ID: "a", Name: "n", Version: "1", Host: "h"}); err != nil {
-		t.Fatal(err)
+	register := func(id string) {
+		if err := r.Register(t.Context(), Registration{ID: id, Name: "n", Version: "1", Host: "h"}); err != nil {
+			t.Fatal(err)
+		}
 	}
-	for _, tc := range []struct {
-		path    string
-		counted bool
-	}{
-		{"/instances", false},
-		{"/events?index=1", false}, // a stream, resumed: not an answer a flush sends again
-		{"/instances?index=1&wait=1ms", true},
-	} {
-		r.v.w.sent.Store(0)
-		ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
-		req, _ := http.NewRequestWithContext(ctx, "GET", lb.URL+tc.path, nil)
+	register("a")
+	get := func(path string) {
+		ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+		defer cancel()
+		req, _ := http.NewRequestWithContext(ctx, "GET", lb.URL+path, nil)
+		if path == "/events?index=1" {
+			ctx, cancel := context.WithTimeout(t.Context(), 100*time.Millisecond)
+			defer cancel()
+			req = req.WithContext(ctx)
+		}
 		if resp, err := lb.Client().Do(req); err == nil {
 			io.Copy(io.Discard, resp.Body)
 			resp.Body.Close()
 		}
-		cancel()
+	}
+	cur := func() uint64 {
+		r.mu.RLock()
+		defer r.mu.RUnlock()
+		return r.v.index
+	}
+	for _, tc := range []struct {
+		name    string
+		path    string
+		change  bool // a registration while it waits
+		counted bool
+	}{
+		{"a plain read", "/instances", false, false},
+		{"a poll with an old index", "/instances?index=0&wait=1s", false, false},
+		{"a wait that times out", fmt.Sprintf("/instances?index=%d&wait=1ms", cur()), false, false},
+		{"a stream resumed", "/events?index=1", false, false},
+		{"a blocking query woken", fmt.Sprintf("/instances?index=%d&wait=5s", cur()), true, true},
+	} {
+		r.v.w.sent.Store(0)
+		done := make(chan struct{})
+		go func() { get(tc.path); close(done) }()
+		if tc.change {
+			for r.counts.waiters.Load() == 0 { // parked
+				time.Sleep(time.Millisecond)
+			}
+			register("b")
+		}
+		<-done
 		if got := r.v.w.sent.Load(); (got > 0) != tc.counted {
-			t.Errorf("GET %s: %d bytes counted, want them counted: %v", tc.path, got, tc.counted)
+			t.Errorf("%s (GET %s): %d bytes counted, want them counted: %v", tc.name, tc.path, got, tc.counted)
 		}
 	}
 	r.v.w.sent.Store(0)
