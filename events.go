@@ -52,7 +52,11 @@ func (v *view) record(kind string, in *instance) {
 		// client that resumes from any but the last of them must get the
 		// others again (at least once), not skip them, so their ids are
 		// the index before. The previous frame is encoded again, after
-		// the first encoding, which stays as it was.
+		// the first encoding, which stays as it was for any stream
+		// sending it. (A snapshot's pages share one revision but are
+		// applied in several holds: a stream may send a page's last event
+		// with the revision's own id before the next page is applied, as
+		// it did when ids were chosen as streams read.)
 		prev := (v.eventHead + n - 1) % n
 		if v.events[prev].Index == e.Index {
 			v.eventFrames[prev] = v.frames.add(v.events[prev], e.Index-1)
@@ -91,6 +95,9 @@ type frameBlocks struct {
 
 // add encodes e as a Server-Sent Event with the given id and returns its
 // bytes, adjacent to those of the previous add when they fit in the block.
+// The slice's capacity runs to the end of the block, so that frameRuns can
+// join adjacent frames: never append to a frame, which would write over
+// the frames after it while streams send them.
 func (b *frameBlocks) add(e Event, id uint64) []byte {
 	data, _ := json.Marshal(e)
 	b.scratch = appendEvent(b.scratch[:0], e, data, id)
