@@ -67,6 +67,7 @@ type watchFigures struct {
 	// process (the writers) and by the watchers process, and the writes'
 	// wall time.
 	serverCPU, selfCPU, watchersCPU, elapsed time.Duration
+	watchersPid                              int // the watchers process, if they ran in one
 }
 
 // cpuTime is the user and system CPU time process pid has used (0 if it
@@ -431,7 +432,7 @@ func watchersScenario(ctx context.Context, c config, t *target, f *Fleet, rp *re
 			srvCPU, selfCPU, watchersCPU := cpuTime(rp.pid), cpuTime(os.Getpid()), cpuTime(watchersPid)
 			s := writeLoad(ctx, t, wb, c.registerClients, c.duration, c.seed^uint64(round)<<40)
 			fig.serverCPU, fig.selfCPU = cpuTime(rp.pid)-srvCPU, cpuTime(os.Getpid())-selfCPU
-			fig.watchersCPU = cpuTime(watchersPid) - watchersCPU
+			fig.watchersCPU, fig.watchersPid = cpuTime(watchersPid)-watchersCPU, watchersPid
 			fig.elapsed = s.Elapsed
 			if plan.silent > 0 && rp.pid > 0 {
 				fig.silentHeld = serverSockets(rp.pid) - sockets + plan.silent
@@ -488,7 +489,7 @@ func (fig *watchFigures) describe(plan watchPlan, writes int) string {
 	if fig.elapsed > 0 {
 		cores := func(d time.Duration) float64 { return d.Seconds() / fig.elapsed.Seconds() }
 		fmt.Fprintf(&b, "CPU during the writes: server %.2f cores, load generator %.2f cores", cores(fig.serverCPU), cores(fig.selfCPU))
-		if fig.watchersCPU > 0 {
+		if fig.watchersPid > 0 {
 			fmt.Fprintf(&b, ", watchers process %.2f cores", cores(fig.watchersCPU))
 		}
 	}
