@@ -25,16 +25,7 @@ import (
 // snapshot). A client resuming from the revision before it was told the
 // ring held everything, and missed the evicted events.
 func TestRingSplitsRevision(t *testing.T) {
-	r, err := New(Options{Cluster: snapshotCluster{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := r.w.(*clusterWriter)
-	now := r.now()
-	rec := func(id string, seq uint64) RecordChange {
-		return RecordChange{Record: Record{ID: id, Name: "n", Version: "1", Host: "h", Seq: seq, Registered: now,
-			LastSeen: now, HeartbeatInterval: 30 * time.Second, Active: true}, Fields: true}
-	}
+	r, w, rec := handReplica(t)
 	w.apply(Change{Rev: 10, Records: []RecordChange{rec("first", 1)}}) // the client saw this one: id 10
 	var big []RecordChange
 	for i := range eventRing + 1 {
@@ -58,16 +49,7 @@ func TestRingSplitsRevision(t *testing.T) {
 // others again rather than skipping them, whichever batches a stream reads
 // them in.
 func TestEventIDsOfOneRevision(t *testing.T) {
-	r, err := New(Options{Cluster: snapshotCluster{}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	w := r.w.(*clusterWriter)
-	now := r.now()
-	rec := func(id string, seq uint64) RecordChange {
-		return RecordChange{Record: Record{ID: id, Name: "n", Version: "1", Host: "h", Seq: seq, Registered: now,
-			LastSeen: now, HeartbeatInterval: 30 * time.Second, Active: true}, Fields: true}
-	}
+	r, w, rec := handReplica(t)
 	w.apply(Change{Rev: 10, Records: []RecordChange{rec("first", 1)}})
 	w.apply(Change{Rev: 11, Records: []RecordChange{rec("a", 2), rec("b", 3), rec("c", 4)}})
 	w.apply(Change{Rev: 12, Records: []RecordChange{rec("d", 5)}})
@@ -137,6 +119,22 @@ func TestFrameRuns(t *testing.T) {
 			t.Errorf("maxBytes %d: %d runs in %d batches over about %d blocks: adjacent frames were not joined", maxBytes, runs, batches, blocks)
 		}
 	}
+}
+
+// handReplica is a replica's registry whose view a test drives by hand,
+// through its clusterWriter, with the records rec makes (active, seen now).
+func handReplica(t *testing.T) (*Registry, *clusterWriter, func(id string, seq uint64) RecordChange) {
+	t.Helper()
+	r, err := New(Options{Cluster: snapshotCluster{}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := r.now()
+	rec := func(id string, seq uint64) RecordChange {
+		return RecordChange{Record: Record{ID: id, Name: "n", Version: "1", Host: "h", Seq: seq, Registered: now,
+			LastSeen: now, HeartbeatInterval: 30 * time.Second, Active: true}, Fields: true}
+	}
+	return r, r.w.(*clusterWriter), rec
 }
 
 // snapshotCluster is a Cluster whose only content is an empty snapshot:

@@ -96,29 +96,13 @@ func BenchmarkMassDeletion(b *testing.B) {
 func BenchmarkRepostOnLargeTool(b *testing.B) {
 	for _, n := range []int{2000, 20000} {
 		b.Run(fmt.Sprint("agents=", n), func(b *testing.B) {
-			ctx := b.Context()
-			reg, err := registry.New(registry.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			tools := func(cmd string) []json.RawMessage {
-				ts := make([]json.RawMessage, 20)
-				for i := range ts {
-					ts[i] = json.RawMessage(fmt.Sprintf(`{"name":"tool-%d","x-command":%q}`, i, cmd))
-				}
-				return ts
-			}
-			base := tools("/bin/t")
-			for i := range n {
-				id := fmt.Sprint("a", i)
-				reg.Register(ctx, registry.Registration{ID: id, Name: "ops", Version: "1", Host: fmt.Sprint("h", i)})
-				reg.UpdateTools(ctx, id, base)
-			}
-			alt := [2][]json.RawMessage{tools("/bin/u"), base}
+			base := sharedTools("/bin/t")
+			reg := sharedFleet(b, n, base)
+			alt := [2][]json.RawMessage{sharedTools("/bin/u"), base}
 			b.ReportAllocs()
 			i := 0
 			for b.Loop() {
-				if err := reg.UpdateTools(ctx, "a0", alt[i%2]); err != nil {
+				if err := reg.UpdateTools(b.Context(), "a0", alt[i%2]); err != nil {
 					b.Fatal(err)
 				}
 				i++
@@ -136,30 +120,47 @@ func BenchmarkRepostOnLargeTool(b *testing.B) {
 func BenchmarkRestartOnLargeTool(b *testing.B) {
 	for _, n := range []int{2000, 20000} {
 		b.Run(fmt.Sprint("agents=", n), func(b *testing.B) {
-			ctx := b.Context()
-			reg, err := registry.New(registry.Options{})
-			if err != nil {
-				b.Fatal(err)
-			}
-			tools := make([]json.RawMessage, 20)
-			for i := range tools {
-				tools[i] = json.RawMessage(fmt.Sprintf(`{"name":"tool-%d","x-command":"/bin/t"}`, i))
-			}
-			for i := range n {
-				id := fmt.Sprint("a", i)
-				reg.Register(ctx, registry.Registration{ID: id, Name: "ops", Version: "1", Host: fmt.Sprint("h", i)})
-				reg.UpdateTools(ctx, id, tools)
-			}
+			tools := sharedTools("/bin/t")
+			reg := sharedFleet(b, n, tools)
 			mid := registry.Registration{ID: fmt.Sprint("a", n/2), Name: "ops", Version: "1", Host: fmt.Sprint("h", n/2)}
 			b.ReportAllocs()
 			for b.Loop() {
-				if err := reg.Register(ctx, mid); err != nil {
+				if err := reg.Register(b.Context(), mid); err != nil {
 					b.Fatal(err)
 				}
-				if err := reg.UpdateTools(ctx, mid.ID, tools); err != nil {
+				if err := reg.UpdateTools(b.Context(), mid.ID, tools); err != nil {
 					b.Fatal(err)
 				}
 			}
 		})
 	}
+}
+
+// sharedTools is a list of 20 tools, tool-0 to tool-19, that run cmd.
+func sharedTools(cmd string) []json.RawMessage {
+	ts := make([]json.RawMessage, 20)
+	for i := range ts {
+		ts[i] = json.RawMessage(fmt.Sprintf(`{"name":"tool-%d","x-command":%q}`, i, cmd))
+	}
+	return ts
+}
+
+// sharedFleet is an in-memory registry of n instances, a0… on hosts h0…,
+// that all offer tools.
+func sharedFleet(b *testing.B, n int, tools []json.RawMessage) *registry.Registry {
+	b.Helper()
+	reg, err := registry.New(registry.Options{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	for i := range n {
+		id := fmt.Sprint("a", i)
+		if err := reg.Register(b.Context(), registry.Registration{ID: id, Name: "ops", Version: "1", Host: fmt.Sprint("h", i)}); err != nil {
+			b.Fatal(err)
+		}
+		if err := reg.UpdateTools(b.Context(), id, tools); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return reg
 }
