@@ -123,7 +123,7 @@ func TestMaxInstances(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			knownBug(t, tt.bug)
 			var log logLines
-			clock := newManualClock()
+			clock := newFakeClock()
 			reg, err := registry.New(registry.Options{MaxInstances: 3, Now: clock.Now, Logger: log.logger()})
 			if err != nil {
 				t.Fatal(err)

@@ -256,26 +256,6 @@ func (l *logLines) String() string {
 // logger is a text logger into l.
 func (l *logLines) logger() *slog.Logger { return slog.New(slog.NewTextHandler(l, nil)) }
 
-// manualClock is a clock for Options.Now that moves only when told.
-type manualClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newManualClock() *manualClock { return &manualClock{now: time.Unix(1_700_000_000, 0)} }
-
-func (c *manualClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *manualClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = c.now.Add(d)
-}
-
 // silentRcvBuf is the receive buffer of a silent connection: as small as
 // the kernel allows, so that the server meets a full window at once.
 const silentRcvBuf = 4096

@@ -73,7 +73,7 @@ func TestRateLimitPrefix(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			clock := newManualClock()
+			clock := newFakeClock()
 			reg, err := registry.New(registry.Options{RateLimitWrite: perAddr, RateLimitHeartbeat: perAddr,
 				RateLimitPrefixFactor: tt.factor, Now: clock.Now})
 			if err != nil {
@@ -113,7 +113,7 @@ func TestRateLimitPrefix(t *testing.T) {
 	}
 
 	t.Run("the /64's 429 names its limit", func(t *testing.T) {
-		reg, err := registry.New(registry.Options{RateLimitWrite: perAddr, Now: newManualClock().Now})
+		reg, err := registry.New(registry.Options{RateLimitWrite: perAddr, Now: newFakeClock().Now})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -130,7 +130,7 @@ func TestRateLimitPrefix(t *testing.T) {
 	})
 
 	t.Run("the /64 refills", func(t *testing.T) {
-		clock := newManualClock()
+		clock := newFakeClock()
 		reg, err := registry.New(registry.Options{RateLimitWrite: perAddr, Now: clock.Now})
 		if err != nil {
 			t.Fatal(err)
@@ -156,7 +156,7 @@ func TestRateLimitPrefix(t *testing.T) {
 	})
 
 	t.Run("behind a trusted proxy", func(t *testing.T) {
-		clock := newManualClock()
+		clock := newFakeClock()
 		reg, err := registry.New(registry.Options{RateLimitWrite: perAddr, Now: clock.Now,
 			TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
 		if err != nil {
