@@ -102,14 +102,7 @@ func (w *wireWatch) quiet(last time.Time) {
 // to list_changed on a stdio client's wire (reg-p50-ms, expiry-p50-ms),
 // with the heap the server adds to the registry's (mcp-heap-MiB).
 func BenchmarkFollow(b *testing.B) {
-	agents := 20000
-	if testing.Short() {
-		agents = 2000
-	}
-	reg := benchRegistry(b)
-	start := time.Now()
-	benchFleet(b, reg, agents, 20, 800)
-	b.Logf("%d agents x 20 tools registered in %v", agents, time.Since(start).Round(time.Millisecond))
+	reg := benchFleetScale(b)
 	hs := httptest.NewServer(reg)
 	b.Cleanup(func() { reg.ReleaseWaiters(); hs.Close() })
 	base := heapInUse()

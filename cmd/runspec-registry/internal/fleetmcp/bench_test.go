@@ -57,6 +57,21 @@ func benchFleet(b *testing.B, reg *registry.Registry, agents, tools, names int) 
 	}
 }
 
+// benchFleetScale is a benchRegistry holding the fleet of the benchmarks
+// at scale: 20,000 agents x 20 tools of 800 names (-short: 2,000 agents).
+func benchFleetScale(b *testing.B) *registry.Registry {
+	b.Helper()
+	agents := 20000
+	if testing.Short() {
+		agents = 2000
+	}
+	reg := benchRegistry(b)
+	start := time.Now()
+	benchFleet(b, reg, agents, 20, 800)
+	b.Logf("%d agents x 20 tools registered in %v", agents, time.Since(start).Round(time.Millisecond))
+	return reg
+}
+
 // benchRegistry is a registry whose agents do not expire during a
 // benchmark (nothing heartbeats them): a day of heartbeat interval.
 func benchRegistry(b *testing.B) *registry.Registry {
@@ -219,14 +234,7 @@ func countTools(b *testing.B, line []byte) int {
 // by page of 100, over the SDK's in-memory transport. -short: 2,000
 // agents.
 func BenchmarkList(b *testing.B) {
-	agents := 20000
-	if testing.Short() {
-		agents = 2000
-	}
-	reg := benchRegistry(b)
-	start := time.Now()
-	benchFleet(b, reg, agents, 20, 800)
-	b.Logf("%d agents x 20 tools registered in %v", agents, time.Since(start).Round(time.Millisecond))
+	reg := benchFleetScale(b)
 	r, _ := run.New(run.Options{})
 	srv, cs, updates := benchServerUpdates(b, reg, &fakeRun{r: r})
 	raw := newRawSession(b, srv)
@@ -235,7 +243,7 @@ func BenchmarkList(b *testing.B) {
 	}
 	// What one change costs at this size (BenchmarkFollow measures it
 	// on the wire).
-	start = time.Now()
+	start := time.Now()
 	reg.Register(context.Background(), registry.Registration{ID: "late", Name: "ops", Version: "1", Host: "host-late"})
 	reg.UpdateTools(context.Background(), "late", []json.RawMessage{json.RawMessage(`{"name":"late-tool","x-command":"/bin/true"}`)})
 	for u := range updates {
