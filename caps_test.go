@@ -68,7 +68,6 @@ func TestMaxInstances(t *testing.T) {
 	tick := step{method: "TICK"} // the clock moves on 1 ms
 	tests := []struct {
 		name    string
-		bug     string // a known bug: the case is skipped
 		steps   []step
 		advance time.Duration // after the steps, the clock moves on
 		after   []step
@@ -121,7 +120,6 @@ func TestMaxInstances(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			knownBug(t, tt.bug)
 			var log logLines
 			clock := newFakeClock()
 			reg, err := registry.New(registry.Options{MaxInstances: 3, Now: clock.Now, Logger: log.logger()})

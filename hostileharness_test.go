@@ -15,7 +15,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"runtime"
 	"strings"
 	"sync"
@@ -347,12 +346,3 @@ func goroutinesIn(frame string) int {
 // lighter reports whether the heavy tests should shrink their loads: with
 // -short, and with -race, which makes each request ~10× slower.
 func lighter() bool { return testing.Short() || raceEnabled }
-
-// knownBug skips the rest of a check that fails today, naming the bug. Set
-// REGISTRY_RUN_BUGS=1 to run it anyway and see it fail.
-func knownBug(t *testing.T, bug string) {
-	t.Helper()
-	if bug != "" && os.Getenv("REGISTRY_RUN_BUGS") == "" {
-		t.Skip("BUG: " + bug)
-	}
-}

@@ -4,8 +4,7 @@
 // their memory freed; that a client reading slowly but steadily still gets
 // its whole answer; that what shared answers hold for blocking queries that
 // never read is bounded in all; and that slow request bodies are cut at
-// BodyTimeout (408). Checks that fail are skipped with knownBug, naming
-// the bug.
+// BodyTimeout (408).
 
 package registry_test
 
@@ -32,8 +31,7 @@ const perClientBound = 256 * kib
 type silentCase struct {
 	name   string
 	target string
-	sndBuf int    // the server's send buffer per connection; 0: the kernel's
-	bug    string // a known miss of perClientBound: that check is skipped
+	sndBuf int // the server's send buffer per connection; 0: the kernel's
 }
 
 // silentFleet is a registry on loopback with a fleet loaded.
@@ -144,23 +142,17 @@ func TestNeverReadingNamedExports(t *testing.T) {
 // runSilentCases measures each case against a registry (one per send
 // buffer size) whose WriteTimeout is long, so that the clients stay
 // connected until they close; TestNeverReadingDropped checks the timeout.
-// With -short or -race, cases with a known bug are left out: they add
-// evidence, not coverage.
 func runSilentCases(t *testing.T, fleet silentFleet, clients int, cases []silentCase) {
 	servers := map[int]*loopback{}
 	for _, c := range cases {
-		if servers[c.sndBuf] == nil && (c.bug == "" || !lighter()) {
+		if servers[c.sndBuf] == nil {
 			servers[c.sndBuf] = fleet(t, registry.Options{WriteTimeout: time.Minute}, c.sndBuf)
 		}
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
-			if c.bug != "" && lighter() {
-				t.Skip("known bug, left out with -short and -race: BUG: " + c.bug)
-			}
 			conns, held := holdSilent(t, servers[c.sndBuf], clients, c)
 			t.Run("bound", func(t *testing.T) {
-				knownBug(t, c.bug)
 				if held > perClientBound {
 					t.Errorf("each client that never reads holds %d KiB of the server's memory, want at most %d KiB", held/kib, perClientBound/kib)
 				}
@@ -344,16 +336,14 @@ func TestSlowReaderGetsWholeAnswer(t *testing.T) {
 	tests := []struct {
 		name   string
 		target string
-		bug    string
 	}{
-		{"event replay", evStart, ""},
-		{"instances", "/instances", ""},
-		{"lookup", "/tools/deploy?detail=true", ""},
-		{"superputty", "/export/superputty", ""},
+		{"event replay", evStart},
+		{"instances", "/instances"},
+		{"lookup", "/tools/deploy?detail=true"},
+		{"superputty", "/export/superputty"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			knownBug(t, tt.bug)
 			var want int
 			if !strings.HasPrefix(tt.target, "/events") {
 				want = answerSize(t, lb.reg, tt.target)
