@@ -49,7 +49,7 @@ func (r *Registry) ServeHTTP(w http.ResponseWriter, req *http.Request) {
 	aw := &answerWriter{ResponseWriter: w, rc: http.NewResponseController(w), timeout: max(r.opts.WriteTimeout, 0), code: http.StatusOK}
 	aw.extend() // a deadline an earlier request left on the connection must not apply
 	start := time.Now()
-	if req.Method == http.MethodGet && req.URL.RawQuery != "" && req.URL.Path != "/events" {
+	if req.Method == http.MethodGet && req.URL.RawQuery != "" {
 		// Perhaps a blocking query: block notes in aw whether a change woke
 		// it, so that its answer counts in what wake-ups cost.
 		req = req.WithContext(context.WithValue(req.Context(), wokenKey{}, &aw.woken))
