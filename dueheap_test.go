@@ -15,11 +15,13 @@ import (
 	"github.com/google/go-cmp/cmp"
 )
 
-// newDueInstances returns n instances named i0… that are in no heap.
-func newDueInstances(n int) []*instance {
+// newHeapInstances returns n instances named i0…, registered in that
+// order, that are in no heap (neither the deadline heap nor the inactive
+// one).
+func newHeapInstances(n int) []*instance {
 	ins := make([]*instance, n)
 	for i := range ins {
-		ins[i] = &instance{id: fmt.Sprint("i", i), heapIdx: -1}
+		ins[i] = &instance{id: fmt.Sprint("i", i), seq: uint64(i + 1), heapIdx: -1, inactiveIdx: -1}
 	}
 	return ins
 }
@@ -49,7 +51,7 @@ func checkDueHeap(t *testing.T, h dueHeap) {
 }
 
 func TestDueHeap(t *testing.T) {
-	ins := newDueInstances(4)
+	ins := newHeapInstances(4)
 	a, b, c, d := ins[0], ins[1], ins[2], ins[3]
 	var h dueHeap
 	if _, ok := h.next(); ok {
@@ -130,7 +132,7 @@ func TestDueHeapModel(t *testing.T) {
 	for seed := range uint64(20) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 1))
-			ins := newDueInstances(30)
+			ins := newHeapInstances(30)
 			var h dueHeap
 			model := map[string]int64{} // the entries in the heap
 			for step := range 2000 {

@@ -13,16 +13,6 @@ import (
 	"testing"
 )
 
-// newInactiveInstances returns n instances named i0…, registered in that
-// order, that are in no heap.
-func newInactiveInstances(n int) []*instance {
-	ins := make([]*instance, n)
-	for i := range ins {
-		ins[i] = &instance{id: fmt.Sprint("i", i), seq: uint64(i + 1), heapIdx: -1, inactiveIdx: -1}
-	}
-	return ins
-}
-
 // checkInactiveHeap checks that every entry knows its position and that no
 // entry is older than its parent.
 func checkInactiveHeap(t *testing.T, h inactiveHeap) {
@@ -38,7 +28,7 @@ func checkInactiveHeap(t *testing.T, h inactiveHeap) {
 }
 
 func TestInactiveHeap(t *testing.T) {
-	ins := newInactiveInstances(4)
+	ins := newHeapInstances(4)
 	a, b, c, d := ins[0], ins[1], ins[2], ins[3]
 	var h inactiveHeap
 	if in := h.oldest(); in != nil {
@@ -74,7 +64,7 @@ func TestInactiveHeapModel(t *testing.T) {
 	for seed := range uint64(20) {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			rng := rand.New(rand.NewPCG(seed, 2))
-			ins := newInactiveInstances(30)
+			ins := newHeapInstances(30)
 			var h inactiveHeap
 			in := map[*instance]bool{}
 			for step := range 2000 {
