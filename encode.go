@@ -198,7 +198,7 @@ func (t *toolRef) execInner() string {
 // order), so none is repeated and none that stayed is skipped.
 func (r *Registry) writeTool(s *chunker, members func(name string) []member, name string, f Filter, detail bool) (found, ok bool) {
 	ms := members(name)
-	j := slices.IndexFunc(ms, func(m member) bool { return f.selects(m.in, s.now) })
+	j := slices.IndexFunc(ms, func(m member) bool { return f.offers(m, s.now) })
 	if j < 0 {
 		return false, true
 	}
@@ -222,7 +222,7 @@ func (r *Registry) writeTool(s *chunker, members func(name string) []member, nam
 		} else {
 			j++
 		}
-		for j < len(ms) && !f.selects(ms[j].in, s.now) {
+		for j < len(ms) && !f.offers(ms[j], s.now) {
 			j++
 		}
 		if j >= len(ms) {

@@ -207,7 +207,7 @@ func (a *ansibleWalk) walkTools(want func(name string) bool, visit func(name str
 // offers the tool name.
 func (a *ansibleWalk) offered(name string) bool {
 	for _, m := range a.r.v.members(name) {
-		if a.f.selects(m.in, a.s.now) && rules.Host(m.in.host) == nil {
+		if a.f.offers(m, a.s.now) && rules.Host(m.in.host) == nil {
 			return true
 		}
 	}
@@ -458,7 +458,7 @@ func (a *ansibleWalk) toolHosts(w *groupWriter, b *batch[string], name string) b
 			}
 			for visited := 0; i < len(ms) && visited < maxVisit; i, visited = i+1, visited+1 {
 				m := ms[i]
-				if b.want(m.in.host) && a.f.selects(m.in, s.now) && rules.Host(m.in.host) == nil {
+				if a.f.offers(m, s.now) && b.want(m.in.host) && rules.Host(m.in.host) == nil {
 					b.add(m.in.host)
 				}
 			}

@@ -380,7 +380,7 @@ func (x toolIndex) seek(after string) int {
 
 func (x toolIndex) match(i int, now int64) bool {
 	for _, m := range x.members(x.names[i]) {
-		if x.f.selects(m.in, now) {
+		if x.f.offers(m, now) {
 			return true
 		}
 	}

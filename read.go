@@ -56,6 +56,10 @@ func (f Filter) selects(in *instance, now int64) bool {
 	return true
 }
 
+// offers reports whether m, a member of a tool entry, is one that f
+// selects (a vacant slot is not).
+func (f Filter) offers(m member, now int64) bool { return !m.vacant() && f.selects(m.in, now) }
+
 func (f Filter) wait() waitFor { return waitFor{on: f.AfterIndex > 0, after: f.AfterIndex} }
 
 // Instance returns the record of id, or an error matching ErrNotFound.
@@ -204,7 +208,7 @@ func (r *Registry) instanceValue(in *instance, now int64) Instance {
 func (r *Registry) toolValue(members []member, f Filter, now int64) (Tool, bool) {
 	var t Tool
 	for _, m := range members {
-		if !f.selects(m.in, now) {
+		if !f.offers(m, now) {
 			continue
 		}
 		active := m.in.activeAt(now)

@@ -114,9 +114,10 @@ func BenchmarkRepostOnLargeTool(b *testing.B) {
 // BenchmarkRestartOnLargeTool re-registers one of n instances that all
 // offer the same 20 tools, in the middle of the registration order, and
 // posts its list again (an agent's restart): the registration takes it out
-// of each tool's host list and the post puts it back in its place, each a
-// move of the entries after it. A rolling restart of the fleet costs n
-// times this.
+// of each tool's host list and the post puts it back in its place. Its slot
+// is left vacant in between, so neither moves the entries after it, and
+// the cost must not grow with n (it did, linearly, before: 0.67 ms at
+// 20,000). A rolling restart of the fleet costs n times this.
 func BenchmarkRestartOnLargeTool(b *testing.B) {
 	for _, n := range []int{2000, 20000} {
 		b.Run(fmt.Sprint("agents=", n), func(b *testing.B) {

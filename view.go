@@ -44,10 +44,21 @@ type view struct {
 }
 
 // A toolEntry lists the instances offering one tool name, active or not.
+//
+// A member that leaves (its instance re-registered, or the tool dropped from
+// its list) leaves its slot vacant rather than moving the members after it:
+// an agent's restart, a registration and then its tool post, takes it out of
+// each of its tools and puts it back in the same place (by seq), and on a
+// tool offered by every host of a fleet two moves of the list per tool
+// would make a restart cost linear in the fleet. Readers skip vacant slots;
+// once they outnumber the members (and are more than a few), the list is
+// compacted, so they cost at most as much memory as the members.
 type toolEntry struct {
 	name    string
-	members []member // by instance seq
-	index   uint64   // last change that affects GET /tools/{name}
+	members []member // by instance seq, vacant slots included
+	live    int      // members that are not vacant; the entry exists while it is > 0
+	vacant  int
+	index   uint64 // last change that affects GET /tools/{name}
 }
 
 // A member is one instance offering the tool. It copies what a grouped
@@ -61,6 +72,32 @@ type member struct {
 }
 
 func newMember(in *instance, t *toolRef) member { return member{in, t.s, t.x, in.hostJSON} }
+
+// vacant reports whether m is a slot left by a member that left: it keeps
+// the seq (of in, the instance that may take it again) and nothing else.
+func (m member) vacant() bool { return m.s == nil }
+
+// compactAt is how many vacant slots a tool entry keeps, at least, before
+// it is compacted.
+const compactAt = 16
+
+// vacate leaves the slot at j vacant, for heir (an instance of the same
+// seq); the entry is compacted once vacant slots outnumber its members.
+func (e *toolEntry) vacate(j int, heir *instance) {
+	e.members[j] = member{in: heir}
+	e.live--
+	e.vacant++
+	e.compactIfSparse()
+}
+
+// compactIfSparse drops the vacant slots of e if they outnumber its members
+// and compactAt.
+func (e *toolEntry) compactIfSparse() {
+	if e.vacant > max(e.live, compactAt) {
+		e.members = slices.DeleteFunc(e.members, member.vacant)
+		e.vacant = 0
+	}
+}
 
 type hostKey struct{ host, name string }
 
@@ -104,7 +141,7 @@ func (v *view) register(s *shard, in, old *instance) {
 		if was {
 			v.active--
 		}
-		v.detach(old)
+		v.detach(old, in)
 		i, _ := slices.BinarySearchFunc(v.insts, old.seq, bySeq)
 		v.insts[i] = in
 	} else {
@@ -149,7 +186,7 @@ func (v *view) setTools(in *instance, parsed []parsedTool) {
 		}
 		delete(prev, t.s.name)
 		e := v.tools[t.s.name]
-		if j, found := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); found && e.members[j].in == in {
+		if j, found := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); found && e.members[j].in == in && !e.members[j].vacant() {
 			e.members[j] = newMember(in, t)
 			if p.s != t.s || p.x != t.x {
 				v.toolChanged(e.name, e)
@@ -160,7 +197,7 @@ func (v *view) setTools(in *instance, parsed []parsedTool) {
 	for _, t := range prev {
 		dropped = append(dropped, t)
 	}
-	v.unlinkTools(in, dropped)
+	v.unlinkTools(in, dropped, in)
 	in.tools.Store(ts)
 	v.linkTools(in, added)
 	v.release(old)
@@ -168,12 +205,13 @@ func (v *view) setTools(in *instance, parsed []parsedTool) {
 }
 
 // detach takes in out of the tool entries, its (host, name) group and the
-// heap, and marks it gone; the caller removes or replaces its slot in insts.
-func (v *view) detach(in *instance) {
+// heap, and marks it gone, for heir, the instance that replaces it (same
+// seq): the caller replaces its slot in insts.
+func (v *view) detach(in, heir *instance) {
 	v.oldest.remove(in)
 	ts := in.tools.Load()
 	if ts != nil {
-		v.unlinkTools(in, ts.list)
+		v.unlinkTools(in, ts.list, heir)
 	}
 	v.release(ts)
 	v.leaveGroup(in)
@@ -224,8 +262,16 @@ func (v *view) delete(ins []*instance, shard func(id string) *shard) {
 	var goneNames []string
 	for name, seqs := range names {
 		e := v.tools[name]
+		for _, seq := range seqs {
+			if j, ok := slices.BinarySearchFunc(e.members, seq, memberBySeq); ok && e.members[j].vacant() {
+				e.vacant--
+			} else if ok {
+				e.live--
+			}
+		}
 		e.members = deleteKeys(e.members, seqs, memberBySeq)
-		if len(e.members) == 0 {
+		e.compactIfSparse()
+		if e.live == 0 {
 			delete(v.tools, name)
 			goneNames = append(goneNames, name)
 			e = nil
@@ -294,22 +340,33 @@ func (v *view) linkTools(in *instance, ts []*toolRef) {
 			v.tools[e.name] = e
 			fresh = append(fresh, e.name)
 		}
-		j, _ := slices.BinarySearchFunc(e.members, in.seq, memberBySeq)
-		e.members = slices.Insert(e.members, j, newMember(in, t))
+		j, found := slices.BinarySearchFunc(e.members, in.seq, memberBySeq)
+		switch {
+		case !found:
+			e.members = slices.Insert(e.members, j, newMember(in, t))
+			e.live++
+		case e.members[j].vacant(): // in's slot, or that of the instance it replaced
+			e.members[j] = newMember(in, t)
+			e.live++
+			e.vacant--
+		default: // in offers it already: not called so, but keep the counts right
+			e.members[j] = newMember(in, t)
+		}
 		v.toolChanged(e.name, e)
 	}
 	v.names = insertSorted(v.names, fresh)
 }
 
-// unlinkTools removes in from the entries of the tools ts.
-func (v *view) unlinkTools(in *instance, ts []toolRef) {
+// unlinkTools removes in from the entries of the tools ts, leaving its slots
+// vacant for heir (in itself, or the instance that replaces it).
+func (v *view) unlinkTools(in *instance, ts []toolRef, heir *instance) {
 	var gone []string
 	for _, t := range ts {
 		e := v.tools[t.s.name]
-		if j, ok := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); ok && e.members[j].in == in {
-			e.members = slices.Delete(e.members, j, j+1)
+		if j, ok := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); ok && e.members[j].in == in && !e.members[j].vacant() {
+			e.vacate(j, heir)
 		}
-		if len(e.members) == 0 {
+		if e.live == 0 {
 			delete(v.tools, e.name)
 			gone = append(gone, e.name)
 			e = nil

@@ -1,0 +1,163 @@
+// toolentry_internal_test.go pins the tool entries, whose members leave
+// vacant slots (see toolEntry): after any sequence of registrations,
+// re-registrations, tool posts and deletions, each entry lists exactly the
+// instances offering its tool, by seq, its counts are right, the vacant
+// slots never outnumber max(members, compactAt), and no answer shows one.
+
+package registry
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"slices"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
+)
+
+func TestToolEntriesAfterRestarts(t *testing.T) {
+	for seed := range uint64(20) {
+		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
+			r, err := New(Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := t.Context()
+			rng := rand.New(rand.NewPCG(seed, 1))
+			names := []string{"a", "b", "c", "d", "e"}
+			for step := range 1500 {
+				id := fmt.Sprint("id-", rng.IntN(60))
+				var op string
+				switch k := rng.IntN(10); {
+				case k < 4:
+					op = "register"
+					err = r.Register(ctx, Registration{ID: id, Name: "svc", Host: fmt.Sprint("h", rng.IntN(8))})
+				case k < 9:
+					tools := []json.RawMessage{}
+					for _, n := range names {
+						if rng.IntN(3) > 0 {
+							tools = append(tools, json.RawMessage(fmt.Sprintf(`{"name":%q,"x-command":"/bin/%d"}`, n, rng.IntN(2))))
+						}
+					}
+					op = fmt.Sprint("tools ", len(tools))
+					err = r.UpdateTools(ctx, id, tools)
+				default:
+					op = "delete"
+					err = r.Delete(ctx, id)
+				}
+				if err != nil && !isNotFound(err) {
+					t.Fatalf("step %d: %s %s: %v", step, op, id, err)
+				}
+				checkToolEntries(t, r, fmt.Sprintf("step %d (%s %s)", step, op, id))
+			}
+		})
+	}
+}
+
+// TestRollingRestartKeepsEntriesDense restarts every agent of a fleet that
+// shares one tool, one after another, and checks that the entry reuses the
+// slots (no compaction needed, no vacant slot left).
+func TestRollingRestartKeepsEntriesDense(t *testing.T) {
+	r, _ := New(Options{})
+	ctx := t.Context()
+	tools := []json.RawMessage{json.RawMessage(`{"name":"shared"}`)}
+	const n = 200
+	for i := range n {
+		id := fmt.Sprint("a", i)
+		if err := r.Register(ctx, Registration{ID: id, Name: "ops", Host: fmt.Sprint("h", i)}); err != nil {
+			t.Fatal(err)
+		}
+		if err := r.UpdateTools(ctx, id, tools); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := range n {
+		id := fmt.Sprint("a", i)
+		if err := r.Register(ctx, Registration{ID: id, Name: "ops", Host: fmt.Sprint("h", i)}); err != nil {
+			t.Fatal(err)
+		}
+		checkToolEntries(t, r, "after the registration of "+id)
+		if err := r.UpdateTools(ctx, id, tools); err != nil {
+			t.Fatal(err)
+		}
+	}
+	checkToolEntries(t, r, "after the restarts")
+	e := r.v.tools["shared"]
+	if len(e.members) != n || e.vacant != 0 {
+		t.Errorf("after a rolling restart: %d slots, %d vacant; want %d and 0", len(e.members), e.vacant, n)
+	}
+}
+
+func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// checkToolEntries compares every tool entry with the instances' own tool
+// lists, and the grouped answers with them.
+func checkToolEntries(t *testing.T, r *Registry, when string) {
+	t.Helper()
+	r.mu.RLock()
+	want := make(map[string][]string) // tool name → ids of the instances offering it, by seq
+	for _, in := range r.v.insts {
+		if ts := in.tools.Load(); ts != nil {
+			for _, tr := range ts.list {
+				want[tr.s.name] = append(want[tr.s.name], in.id)
+			}
+		}
+	}
+	got := make(map[string][]string)
+	for name, e := range r.v.tools {
+		var live, vacant int
+		for j, m := range e.members {
+			if j > 0 && e.members[j-1].in.seq >= m.in.seq {
+				t.Errorf("%s: tool %s: slot %d (seq %d) after seq %d", when, name, j, m.in.seq, e.members[j-1].in.seq)
+			}
+			if m.vacant() {
+				vacant++
+				continue
+			}
+			live++
+			if m.in.deleted {
+				t.Errorf("%s: tool %s lists the deleted instance %s", when, name, m.in.id)
+			}
+			got[name] = append(got[name], m.in.id)
+		}
+		if live != e.live || vacant != e.vacant {
+			t.Errorf("%s: tool %s counts %d members and %d vacant slots, holds %d and %d", when, name, e.live, e.vacant, live, vacant)
+		}
+		if live == 0 {
+			t.Errorf("%s: tool %s has an entry and no member", when, name)
+		}
+		if vacant > max(live, compactAt) {
+			t.Errorf("%s: tool %s: %d vacant slots for %d members", when, name, vacant, live)
+		}
+	}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range want {
+			if !yield(n) {
+				return
+			}
+		}
+	})
+	if diff := cmp.Diff(names, r.v.names, cmpopts.EquateEmpty()); diff != "" {
+		t.Errorf("%s: tool names (-want +got):\n%s", when, diff)
+	}
+	r.mu.RUnlock()
+	if diff := cmp.Diff(want, got, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("%s: tool entries (-want +got):\n%s", when, diff)
+	}
+	tools, _, err := r.Tools(t.Context(), Filter{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	answered := make(map[string][]string)
+	for _, tl := range tools {
+		for _, h := range tl.Hosts {
+			answered[tl.Name] = append(answered[tl.Name], h.InstanceID)
+		}
+	}
+	if diff := cmp.Diff(want, answered, cmpopts.EquateEmpty()); diff != "" {
+		t.Fatalf("%s: GET /tools (-want +got):\n%s", when, diff)
+	}
+}
