@@ -198,8 +198,11 @@ func (t *toolRef) execInner() string {
 // order), so none is repeated and none that stayed is skipped.
 func (r *Registry) writeTool(s *chunker, members func(name string) []member, name string, f Filter, detail bool) (found, ok bool) {
 	ms := members(name)
-	j := slices.IndexFunc(ms, func(m member) bool { return f.offers(m, s.now) })
-	if j < 0 {
+	j := 0
+	for j < len(ms) && !f.offers(&ms[j], s.now) {
+		j++
+	}
+	if j == len(ms) {
 		return false, true
 	}
 	m := ms[j]
@@ -222,7 +225,7 @@ func (r *Registry) writeTool(s *chunker, members func(name string) []member, nam
 		} else {
 			j++
 		}
-		for j < len(ms) && !f.offers(ms[j], s.now) {
+		for j < len(ms) && !f.offers(&ms[j], s.now) {
 			j++
 		}
 		if j >= len(ms) {

@@ -206,8 +206,9 @@ func (a *ansibleWalk) walkTools(want func(name string) bool, visit func(name str
 // offered reports whether an instance that f selects on a plain host
 // offers the tool name.
 func (a *ansibleWalk) offered(name string) bool {
-	for _, m := range a.r.v.members(name) {
-		if a.f.offers(m, a.s.now) && rules.Host(m.in.host) == nil {
+	ms := a.r.v.members(name)
+	for i := range ms {
+		if m := &ms[i]; a.f.offers(m, a.s.now) && rules.Host(m.in.host) == nil {
 			return true
 		}
 	}
@@ -457,7 +458,7 @@ func (a *ansibleWalk) toolHosts(w *groupWriter, b *batch[string], name string) b
 				}
 			}
 			for visited := 0; i < len(ms) && visited < maxVisit; i, visited = i+1, visited+1 {
-				m := ms[i]
+				m := &ms[i]
 				if a.f.offers(m, s.now) && b.want(m.in.host) && rules.Host(m.in.host) == nil {
 					b.add(m.in.host)
 				}

@@ -379,8 +379,9 @@ func (x toolIndex) seek(after string) int {
 }
 
 func (x toolIndex) match(i int, now int64) bool {
-	for _, m := range x.members(x.names[i]) {
-		if x.f.offers(m, now) {
+	ms := x.members(x.names[i])
+	for j := range ms {
+		if x.f.offers(&ms[j], now) {
 			return true
 		}
 	}

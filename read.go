@@ -58,7 +58,7 @@ func (f Filter) selects(in *instance, now int64) bool {
 
 // offers reports whether m, a member of a tool entry, is one that f
 // selects (a vacant slot is not).
-func (f Filter) offers(m member, now int64) bool { return !m.vacant() && f.selects(m.in, now) }
+func (f *Filter) offers(m *member, now int64) bool { return !m.vacant() && f.selects(m.in, now) }
 
 func (f Filter) wait() waitFor { return waitFor{on: f.AfterIndex > 0, after: f.AfterIndex} }
 
@@ -207,7 +207,8 @@ func (r *Registry) instanceValue(in *instance, now int64) Instance {
 // registration order), or false if no member qualifies.
 func (r *Registry) toolValue(members []member, f Filter, now int64) (Tool, bool) {
 	var t Tool
-	for _, m := range members {
+	for i := range members {
+		m := &members[i]
 		if !f.offers(m, now) {
 			continue
 		}

@@ -90,6 +90,42 @@ func (e *toolEntry) vacate(j int, heir *instance) {
 	e.compactIfSparse()
 }
 
+// remove takes the slots of seqs out of e, and the vacant slots after the
+// first of them, in one pass from there (as deleteKeys does).
+func (e *toolEntry) remove(seqs []uint64) {
+	at := make([]int, 0, len(seqs))
+	for _, seq := range seqs {
+		if i, ok := slices.BinarySearchFunc(e.members, seq, memberBySeq); ok {
+			at = append(at, i)
+		}
+	}
+	if len(at) == 0 {
+		return
+	}
+	slices.Sort(at)
+	at = slices.Compact(at)
+	w := at[0]
+	for i, j := at[0], 0; i < len(e.members); i++ {
+		m := &e.members[i]
+		gone := j < len(at) && at[j] == i
+		if gone {
+			j++
+		}
+		switch {
+		case m.vacant():
+			e.vacant--
+		case gone:
+			e.live--
+		default:
+			e.members[w] = *m
+			w++
+		}
+	}
+	clear(e.members[w:])
+	e.members = e.members[:w]
+	e.compactIfSparse()
+}
+
 // compactIfSparse drops the vacant slots of e if they outnumber its members
 // and compactAt.
 func (e *toolEntry) compactIfSparse() {
@@ -262,15 +298,7 @@ func (v *view) delete(ins []*instance, shard func(id string) *shard) {
 	var goneNames []string
 	for name, seqs := range names {
 		e := v.tools[name]
-		for _, seq := range seqs {
-			if j, ok := slices.BinarySearchFunc(e.members, seq, memberBySeq); ok && e.members[j].vacant() {
-				e.vacant--
-			} else if ok {
-				e.live--
-			}
-		}
-		e.members = deleteKeys(e.members, seqs, memberBySeq)
-		e.compactIfSparse()
+		e.remove(seqs)
 		if e.live == 0 {
 			delete(v.tools, name)
 			goneNames = append(goneNames, name)
