@@ -44,7 +44,7 @@ type Filter struct {
 
 // selects reports whether f keeps in at now (active, labels; host and name
 // are the indexes' to apply).
-func (f Filter) selects(in *instance, now int64) bool {
+func (f *Filter) selects(in *instance, now int64) bool {
 	if f.none || f.ActiveOnly && !in.activeAt(now) {
 		return false
 	}

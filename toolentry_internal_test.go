@@ -19,7 +19,11 @@ import (
 )
 
 func TestToolEntriesAfterRestarts(t *testing.T) {
-	for seed := range uint64(20) {
+	seeds := uint64(8)
+	if testing.Short() {
+		seeds = 2
+	}
+	for seed := range seeds {
 		t.Run(fmt.Sprint("seed=", seed), func(t *testing.T) {
 			r, err := New(Options{})
 			if err != nil {
