@@ -104,25 +104,24 @@ func (e *toolEntry) remove(seqs []uint64) {
 	}
 	slices.Sort(at)
 	at = slices.Compact(at)
-	w := at[0]
-	for i, j := at[0], 0; i < len(e.members); i++ {
-		m := &e.members[i]
+	ms, w, live, vacant := e.members, at[0], 0, 0
+	for i, j := at[0], 0; i < len(ms); i++ {
 		gone := j < len(at) && at[j] == i
 		if gone {
 			j++
 		}
 		switch {
-		case m.vacant():
-			e.vacant--
+		case ms[i].vacant():
+			vacant++
 		case gone:
-			e.live--
+			live++
 		default:
-			e.members[w] = *m
+			ms[w] = ms[i]
 			w++
 		}
 	}
-	clear(e.members[w:])
-	e.members = e.members[:w]
+	clear(ms[w:])
+	e.members, e.live, e.vacant = ms[:w], e.live-live, e.vacant-vacant
 	e.compactIfSparse()
 }
 
