@@ -90,38 +90,12 @@ func (e *toolEntry) vacate(j int, heir *instance) {
 	e.compactIfSparse()
 }
 
-// remove takes the slots of seqs out of e, and the vacant slots after the
-// first of them, in one pass from there (as deleteKeys does).
+// remove takes the members of seqs (instances that offer e's tool, so none
+// of their slots is vacant) out of e.
 func (e *toolEntry) remove(seqs []uint64) {
-	at := make([]int, 0, len(seqs))
-	for _, seq := range seqs {
-		if i, ok := slices.BinarySearchFunc(e.members, seq, memberBySeq); ok {
-			at = append(at, i)
-		}
-	}
-	if len(at) == 0 {
-		return
-	}
-	slices.Sort(at)
-	at = slices.Compact(at)
-	ms, w, live, vacant := e.members, at[0], 0, 0
-	for i, j := at[0], 0; i < len(ms); i++ {
-		gone := j < len(at) && at[j] == i
-		if gone {
-			j++
-		}
-		switch {
-		case ms[i].vacant():
-			vacant++
-		case gone:
-			live++
-		default:
-			ms[w] = ms[i]
-			w++
-		}
-	}
-	clear(ms[w:])
-	e.members, e.live, e.vacant = ms[:w], e.live-live, e.vacant-vacant
+	n := len(e.members)
+	e.members = deleteKeys(e.members, seqs, memberBySeq)
+	e.live -= n - len(e.members)
 	e.compactIfSparse()
 }
 
