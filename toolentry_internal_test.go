@@ -118,6 +118,9 @@ func checkToolEntries(t *testing.T, r *Registry, when string) {
 				t.Errorf("%s: tool %s: slot %d (seq %d) after seq %d", when, name, j, m.in.seq, e.members[j-1].in.seq)
 			}
 			if m.vacant() {
+				if p := m.in; !p.deleted || p.tools.Load() != nil || p.system != nil || p.labels != nil || p.id != "" {
+					t.Errorf("%s: tool %s: vacant slot %d holds an instance, not a placeholder: %+v", when, name, j, p)
+				}
 				vacant++
 				continue
 			}
@@ -163,5 +166,63 @@ func checkToolEntries(t *testing.T, r *Registry, when string) {
 	}
 	if diff := cmp.Diff(want, answered, cmpopts.EquateEmpty()); diff != "" {
 		t.Fatalf("%s: GET /tools (-want +got):\n%s", when, diff)
+	}
+}
+
+// TestVacantSlotsHoldNothingThatLeft is the review's case of db2cda2:
+// instances that drop a tool and are deleted, or restart and never post
+// again, must not stay reachable from the slots they left (there, each
+// kept its system object, up to a body's size, past --max-instances).
+func TestVacantSlotsHoldNothingThatLeft(t *testing.T) {
+	r, _ := New(Options{MaxInstances: 10})
+	ctx := t.Context()
+	const names = 20
+	var all []json.RawMessage
+	for i := range names {
+		all = append(all, json.RawMessage(fmt.Sprintf(`{"name":"t%d"}`, i)))
+	}
+	// One agent keeps every entry alive.
+	if err := r.Register(ctx, Registration{ID: "keeper", Name: "app", Host: "k"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.UpdateTools(ctx, "keeper", all); err != nil {
+		t.Fatal(err)
+	}
+	for j := range 8 * names {
+		id := fmt.Sprint("d", j)
+		tool := []json.RawMessage{all[j%names]}
+		steps := []func() error{
+			func() error { return r.Register(ctx, Registration{ID: id, Name: "app", Host: "d"}) },
+			func() error { _, err := r.Heartbeat(ctx, id, json.RawMessage(`{"blob":"x"}`)); return err },
+			func() error { return r.UpdateTools(ctx, id, tool) },
+		}
+		if j%2 == 0 {
+			// drops its tool, then is deleted
+			steps = append(steps, func() error { return r.UpdateTools(ctx, id, []json.RawMessage{}) })
+		} else {
+			// restarts and never posts its tools again, then is deleted
+			steps = append(steps, func() error { return r.Register(ctx, Registration{ID: id, Name: "app", Host: "d"}) })
+		}
+		steps = append(steps, func() error { return r.Delete(ctx, id) })
+		for k, step := range steps {
+			if err := step(); err != nil {
+				t.Fatalf("instance %s, step %d: %v", id, k, err)
+			}
+		}
+	}
+	checkToolEntries(t, r, "after the deletions")
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	var vacant int
+	for _, e := range r.v.tools {
+		vacant += e.vacant
+		for _, m := range e.members {
+			if m.in.id != "" && m.in.id != "keeper" {
+				t.Errorf("tool %s: a slot holds the instance %s (deleted %v)", e.name, m.in.id, m.in.deleted)
+			}
+		}
+	}
+	if vacant == 0 {
+		t.Error("no vacant slot: the test no longer makes any")
 	}
 }

@@ -51,8 +51,9 @@ type view struct {
 // each of its tools and puts it back in the same place (by seq), and on a
 // tool offered by every host of a fleet two moves of the list per tool
 // would make a restart cost linear in the fleet. Readers skip vacant slots;
-// once they outnumber the members (and are more than a few), the list is
-// compacted, so they cost at most as much memory as the members.
+// a vacant slot holds nothing that left (see placeholder), and once they
+// outnumber the members (and are more than a few) the list is compacted:
+// they cost at most about as much memory as the members.
 type toolEntry struct {
 	name    string
 	members []member // by instance seq, vacant slots included
@@ -73,18 +74,26 @@ type member struct {
 
 func newMember(in *instance, t *toolRef) member { return member{in, t.s, t.x, in.hostJSON} }
 
-// vacant reports whether m is a slot left by a member that left: it keeps
-// the seq (of in, the instance that may take it again) and nothing else.
+// vacant reports whether m is a slot left by a member that left. Its in is
+// a placeholder (see placeholder) that keeps the seq, for the instance of
+// that seq that may take the slot again, and nothing else: no instance that
+// is gone stays reachable from a vacant slot.
 func (m member) vacant() bool { return m.s == nil }
+
+// placeholder is the instance of vacant slots of seq: marked deleted, with
+// no tools, system or labels. A member's seq is its instance's, so that the
+// slices stay 40 bytes a member; a placeholder costs one allocation per
+// instance that leaves slots, shared by them.
+func placeholder(seq uint64) *instance { return &instance{seq: seq, deleted: true} }
 
 // compactAt is how many vacant slots a tool entry keeps, at least, before
 // it is compacted.
 const compactAt = 16
 
-// vacate leaves the slot at j vacant, for heir (an instance of the same
-// seq); the entry is compacted once vacant slots outnumber its members.
-func (e *toolEntry) vacate(j int, heir *instance) {
-	e.members[j] = member{in: heir}
+// vacate leaves the slot at j vacant, held by p, a placeholder of its seq;
+// the entry is compacted once vacant slots outnumber its members.
+func (e *toolEntry) vacate(j int, p *instance) {
+	e.members[j] = member{in: p}
 	e.live--
 	e.vacant++
 	e.compactIfSparse()
@@ -150,7 +159,7 @@ func (v *view) register(s *shard, in, old *instance) {
 		if was {
 			v.active--
 		}
-		v.detach(old, in)
+		v.detach(old)
 		i, _ := slices.BinarySearchFunc(v.insts, old.seq, bySeq)
 		v.insts[i] = in
 	} else {
@@ -206,21 +215,21 @@ func (v *view) setTools(in *instance, parsed []parsedTool) {
 	for _, t := range prev {
 		dropped = append(dropped, t)
 	}
-	v.unlinkTools(in, dropped, in)
+	v.unlinkTools(in, dropped)
 	in.tools.Store(ts)
 	v.linkTools(in, added)
 	v.release(old)
 	v.record(EventTools, in)
 }
 
-// detach takes in out of the tool entries, its (host, name) group and the
-// heap, and marks it gone, for heir, the instance that replaces it (same
-// seq): the caller replaces its slot in insts.
-func (v *view) detach(in, heir *instance) {
+// detach takes in out of the tool entries (leaving its slots vacant for the
+// instance that replaces it, of the same seq), its (host, name) group and
+// the heap, and marks it gone: the caller replaces its slot in insts.
+func (v *view) detach(in *instance) {
 	v.oldest.remove(in)
 	ts := in.tools.Load()
 	if ts != nil {
-		v.unlinkTools(in, ts.list, heir)
+		v.unlinkTools(in, ts.list)
 	}
 	v.release(ts)
 	v.leaveGroup(in)
@@ -346,7 +355,7 @@ func (v *view) linkTools(in *instance, ts []*toolRef) {
 		case !found:
 			e.members = slices.Insert(e.members, j, newMember(in, t))
 			e.live++
-		case e.members[j].vacant(): // in's slot, or that of the instance it replaced
+		case e.members[j].vacant(): // in's, or that of the instance it replaced
 			e.members[j] = newMember(in, t)
 			e.live++
 			e.vacant--
@@ -359,13 +368,17 @@ func (v *view) linkTools(in *instance, ts []*toolRef) {
 }
 
 // unlinkTools removes in from the entries of the tools ts, leaving its slots
-// vacant for heir (in itself, or the instance that replaces it).
-func (v *view) unlinkTools(in *instance, ts []toolRef, heir *instance) {
+// vacant.
+func (v *view) unlinkTools(in *instance, ts []toolRef) {
 	var gone []string
+	var p *instance // the placeholder of in's vacant slots
 	for _, t := range ts {
 		e := v.tools[t.s.name]
 		if j, ok := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); ok && e.members[j].in == in && !e.members[j].vacant() {
-			e.vacate(j, heir)
+			if p == nil {
+				p = placeholder(in.seq)
+			}
+			e.vacate(j, p)
 		}
 		if e.live == 0 {
 			delete(v.tools, e.name)
