@@ -90,8 +90,8 @@ func TestRollingRestartKeepsEntriesDense(t *testing.T) {
 	}
 	checkToolEntries(t, r, "after the restarts")
 	e := r.v.tools["shared"]
-	if len(e.members) != n || e.vacant != 0 {
-		t.Errorf("after a rolling restart: %d slots, %d vacant; want %d and 0", len(e.members), e.vacant, n)
+	if len(e.members) != n || e.vacancies() != 0 {
+		t.Errorf("after a rolling restart: %d slots, %d vacant; want %d and 0", len(e.members), e.vacancies(), n)
 	}
 }
 
@@ -130,8 +130,8 @@ func checkToolEntries(t *testing.T, r *Registry, when string) {
 			}
 			got[name] = append(got[name], m.in.id)
 		}
-		if live != e.live || vacant != e.vacant {
-			t.Errorf("%s: tool %s counts %d members and %d vacant slots, holds %d and %d", when, name, e.live, e.vacant, live, vacant)
+		if live != e.live || vacant != e.vacancies() {
+			t.Errorf("%s: tool %s counts %d members and %d vacant slots, holds %d and %d", when, name, e.live, e.vacancies(), live, vacant)
 		}
 		if live == 0 {
 			t.Errorf("%s: tool %s has an entry and no member", when, name)
@@ -215,7 +215,7 @@ func TestVacantSlotsHoldNothingThatLeft(t *testing.T) {
 	defer r.mu.RUnlock()
 	var vacant int
 	for _, e := range r.v.tools {
-		vacant += e.vacant
+		vacant += e.vacancies()
 		for _, m := range e.members {
 			if m.in.id != "" && m.in.id != "keeper" {
 				t.Errorf("tool %s: a slot holds the instance %s (deleted %v)", e.name, m.in.id, m.in.deleted)

@@ -58,9 +58,11 @@ type toolEntry struct {
 	name    string
 	members []member // by instance seq, vacant slots included
 	live    int      // members that are not vacant; the entry exists while it is > 0
-	vacant  int
-	index   uint64 // last change that affects GET /tools/{name}
+	index   uint64   // last change that affects GET /tools/{name}
 }
+
+// vacancies is the number of vacant slots of e.
+func (e *toolEntry) vacancies() int { return len(e.members) - e.live }
 
 // A member is one instance offering the tool. It copies what a grouped
 // answer needs from the instance and its tool, so that encoding a tool
@@ -95,7 +97,6 @@ const compactAt = 16
 func (e *toolEntry) vacate(j int, p *instance) {
 	e.members[j] = member{in: p}
 	e.live--
-	e.vacant++
 	e.compactIfSparse()
 }
 
@@ -111,9 +112,8 @@ func (e *toolEntry) remove(seqs []uint64) {
 // compactIfSparse drops the vacant slots of e if they outnumber its members
 // and compactAt.
 func (e *toolEntry) compactIfSparse() {
-	if e.vacant > max(e.live, compactAt) {
+	if e.vacancies() > max(e.live, compactAt) {
 		e.members = slices.DeleteFunc(e.members, member.vacant)
-		e.vacant = 0
 	}
 }
 
@@ -204,7 +204,7 @@ func (v *view) setTools(in *instance, parsed []parsedTool) {
 		}
 		delete(prev, t.s.name)
 		e := v.tools[t.s.name]
-		if j, found := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); found && e.members[j].in == in && !e.members[j].vacant() {
+		if j, found := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); found && e.members[j].in == in {
 			e.members[j] = newMember(in, t)
 			if p.s != t.s || p.x != t.x {
 				v.toolChanged(e.name, e)
@@ -350,18 +350,14 @@ func (v *view) linkTools(in *instance, ts []*toolRef) {
 			v.tools[e.name] = e
 			fresh = append(fresh, e.name)
 		}
-		j, found := slices.BinarySearchFunc(e.members, in.seq, memberBySeq)
-		switch {
-		case !found:
+		// A slot of in's seq is vacant (in's, or that of the instance it
+		// replaced): in offers none of ts yet.
+		if j, found := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); found {
+			e.members[j] = newMember(in, t)
+		} else {
 			e.members = slices.Insert(e.members, j, newMember(in, t))
-			e.live++
-		case e.members[j].vacant(): // in's, or that of the instance it replaced
-			e.members[j] = newMember(in, t)
-			e.live++
-			e.vacant--
-		default: // in offers it already: not called so, but keep the counts right
-			e.members[j] = newMember(in, t)
 		}
+		e.live++
 		v.toolChanged(e.name, e)
 	}
 	v.names = insertSorted(v.names, fresh)
@@ -374,7 +370,7 @@ func (v *view) unlinkTools(in *instance, ts []toolRef) {
 	var p *instance // the placeholder of in's vacant slots
 	for _, t := range ts {
 		e := v.tools[t.s.name]
-		if j, ok := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); ok && e.members[j].in == in && !e.members[j].vacant() {
+		if j, ok := slices.BinarySearchFunc(e.members, in.seq, memberBySeq); ok && e.members[j].in == in {
 			if p == nil {
 				p = placeholder(in.seq)
 			}
